@@ -1,0 +1,1 @@
+//! Placeholder: the model crate is being built (issue 4).
