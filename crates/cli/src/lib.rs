@@ -1,1 +1,62 @@
-pub fn main<I: IntoIterator<Item = std::ffi::OsString>>(_a: I) -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `tierforge` command line: parses arguments, calls one library entry point per command,
+//! and prints. Exit codes: 0 success, 1 bad input or a failed gate, 2 unexpected error.
+
+use clap::{Parser, Subcommand};
+use std::ffi::OsString;
+use std::process::ExitCode;
+
+pub mod commands;
+pub mod table;
+
+/// Turn your own product-content data into fine-tuned local models, and ship them to Ollama.
+#[derive(Debug, Parser)]
+#[command(name = "tierforge", version, about, long_about = None)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Commands,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Commands {
+    /// Validate, score, filter, deduplicate, split, augment and export samples.
+    Data(commands::data::DataArgs),
+}
+
+/// What a command reports back to `main`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ExitStatus {
+    /// Everything worked.
+    Success,
+    /// The input had problems or a gate failed (details were printed).
+    Failure,
+}
+
+/// Runs the CLI with the given arguments (the first one is the program name).
+pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
+    let cli = match Cli::try_parse_from(args) {
+        Ok(c) => c,
+        Err(e) => {
+            let _ = e.print();
+            return match e.kind() {
+                clap::error::ErrorKind::DisplayHelp | clap::error::ErrorKind::DisplayVersion => {
+                    ExitCode::SUCCESS
+                }
+                _ => ExitCode::from(2),
+            };
+        }
+    };
+    let result = match &cli.command {
+        Commands::Data(a) => commands::data::run(a),
+    };
+    match result {
+        Ok(ExitStatus::Success) => ExitCode::SUCCESS,
+        Ok(ExitStatus::Failure) => ExitCode::from(1),
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            for hint in commands::hints(&e) {
+                eprintln!("hint: {hint}");
+            }
+            ExitCode::from(2)
+        }
+    }
+}
