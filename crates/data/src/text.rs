@@ -55,7 +55,8 @@ fn tag_end(s: &str) -> Option<usize> {
 /// Decodes one entity at the start of `s` (which starts with `&`): returns the character and the
 /// entity's length in bytes.
 pub fn decode_entity(s: &str) -> Option<(char, usize)> {
-    let end = s[..s.len().min(12)].find(';')?;
+    // Entities are short and ASCII: look for the `;` in the first 12 bytes only.
+    let end = s.bytes().take(12).position(|b| b == b';')?;
     let name = &s[1..end];
     let ch = if let Some(num) = name.strip_prefix('#') {
         let code = if let Some(hex) = num.strip_prefix(['x', 'X']) {
