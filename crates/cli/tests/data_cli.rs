@@ -1,0 +1,218 @@
+//! The data commands end to end through the `tierforge` binary, on the bundled corpus.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn corpus() -> PathBuf {
+    PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/samples.jsonl")
+}
+
+fn tierforge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tierforge"))
+        .args(args)
+        .output()
+        .expect("run tierforge")
+}
+
+fn s(p: &Path) -> &str {
+    p.to_str().unwrap()
+}
+
+fn lines(p: &Path) -> usize {
+    std::fs::read_to_string(p).unwrap().lines().count()
+}
+
+#[test]
+fn check_prints_file_line_field_reason_and_exits_1() {
+    let dir = tempfile::tempdir().unwrap();
+    let bad = dir.path().join("bad.jsonl");
+    let good = std::fs::read_to_string(corpus())
+        .unwrap()
+        .lines()
+        .next()
+        .unwrap()
+        .to_owned();
+    std::fs::write(
+        &bad,
+        format!("{good}\n{{\"input\": 1, \"output\": {{}}}}\nnot json\n"),
+    )
+    .unwrap();
+    let out = tierforge(&["data", "check", s(&bad)]);
+    assert_eq!(out.status.code(), Some(1));
+    let stdout = String::from_utf8(out.stdout).unwrap();
+    let want2 = format!("{}:2: input: ", bad.display());
+    let want3 = format!("{}:3: -: invalid JSON", bad.display());
+    assert!(stdout.contains(&want2), "{stdout}");
+    assert!(stdout.contains(&want3), "{stdout}");
+    let ok = tierforge(&["data", "check", s(&corpus())]);
+    assert_eq!(ok.status.code(), Some(0));
+}
+
+#[test]
+fn score_filter_dedup_split_tiers_export_stats() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path();
+    let out = tierforge(&["data", "score", s(&corpus()), "--json"]);
+    assert!(out.status.success());
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v["summary"]["count"], 900);
+    assert!(v["samples"][0]["report"]["rules"].as_array().unwrap().len() == 16);
+
+    let kept = d.join("kept.jsonl");
+    let rej = d.join("rejects.jsonl");
+    let out = tierforge(&[
+        "data",
+        "filter",
+        s(&corpus()),
+        "--min-score",
+        "80",
+        "-o",
+        s(&kept),
+        "--rejects",
+        s(&rej),
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(lines(&kept) + lines(&rej), 900);
+    let first_reject: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&rej)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(!first_reject["reasons"].as_array().unwrap().is_empty());
+    assert!(
+        first_reject["record"]["input"].is_object(),
+        "rejects carry the sample"
+    );
+
+    let dd = d.join("dedup.jsonl");
+    let out = tierforge(&[
+        "data",
+        "dedup",
+        s(&kept),
+        "-o",
+        s(&dd),
+        "--report",
+        s(&d.join("clusters.json")),
+    ]);
+    assert!(out.status.success());
+    assert!(lines(&dd) < lines(&kept));
+
+    let sp = d.join("split");
+    let out = tierforge(&[
+        "data",
+        "split",
+        s(&dd),
+        "--val",
+        "0.1",
+        "--seed",
+        "3",
+        "-o",
+        s(&sp),
+    ]);
+    assert!(out.status.success());
+    assert_eq!(
+        lines(&sp.join("train.jsonl")) + lines(&sp.join("val.jsonl")),
+        lines(&dd)
+    );
+
+    let tiers = d.join("tiers");
+    let out = tierforge(&[
+        "data",
+        "tiers",
+        s(&sp.join("train.jsonl")),
+        "-o",
+        s(&tiers),
+        "--json",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        lines(&tiers.join("basic.messages.jsonl")),
+        lines(&tiers.join("basic.jsonl"))
+    );
+    assert!(lines(&tiers.join("expert.jsonl")) >= 500);
+
+    let cfg = d.join("tight.toml");
+    std::fs::write(&cfg, "[basic]\nmin_samples = 50\nmin_score = 70\n[advanced]\nmin_samples = 200\nmin_score = 80\n[expert]\nmin_samples = 5000\nmin_score = 90\n").unwrap();
+    let out = tierforge(&[
+        "data",
+        "tiers",
+        s(&sp.join("train.jsonl")),
+        "-o",
+        s(&d.join("t2")),
+        "--config",
+        s(&cfg),
+    ]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("missing"));
+    std::fs::write(
+        &cfg,
+        "[basic]\nmin_samples = 50\nmin_score = 70\nmin_scroe = 3\n",
+    )
+    .unwrap();
+    let out = tierforge(&[
+        "data",
+        "tiers",
+        s(&sp.join("train.jsonl")),
+        "-o",
+        s(&d.join("t3")),
+        "--config",
+        s(&cfg),
+    ]);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("min_scroe"),
+        "unknown keys are named"
+    );
+
+    let pc = d.join("pc.jsonl");
+    let out = tierforge(&[
+        "data",
+        "export",
+        s(&tiers.join("basic.jsonl")),
+        "--format",
+        "prompt-completion",
+        "--tier",
+        "basic",
+        "-o",
+        s(&pc),
+    ]);
+    assert!(out.status.success());
+    let first: serde_json::Value = serde_json::from_str(
+        std::fs::read_to_string(&pc)
+            .unwrap()
+            .lines()
+            .next()
+            .unwrap(),
+    )
+    .unwrap();
+    assert!(first["prompt"].as_str().unwrap().contains("Product: "));
+
+    let aug = d.join("aug.jsonl");
+    let out = tierforge(&[
+        "data",
+        "augment",
+        s(&tiers.join("basic.jsonl")),
+        "--per-sample",
+        "2",
+        "-o",
+        s(&aug),
+    ]);
+    assert!(out.status.success());
+    assert!(lines(&aug) > lines(&tiers.join("basic.jsonl")));
+
+    let svg = d.join("stats.svg");
+    let out = tierforge(&["data", "stats", s(&corpus()), "--svg", s(&svg)]);
+    assert!(out.status.success());
+    let text = std::fs::read_to_string(&svg).unwrap();
+    assert!(text.starts_with("<?xml") && text.contains("<svg") && text.contains("Electronics"));
+}
