@@ -5,8 +5,8 @@
 
 Writes, deterministically (fixed seed, stdlib only, no network):
 
-    data/samples.jsonl        900 listing samples (about 75% good, 25% with planted defects,
-                              about 3% planted exact or near duplicates)
+    data/samples.jsonl        900 listing samples (75% good, 25% with planted defects that fail
+                              the project rubric; about 3% planted exact or near duplicates)
     data/feedback.jsonl       360 feedback events over October 2026
     data/eval-products.jsonl  48 held-out product inputs (brands and names unseen in samples)
 
@@ -15,6 +15,7 @@ samples clean, then the generators, then main(). Rerunning gives byte-identical 
 """
 
 import html
+import itertools
 import json
 import random
 import re
@@ -1972,6 +1973,23 @@ DEFECT_GROUP = {"title_short": "title", "title_long": "title", "caps_title": "ti
                 "many_features": "feats", "long_feature": "feats", "placeholder_feature": "feats",
                 "thin_description": "desc"}
 
+# How each defect fails the rubric. A gate defect fails a hard gate on its own (title length,
+# feature count or length, description words) or is a hard fail that caps the score at 59
+# (promotional text, contact details). A minor defect only costs its rule's points; a sample
+# whose defects are all minor combines rules worth more than 20 points, so that its score ends
+# under the pass score of 80. Every BAD sample fails the rubric.
+GATE_DEFECTS = ["title_short", "title_long", "few_features", "many_features", "long_feature",
+                "thin_description", "promo", "contact"]
+MINOR_RULES = {"price": ("X-COMMERCE", 6), "shipping": ("X-COMMERCE", 6), "retailer": ("X-RETAIL", 4),
+               "claims": ("X-CLAIMS", 6), "testimonial": ("X-LANG", 2), "caps_title": ("T-CASE", 4),
+               "special_chars": ("T-CHR", 5), "repeat_title": ("T-REP", 5), "unsafe_html": ("D-HTML", 4),
+               "placeholder_feature": ("F-FMT", 4)}
+PASS_SCORE = 80
+# BAD samples by plan: one gate defect alone; a gate defect with one or two more defects; minor
+# defects only (three to six of them, from different rules, worth at least 21 points).
+N_GATE_ONLY = 105
+N_GATE_PLUS = 55
+
 PROMO_PHRASES = ["Best seller in its category.", "Top rated by thousands of shoppers.",
                  "Premium quality at every step.", "The #1 best-selling choice for {aud}.", "Hot sale this week only.",
                  "Limited time offer, don't miss this deal.", "Amazing value you will not find anywhere else.",
@@ -2625,11 +2643,68 @@ def thin_description(p, rng, mode):
     else:
         sents += [R(rng.choice(f["say"])) for f in p["feats"][:rng.randint(2, 4)]]
         sents.append(R(rng.choice(CLOSINGS[p["tone"]])))
-    while sum(len(s.split()) for s in sents) >= 140:
+    while sum(len(s.split()) for s in sents) >= 125:  # room for an inserted defect sentence
         sents.pop()
     if mode == "plain":
         return " ".join(sents)
     return "<p>%s</p>" % html.escape(" ".join(sents), quote=False)
+
+
+def minor_points(kinds):
+    """Points the minor defects of a sample cost, each rule counted once."""
+    return sum(dict(MINOR_RULES[k] for k in kinds if k in MINOR_RULES).values())
+
+
+def plan_defects(rng, n_bad):
+    """The defects of each BAD sample (see GATE_DEFECTS), in a shuffled order of plans.
+
+    Gate defects are dealt from a shuffled pool, so each is used about equally often. Minor
+    defects are picked by the rule they break, least used first, so no rule dominates: a sample
+    with minor defects only takes the set of four to six rules (at least 21 points) whose rules
+    have been used least so far."""
+    gate_pool = GATE_DEFECTS * (n_bad // len(GATE_DEFECTS) + 1)
+    rng.shuffle(gate_pool)
+    points = dict(MINOR_RULES.values())
+    rule_use = {r: 0 for r in points}
+    kind_use = {k: 0 for k in MINOR_RULES}
+    combos = [c for n in (4, 5, 6) for c in itertools.combinations(sorted(points), n)
+              if sum(points[r] for r in c) > 100 - PASS_SCORE]
+
+    def add_rule(kinds, rule):
+        k = min((k for k in MINOR_RULES if MINOR_RULES[k][0] == rule), key=lambda k: kind_use[k])
+        rule_use[rule] += 1
+        kind_use[k] += 1
+        kinds.append(k)
+
+    plans = []
+    for j in range(n_bad):
+        if j < N_GATE_ONLY + N_GATE_PLUS:
+            kinds = [gate_pool.pop()]
+            if j >= N_GATE_ONLY:
+                r = rng.random()
+                g1 = DEFECT_GROUP.get(kinds[0])
+                second = next((x for x, c in enumerate(gate_pool)
+                               if c not in kinds and (g1 is None or DEFECT_GROUP.get(c) != g1)), None)
+                if r < 0.15 and second is not None:
+                    kinds.append(gate_pool.pop(second))
+                else:
+                    for _ in range(1 if r < 0.75 else 2):
+                        groups = {DEFECT_GROUP.get(k) for k in kinds} - {None}
+                        taken = {MINOR_RULES[k][0] for k in kinds if k in MINOR_RULES}
+                        cands = sorted({MINOR_RULES[k][0] for k in MINOR_RULES
+                                        if DEFECT_GROUP.get(k) not in groups} - taken)
+                        add_rule(kinds, min(cands, key=lambda r: (rule_use[r], rng.random())))
+        else:
+            # minor defects only: at least 21 points, so the score stays under the pass score
+            size = rng.choice([4, 5, 5, 6])
+            fits = [c for c in combos if len(c) == size]
+            best = min(fits, key=lambda c: (sum(rule_use[r] for r in c), rng.random()))
+            kinds = []
+            for rule in best:
+                add_rule(kinds, rule)
+        plans.append(kinds)
+    rng.shuffle(plans)
+    return plans
 
 
 DEFECT_ORDER = ["thin_description", "title_short", "title_long", "repeat_title", "few_features", "many_features",
@@ -2637,10 +2712,14 @@ DEFECT_ORDER = ["thin_description", "title_short", "title_long", "repeat_title",
                 "claims", "testimonial", "caps_title", "special_chars", "unsafe_html"]
 
 
-def apply_defect(kind, out, p, rng, others=()):
-    """Break one rule. Text defects avoid the title or features when another defect owns them."""
+def apply_defect(kind, out, p, rng, others=(), owned=None):
+    """Break one rule. Text defects avoid the title or features when another defect owns them.
+
+    `owned` collects the fields that earlier text defects of the same sample went into, so that
+    at most one text defect lands in the title and one in the features."""
     title, feats, desc, mode = out["title"], list(out["features"]), out["description"], out["mode"]
-    other_groups = {DEFECT_GROUP.get(o) for o in others if o != kind}
+    owned = set() if owned is None else owned
+    other_groups = {DEFECT_GROUP.get(o) for o in others if o != kind} | owned
     dc = defect_ctx(p, rng)
     brand, model, head = p["brand"], p["model"], p["head"]
     if kind in TEXT_DEFECTS:
@@ -2649,7 +2728,9 @@ def apply_defect(kind, out, p, rng, others=()):
             desc = insert_sentence(desc, mode, rng.choice(TEXT_DEFECTS[kind]).format_map(dc), rng)
         elif where < 0.85:
             title = title + rng.choice(TITLE_INSERTS[kind]).format_map(dc)
+            owned.add("title")
         else:
+            owned.add("feats")
             extra = rng.choice(FEATURE_INSERTS[kind]).format_map(dc)
             own = [i for i, f in enumerate(feats) if f in p["fmt"]]  # never overwrite another defect
             if (rng.random() < 0.5 and len(feats) < 10) or not own:
@@ -2676,7 +2757,8 @@ def apply_defect(kind, out, p, rng, others=()):
     elif kind == "special_chars":
         mark = rng.choice(SPECIAL_MARKS)
         if mark in ("\u2122", "\u00ae"):
-            title = title.replace(brand, brand + mark, 1)
+            b = brand if brand in title else brand.upper()  # after caps_title
+            title = title.replace(b, b + mark, 1)
         elif mark == "~":
             title = title.replace(" - ", " ~ ", 1) if " - " in title else title + " ~"
         else:
@@ -2824,23 +2906,11 @@ def main():
     taken = set()
     products = [make_product(c, rng, BRANDS[c.split(" > ")[0]], MODEL_WORDS, taken) for c in assign]
 
-    # -- choose defective samples and their defects (one or two each, from different groups)
+    # -- choose defective samples and their defects
     n_bad = round(N_SAMPLES * BAD_SHARE)
     bad_idx = sorted(rng.sample(range(n_base), n_bad))
-    n_two = round(0.4 * n_bad)
-    pool = DEFECT_KINDS * ((n_bad + n_two) // len(DEFECT_KINDS) + 1)
-    rng.shuffle(pool)
-    defects_of = {}
-    for j, i in enumerate(bad_idx):
-        first = pool.pop(0)
-        kinds = [first]
-        if j < n_two:
-            for x, cand in enumerate(pool):
-                g1, g2 = DEFECT_GROUP.get(first), DEFECT_GROUP.get(cand)
-                if cand != first and (g1 is None or g1 != g2):
-                    kinds.append(pool.pop(x))
-                    break
-        defects_of[i] = kinds
+    plans = plan_defects(rng, n_bad)
+    defects_of = dict(zip(bad_idx, plans))
 
     # -- build listings
     listings, clean = [], []
@@ -2848,8 +2918,9 @@ def main():
         out = build_listing(p, rng)
         clean.append(out)
         kinds = sorted(defects_of.get(i, []), key=DEFECT_ORDER.index)
+        owned = set()
         for kind in kinds:
-            out = apply_defect(kind, out, p, rng, kinds)
+            out = apply_defect(kind, out, p, rng, kinds, owned)
         listings.append(out)
 
     # -- planted duplicates (copies of good samples, inserted later in the stream)
@@ -2908,7 +2979,13 @@ def main():
 
     # -- app scores that disagree with the rules (~5%)
     bad_rows = [r for r in meta_rows if r["defects"]]
-    low = [r for r in bad_rows if by_id[r["id"]]["output"]["metadata"]["walmart_compliance"] <= 66]
+    # only hard fails (capped at 59 by the scorer too), so that every inflated score is 33 or more
+    # points above the scorer's; a sample with minor defects only scores 73-79 there
+    def capped(r):
+        o = by_id[r["id"]]
+        return (set(r["defects"]) & HARD_FAILS or o["quality_metrics"]["description_words"] < 50
+                or o["quality_metrics"]["title_length"] > 150)
+    low = [r for r in bad_rows if by_id[r["id"]]["output"]["metadata"]["walmart_compliance"] <= 59 and capped(r)]
     if len(low) < N_INFLATED:
         raise SystemExit("only %d badly broken samples to inflate" % len(low))
     inflated = rng.sample(low, N_INFLATED)
@@ -2929,6 +3006,9 @@ def main():
             o = by_id[r["id"]]["output"]
             problems.append("good %s breaks %s: %s" % (r["id"], r["viol"], explain(
                 o["title"], o["features_formatted"], o["description"])))
+        if r["defects"] and not (set(r["defects"]) & set(GATE_DEFECTS)
+                                 or minor_points(r["defects"]) > 100 - PASS_SCORE):
+            problems.append("bad %s would pass the rubric: %s" % (r["id"], r["defects"]))
         for d in r["defects"]:
             if DEFECT_EXPECTS[d] not in r["viol"]:
                 o = by_id[r["id"]]["output"]
@@ -3017,9 +3097,17 @@ def main():
     for r in meta_rows:
         subs[r["p"]["cat"]] = subs.get(r["p"]["cat"], 0) + 1
     print("  sub-categories: %d, %d..%d samples each" % (len(subs), min(subs.values()), max(subs.values())))
-    n_two_actual = sum(1 for r in meta_rows if len(r["defects"]) == 2)
-    print("  bad samples: %d with one defect, %d with two; defect kinds:" % (
-        len(bad_rows) - n_two_actual, n_two_actual))
+    gate_only = sum(1 for r in bad_rows if len(r["defects"]) == 1)
+    minor_only = [r for r in bad_rows if not set(r["defects"]) & set(GATE_DEFECTS)]
+    print("  bad samples: %d gate defect alone, %d gate defect plus more, %d minor defects only "
+          "(%d..%d points)" % (gate_only, len(bad_rows) - gate_only - len(minor_only), len(minor_only),
+                               min(minor_points(r["defects"]) for r in minor_only),
+                               max(minor_points(r["defects"]) for r in minor_only)))
+    sizes = {}
+    for r in bad_rows:
+        sizes[len(r["defects"])] = sizes.get(len(r["defects"]), 0) + 1
+    print("  defects per bad sample: " + ", ".join("%d: %d" % kv for kv in sorted(sizes.items())))
+    print("  defect kinds:")
     counts = {}
     for r in bad_rows:
         for d in r["defects"]:
