@@ -1,0 +1,12 @@
+//! tierforge-deploy: from a trained adapter to models that behave in `ollama run`.
+//!
+//! [`go_template`] derives Ollama's Go TEMPLATE from the model's own chat template;
+//! [`modelfile`] writes Modelfiles.
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod go_template;
+pub mod modelfile;
+pub mod names;
+pub mod ollama;
+pub mod registry;
+pub mod template_check;
