@@ -13,24 +13,33 @@ use tierforge_model::{GenerateOptions, LoadOptions, SamplingParams};
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
-    let model = args.get(1).ok_or("usage: bench_generate MODEL.gguf [--quick]")?;
+    let model = args
+        .get(1)
+        .ok_or("usage: bench_generate MODEL.gguf [--quick]")?;
     let quick = args.iter().any(|a| a == "--quick");
     let (prompt_len, gen_len) = if quick { (64, 16) } else { (512, 128) };
     let m = tierforge_model::load(model, &LoadOptions::quantized())?;
     let llama = &m.llama;
     // A fixed, realistic token stream: the tokenized text repeated to the prompt length.
-    let text = "Stainless steel water bottle, 750 ml, keeps drinks cold for 24 hours and hot for 12. ";
+    let text =
+        "Stainless steel water bottle, 750 ml, keeps drinks cold for 24 hours and hot for 12. ";
     let base = m.tokenizer.encode(&text.repeat(64), false)?;
     let prompt: Vec<u32> = base.iter().copied().cycle().take(prompt_len).collect();
 
     // Warm-up (page in weights, repack caches).
     let mut cache = Cache::new(llama.config(), 1, 80);
-    llama.forward_last(&Tensor::new(&prompt[..64], &Device::Cpu)?.unsqueeze(0)?, Some(&mut cache))?;
+    llama.forward_last(
+        &Tensor::new(&prompt[..64], &Device::Cpu)?.unsqueeze(0)?,
+        Some(&mut cache),
+    )?;
 
     // Prefill at batch 1.
     let mut cache = Cache::new(llama.config(), 1, prompt_len + 1);
     let t = Instant::now();
-    llama.forward_last(&Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?, Some(&mut cache))?;
+    llama.forward_last(
+        &Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?,
+        Some(&mut cache),
+    )?;
     let prefill_tps = prompt_len as f64 / t.elapsed().as_secs_f64();
 
     // Decode at batch 1 from a 1-token context, like llama-bench's tg test.

@@ -100,8 +100,18 @@ fn strftime_now(format: String) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     const MONTHS: [&str; 12] = [
-        "January", "February", "March", "April", "May", "June", "July", "August", "September",
-        "October", "November", "December",
+        "January",
+        "February",
+        "March",
+        "April",
+        "May",
+        "June",
+        "July",
+        "August",
+        "September",
+        "October",
+        "November",
+        "December",
     ];
     let month = MONTHS[(m - 1) as usize];
     format
@@ -114,7 +124,11 @@ fn strftime_now(format: String) -> String {
 
 impl ChatTemplate {
     /// Compile `source`. `origin` names where it came from (a file and key) for errors.
-    pub fn new(source: impl Into<String>, origin: impl Into<String>, tokenizer: &Tokenizer) -> Result<Self> {
+    pub fn new(
+        source: impl Into<String>,
+        origin: impl Into<String>,
+        tokenizer: &Tokenizer,
+    ) -> Result<Self> {
         let source = source.into();
         let origin = origin.into();
         let mut env = Environment::new();
@@ -129,7 +143,8 @@ impl ChatTemplate {
                 origin: origin.clone(),
                 reason: describe(&e),
             })?;
-        let content = |t: Option<crate::tokenizer::SpecialToken>| t.map(|t| t.content).unwrap_or_default();
+        let content =
+            |t: Option<crate::tokenizer::SpecialToken>| t.map(|t| t.content).unwrap_or_default();
         Ok(Self {
             env,
             source,
@@ -178,7 +193,10 @@ impl ChatTemplate {
     pub fn end_of_turn(&self, tokenizer: &Tokenizer) -> Option<u32> {
         END_OF_TURN
             .iter()
-            .filter(|t| self.source.contains(*t) || (**t == self.eos_token && self.source.contains("eos_token")))
+            .filter(|t| {
+                self.source.contains(*t)
+                    || (**t == self.eos_token && self.source.contains("eos_token"))
+            })
             .find_map(|t| tokenizer.token_to_id(t))
     }
 
@@ -186,7 +204,12 @@ impl ChatTemplate {
     ///
     /// Turn boundaries come from rendering growing prefixes of the conversation; a template
     /// whose rendering of a prefix is not a prefix of the full rendering is rejected.
-    pub fn encode(&self, tokenizer: &Tokenizer, messages: &[Message], add_generation_prompt: bool) -> Result<ChatEncoding> {
+    pub fn encode(
+        &self,
+        tokenizer: &Tokenizer,
+        messages: &[Message],
+        add_generation_prompt: bool,
+    ) -> Result<ChatEncoding> {
         let text = self.render(messages, add_generation_prompt)?;
         let ids = tokenizer.encode(&text, false)?;
         let offsets = tokenizer.byte_offsets(&ids);
@@ -227,7 +250,10 @@ impl ChatTemplate {
                 Some(pos) if !content.is_empty() => {
                     let (cs, ce) = (s + pos, s + pos + content.len());
                     let start = offsets.iter().position(|o| o.1 > cs).unwrap_or(ids.len());
-                    let end = offsets.iter().rposition(|o| o.0 < ce).map_or(start, |j| j + 1);
+                    let end = offsets
+                        .iter()
+                        .rposition(|o| o.0 < ce)
+                        .map_or(start, |j| j + 1);
                     start..end.max(start)
                 }
                 _ => turn.start..turn.start,
@@ -269,6 +295,10 @@ mod tests {
     fn strftime_formats_a_date() {
         let s = strftime_now("%d %B %Y".into());
         assert_eq!(s.split(' ').count(), 3);
-        assert!(s.split(' ').nth(2).and_then(|y| y.parse::<i32>().ok()).is_some_and(|y| y >= 2024));
+        assert!(s
+            .split(' ')
+            .nth(2)
+            .and_then(|y| y.parse::<i32>().ok())
+            .is_some_and(|y| y >= 2024));
     }
 }

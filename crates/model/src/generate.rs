@@ -65,11 +65,15 @@ impl Sampler {
             )));
         }
         if params.top_k == Some(0) {
-            return Err(ModelError::InvalidArgument("top_k must be at least 1".into()));
+            return Err(ModelError::InvalidArgument(
+                "top_k must be at least 1".into(),
+            ));
         }
         if let Some(p) = params.top_p {
             if !(p > 0.0 && p <= 1.0) {
-                return Err(ModelError::InvalidArgument(format!("top_p must be in (0, 1], got {p}")));
+                return Err(ModelError::InvalidArgument(format!(
+                    "top_p must be in (0, 1], got {p}"
+                )));
             }
         }
         if !(params.repeat_penalty > 0.0 && params.repeat_penalty.is_finite()) {
@@ -91,7 +95,11 @@ impl Sampler {
             for &t in &history[start..] {
                 if seen.insert(t) {
                     if let Some(l) = logits.get_mut(t as usize) {
-                        *l = if *l > 0.0 { *l / p.repeat_penalty } else { *l * p.repeat_penalty };
+                        *l = if *l > 0.0 {
+                            *l / p.repeat_penalty
+                        } else {
+                            *l * p.repeat_penalty
+                        };
                     }
                 }
             }
@@ -199,7 +207,12 @@ pub struct NoReporter;
 impl GenerateReporter for NoReporter {}
 
 /// Generate a continuation of `prompt` (token ids).
-pub fn generate(llama: &Llama, prompt: &[u32], opts: &GenerateOptions, reporter: &mut dyn GenerateReporter) -> Result<Generation> {
+pub fn generate(
+    llama: &Llama,
+    prompt: &[u32],
+    opts: &GenerateOptions,
+    reporter: &mut dyn GenerateReporter,
+) -> Result<Generation> {
     let mut out = generate_batch(llama, &[prompt.to_vec()], opts, 1, reporter)?;
     out.pop()
         .ok_or_else(|| ModelError::InvalidArgument("no generation produced".into()))
@@ -243,7 +256,12 @@ pub fn generate_batch(
     Ok(out)
 }
 
-fn run_batch(llama: &Llama, prompts: &[Vec<u32>], opts: &GenerateOptions, reporter: &mut dyn GenerateReporter) -> Result<Vec<Generation>> {
+fn run_batch(
+    llama: &Llama,
+    prompts: &[Vec<u32>],
+    opts: &GenerateOptions,
+    reporter: &mut dyn GenerateReporter,
+) -> Result<Vec<Generation>> {
     let dev = llama.device();
     let ctx = llama.config().max_position_embeddings;
     let b = prompts.len();
@@ -343,7 +361,9 @@ mod tests {
         let logits: Vec<f32> = (0..100).map(|i| ((i * 37) % 11) as f32 * 0.3).collect();
         let draw = |p: SamplingParams| {
             let mut s = Sampler::new(p).expect("valid");
-            (0..20).map(|_| s.sample(&mut logits.clone(), &[])).collect::<Vec<_>>()
+            (0..20)
+                .map(|_| s.sample(&mut logits.clone(), &[]))
+                .collect::<Vec<_>>()
         };
         assert_eq!(draw(params.clone()), draw(params.clone()));
         let mut other = params.clone();

@@ -47,10 +47,7 @@ impl GgufFile {
     pub fn open(path: impl AsRef<Path>) -> Result<Self> {
         let path = path.as_ref().to_path_buf();
         let mut file = File::open(&path).map_err(|e| ModelError::io(&path, e))?;
-        let file_size = file
-            .metadata()
-            .map_err(|e| ModelError::io(&path, e))?
-            .len();
+        let file_size = file.metadata().map_err(|e| ModelError::io(&path, e))?.len();
         // candle's reader validates lengths against the file size; the unwind guard turns any
         // arithmetic edge case on hostile input (e.g. alignment 0) into an error, not a crash.
         let content = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
@@ -133,7 +130,8 @@ impl GgufFile {
     /// An integer metadata value, whatever its stored width (u8..u64, non-negative i8..i64).
     pub fn get_u64(&self, key: &str) -> Result<u64> {
         let v = self.get(key)?;
-        value_u64(v).ok_or_else(|| self.err(format!("{key}: expected a non-negative integer, got {v:?}")))
+        value_u64(v)
+            .ok_or_else(|| self.err(format!("{key}: expected a non-negative integer, got {v:?}")))
     }
 
     pub fn opt_u64(&self, key: &str) -> Result<Option<u64>> {
@@ -205,9 +203,9 @@ impl GgufFile {
                 .map(|(i, v)| match v {
                     Value::F32(x) => Ok(*x),
                     Value::F64(x) => Ok(*x as f32),
-                    v => value_u64(v)
-                        .map(|x| x as f32)
-                        .ok_or_else(|| self.err(format!("{key}[{i}]: expected a number, got {v:?}"))),
+                    v => value_u64(v).map(|x| x as f32).ok_or_else(|| {
+                        self.err(format!("{key}[{i}]: expected a number, got {v:?}"))
+                    }),
                 })
                 .collect(),
             v => Err(self.err(format!("{key}: expected an array, got {}", short(v)))),
@@ -221,7 +219,9 @@ impl GgufFile {
                 .iter()
                 .enumerate()
                 .map(|(i, v)| {
-                    value_i64(v).ok_or_else(|| self.err(format!("{key}[{i}]: expected an integer, got {v:?}")))
+                    value_i64(v).ok_or_else(|| {
+                        self.err(format!("{key}[{i}]: expected an integer, got {v:?}"))
+                    })
                 })
                 .collect(),
             v => Err(self.err(format!("{key}: expected an array, got {}", short(v)))),
@@ -255,7 +255,9 @@ impl GgufFile {
         };
         let head_dim = match self.opt_u64("llama.rope.dimension_count")? {
             Some(d) => Some(d as usize),
-            None => self.opt_u64("llama.attention.key_length")?.map(|d| d as usize),
+            None => self
+                .opt_u64("llama.attention.key_length")?
+                .map(|d| d as usize),
         };
         let rope_scaling = match self.opt_str("llama.rope.scaling.type")? {
             Some("llama3") => Some(RopeScaling {
@@ -269,7 +271,9 @@ impl GgufFile {
             }),
             Some("none") | None => None,
             Some(other) => {
-                return Err(self.err(format!("llama.rope.scaling.type {other:?} is not supported")))
+                return Err(self.err(format!(
+                    "llama.rope.scaling.type {other:?} is not supported"
+                )))
             }
         };
         let bos = self.opt_u64("tokenizer.ggml.bos_token_id")?;
@@ -345,7 +349,10 @@ impl GgufFile {
 fn short(v: &Value) -> String {
     let s = format!("{v:?}");
     if s.len() > 60 {
-        format!("{}...", &s[..s.char_indices().nth(60).map_or(s.len(), |(i, _)| i)])
+        format!(
+            "{}...",
+            &s[..s.char_indices().nth(60).map_or(s.len(), |(i, _)| i)]
+        )
     } else {
         s
     }
@@ -458,7 +465,9 @@ impl GgufWeights {
     }
 
     fn resolve(&self, hf: &str) -> Result<String> {
-        gguf_name(hf).ok_or_else(|| ModelError::gguf(&self.file.path, format!("no GGUF name for tensor {hf}")))
+        gguf_name(hf).ok_or_else(|| {
+            ModelError::gguf(&self.file.path, format!("no GGUF name for tensor {hf}"))
+        })
     }
 
     /// Heads to un-permute for, if `hf` is a q or k projection.
@@ -506,9 +515,7 @@ impl WeightSource for GgufWeights {
     fn linear(&mut self, name: &str, format: WeightFormat, device: &Device) -> Result<Weights> {
         let q = self.qtensor_hf(name, device)?;
         Ok(match format {
-            WeightFormat::Dense(dtype) => {
-                Weights::Dense(q.dequantize(device)?.to_dtype(dtype)?)
-            }
+            WeightFormat::Dense(dtype) => Weights::Dense(q.dequantize(device)?.to_dtype(dtype)?),
             WeightFormat::Quantized => Weights::Quantized(Arc::new(QMatMul::from_qtensor(q)?)),
         })
     }
@@ -545,8 +552,14 @@ mod tests {
 
     #[test]
     fn names_map_to_gguf() {
-        assert_eq!(gguf_name("model.layers.12.mlp.down_proj.weight").as_deref(), Some("blk.12.ffn_down.weight"));
-        assert_eq!(gguf_name("model.embed_tokens.weight").as_deref(), Some("token_embd.weight"));
+        assert_eq!(
+            gguf_name("model.layers.12.mlp.down_proj.weight").as_deref(),
+            Some("blk.12.ffn_down.weight")
+        );
+        assert_eq!(
+            gguf_name("model.embed_tokens.weight").as_deref(),
+            Some("token_embd.weight")
+        );
         assert_eq!(gguf_name("model.layers.x.mlp.down_proj.weight"), None);
     }
 
@@ -556,6 +569,9 @@ mod tests {
         let p = dir.path().join("not.gguf");
         std::fs::write(&p, b"hello world, not a gguf file at all").expect("write");
         let err = GgufFile::open(&p).unwrap_err().to_string();
-        assert!(err.contains("not.gguf") && err.contains("invalid GGUF"), "{err}");
+        assert!(
+            err.contains("not.gguf") && err.contains("invalid GGUF"),
+            "{err}"
+        );
     }
 }

@@ -9,7 +9,7 @@ use candle_core::{DType, Device, Tensor};
 use serde_json::{json, Value};
 
 use crate::error::{ModelError, Result};
-use crate::llama::{LlamaConfig, Llama, Proj, WeightFormat, WeightSource, Weights};
+use crate::llama::{Llama, LlamaConfig, Proj, WeightFormat, WeightSource, Weights};
 
 /// The files of a Hugging Face llama checkpoint folder.
 #[derive(Debug, Clone)]
@@ -36,7 +36,10 @@ impl HfFolder {
     pub fn open(dir: &Path) -> Result<Self> {
         let config_path = dir.join("config.json");
         let config_json = read_json(&config_path)?;
-        let model_type = config_json.get("model_type").and_then(Value::as_str).unwrap_or("llama");
+        let model_type = config_json
+            .get("model_type")
+            .and_then(Value::as_str)
+            .unwrap_or("llama");
         let archs: Vec<&str> = config_json
             .get("architectures")
             .and_then(Value::as_array)
@@ -45,7 +48,9 @@ impl HfFolder {
         if model_type != "llama" || archs.iter().any(|a| *a != "LlamaForCausalLM") {
             return Err(ModelError::UnsupportedArchitecture {
                 path: config_path,
-                arch: archs.first().map_or(model_type.to_string(), |a| a.to_string()),
+                arch: archs
+                    .first()
+                    .map_or(model_type.to_string(), |a| a.to_string()),
             });
         }
         let config: LlamaConfig = serde_json::from_value(config_json)
@@ -53,23 +58,38 @@ impl HfFolder {
 
         let tokenizer_json = dir.join("tokenizer.json");
         if !tokenizer_json.is_file() {
-            return Err(ModelError::tokenizer(&tokenizer_json, "missing (the folder has no tokenizer.json)"));
+            return Err(ModelError::tokenizer(
+                &tokenizer_json,
+                "missing (the folder has no tokenizer.json)",
+            ));
         }
         let tc_path = dir.join("tokenizer_config.json");
-        let tokenizer_config = if tc_path.is_file() { Some(read_json(&tc_path)?) } else { None };
+        let tokenizer_config = if tc_path.is_file() {
+            Some(read_json(&tc_path)?)
+        } else {
+            None
+        };
         let mut chat_template = None;
         let jinja = dir.join("chat_template.jinja");
         if jinja.is_file() {
             let t = std::fs::read_to_string(&jinja).map_err(|e| ModelError::io(&jinja, e))?;
             chat_template = Some((t, jinja.display().to_string()));
-        } else if let Some(t) = tokenizer_config.as_ref().and_then(|c| c.get("chat_template")) {
+        } else if let Some(t) = tokenizer_config
+            .as_ref()
+            .and_then(|c| c.get("chat_template"))
+        {
             let origin = format!("{}: chat_template", tc_path.display());
             match t {
                 Value::String(s) => chat_template = Some((s.clone(), origin)),
                 // A list of named templates: take "default".
                 Value::Array(items) => {
-                    let default = items.iter().find(|i| i.get("name").and_then(Value::as_str) == Some("default"));
-                    if let Some(s) = default.and_then(|d| d.get("template")).and_then(Value::as_str) {
+                    let default = items
+                        .iter()
+                        .find(|i| i.get("name").and_then(Value::as_str) == Some("default"));
+                    if let Some(s) = default
+                        .and_then(|d| d.get("template"))
+                        .and_then(Value::as_str)
+                    {
                         chat_template = Some((s.to_string(), origin));
                     }
                 }
@@ -96,17 +116,26 @@ impl HfFolder {
             let mut out = Vec::new();
             for f in files {
                 if f.contains("..") || f.contains('/') {
-                    return Err(ModelError::checkpoint(&index, format!("shard name {f:?} leaves the folder")));
+                    return Err(ModelError::checkpoint(
+                        &index,
+                        format!("shard name {f:?} leaves the folder"),
+                    ));
                 }
                 let p = dir.join(f);
                 if !p.is_file() {
-                    return Err(ModelError::checkpoint(&p, "shard listed in the index is missing"));
+                    return Err(ModelError::checkpoint(
+                        &p,
+                        "shard listed in the index is missing",
+                    ));
                 }
                 out.push(p);
             }
             out
         } else {
-            return Err(ModelError::checkpoint(dir, "no model.safetensors or model.safetensors.index.json"));
+            return Err(ModelError::checkpoint(
+                dir,
+                "no model.safetensors or model.safetensors.index.json",
+            ));
         };
         Ok(Self {
             dir: dir.to_path_buf(),
@@ -146,7 +175,10 @@ impl WeightSource for SafetensorsWeights {
     }
     fn tensor(&mut self, name: &str, dtype: DType, device: &Device) -> Result<Tensor> {
         if !self.names.contains(name) {
-            return Err(ModelError::checkpoint(&self.origin, format!("missing tensor {name}")));
+            return Err(ModelError::checkpoint(
+                &self.origin,
+                format!("missing tensor {name}"),
+            ));
         }
         let t = self
             .st
@@ -174,7 +206,11 @@ pub fn parse_repo_spec(spec: &str) -> Option<(String, String, Option<String>)> {
         None => (spec, None),
     };
     let (org, name) = repo.split_once('/')?;
-    let ok = |s: &str| !s.is_empty() && s.chars().all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c));
+    let ok = |s: &str| {
+        !s.is_empty()
+            && s.chars()
+                .all(|c| c.is_ascii_alphanumeric() || "-_.".contains(c))
+    };
     (ok(org) && ok(name) && !name.contains('/')).then(|| (org.to_string(), name.to_string(), rev))
 }
 
@@ -196,23 +232,38 @@ pub fn convert(model: &crate::LoadedModel, out: &Path, dtype: DType) -> Result<C
     let cfg = llama.config();
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let cast = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.contiguous()?) };
-    tensors.insert("model.embed_tokens.weight".into(), cast(llama.embed_tokens())?);
+    tensors.insert(
+        "model.embed_tokens.weight".into(),
+        cast(llama.embed_tokens())?,
+    );
     tensors.insert("model.norm.weight".into(), cast(llama.norm_weight())?);
     for layer in 0..llama.num_layers() {
         let (inn, post) = llama
             .layer_norms(layer)
             .ok_or_else(|| ModelError::InvalidArgument(format!("no layer {layer}")))?;
-        tensors.insert(format!("model.layers.{layer}.input_layernorm.weight"), cast(inn)?);
-        tensors.insert(format!("model.layers.{layer}.post_attention_layernorm.weight"), cast(post)?);
+        tensors.insert(
+            format!("model.layers.{layer}.input_layernorm.weight"),
+            cast(inn)?,
+        );
+        tensors.insert(
+            format!("model.layers.{layer}.post_attention_layernorm.weight"),
+            cast(post)?,
+        );
         for proj in Proj::ALL {
             let lin = llama
                 .linear(layer, proj)
                 .ok_or_else(|| ModelError::InvalidArgument(format!("no layer {layer}")))?;
-            tensors.insert(format!("{}.weight", proj.path(layer)), cast(&lin.dense_weight()?)?);
+            tensors.insert(
+                format!("{}.weight", proj.path(layer)),
+                cast(&lin.dense_weight()?)?,
+            );
         }
     }
     if !cfg.tie_word_embeddings {
-        tensors.insert("lm_head.weight".into(), cast(&llama.lm_head().dense_weight()?)?);
+        tensors.insert(
+            "lm_head.weight".into(),
+            cast(&llama.lm_head().dense_weight()?)?,
+        );
     }
     let st_path = out.join("model.safetensors");
     candle_core::safetensors::save(&tensors, &st_path)
@@ -227,17 +278,22 @@ pub fn convert(model: &crate::LoadedModel, out: &Path, dtype: DType) -> Result<C
         std::fs::write(&p, text).map_err(|e| ModelError::io(&p, e))?;
         Ok(p)
     };
-    let config_v = serde_json::to_value(&wire).map_err(|e| ModelError::checkpoint(out, e.to_string()))?;
+    let config_v =
+        serde_json::to_value(&wire).map_err(|e| ModelError::checkpoint(out, e.to_string()))?;
     let mut files = vec![st_path.clone()];
     files.push(write_json("config.json", &config_v)?);
     files.push(write_json("tokenizer.json", tok.hf_json())?);
-    let name = |t: Option<crate::tokenizer::SpecialToken>| t.map_or(Value::Null, |t| json!(t.content));
+    let name =
+        |t: Option<crate::tokenizer::SpecialToken>| t.map_or(Value::Null, |t| json!(t.content));
     let added: serde_json::Map<String, Value> = tok
         .special_tokens()
         .into_iter()
         .map(|t| {
-            (t.id.to_string(), json!({"content": t.content, "lstrip": false, "normalized": false,
-                "rstrip": false, "single_word": false, "special": true}))
+            (
+                t.id.to_string(),
+                json!({"content": t.content, "lstrip": false, "normalized": false,
+                "rstrip": false, "single_word": false, "special": true}),
+            )
         })
         .collect();
     let tc = json!({
@@ -285,7 +341,11 @@ mod tests {
     fn repo_specs_parse() {
         assert_eq!(
             parse_repo_spec("HuggingFaceTB/SmolLM2-135M-Instruct@main"),
-            Some(("HuggingFaceTB".into(), "SmolLM2-135M-Instruct".into(), Some("main".into())))
+            Some((
+                "HuggingFaceTB".into(),
+                "SmolLM2-135M-Instruct".into(),
+                Some("main".into())
+            ))
         );
         assert_eq!(parse_repo_spec("a/b"), Some(("a".into(), "b".into(), None)));
         assert_eq!(parse_repo_spec("a/b@"), None);

@@ -9,7 +9,12 @@ use crate::LoadOptions;
 
 /// Download (or, offline, find in the cache) the files of a llama checkpoint and return the
 /// snapshot folder that holds them.
-pub(crate) fn snapshot(org: &str, name: &str, revision: Option<&str>, opts: &LoadOptions) -> Result<PathBuf> {
+pub(crate) fn snapshot(
+    org: &str,
+    name: &str,
+    revision: Option<&str>,
+    opts: &LoadOptions,
+) -> Result<PathBuf> {
     let repo_id = match revision {
         Some(r) => format!("{org}/{name}@{r}"),
         None => format!("{org}/{name}"),
@@ -26,8 +31,11 @@ pub(crate) fn snapshot(org: &str, name: &str, revision: Option<&str>, opts: &Loa
         // Offline: no retries against an unreachable network, only the cache is read.
         builder = builder.retry_max_attempts(0);
     }
-    let client = builder.build().map_err(|e| herr(format!("cannot create the hub client: {e}")))?;
-    let client = HFClientSync::from_inner(client).map_err(|e| herr(format!("cannot create the hub client: {e}")))?;
+    let client = builder
+        .build()
+        .map_err(|e| herr(format!("cannot create the hub client: {e}")))?;
+    let client = HFClientSync::from_inner(client)
+        .map_err(|e| herr(format!("cannot create the hub client: {e}")))?;
     let repo = client.model(org, name);
     let fetch = |file: &str| -> std::result::Result<PathBuf, hf_hub::HFError> {
         repo.download_file()
@@ -59,7 +67,11 @@ pub(crate) fn snapshot(org: &str, name: &str, revision: Option<&str>, opts: &Loa
         let shards: std::collections::BTreeSet<String> = v
             .get("weight_map")
             .and_then(|m| m.as_object())
-            .map(|m| m.values().filter_map(|s| s.as_str().map(str::to_string)).collect())
+            .map(|m| {
+                m.values()
+                    .filter_map(|s| s.as_str().map(str::to_string))
+                    .collect()
+            })
             .unwrap_or_default();
         for shard in shards {
             required(&shard)?;

@@ -15,7 +15,7 @@ pub mod tokenizer;
 
 use std::path::{Path, PathBuf};
 
-use candle_core::{DType, Device};
+use candle_core::Device;
 use serde::Serialize;
 
 /// Element types, re-exported so callers need not depend on candle.
@@ -62,7 +62,12 @@ impl LoadOptions {
 /// `HF_HUB_OFFLINE` as the Python hub client reads it (`1`, `true`, `yes`, `on`).
 pub fn hub_offline_from_env() -> bool {
     std::env::var("HF_HUB_OFFLINE")
-        .map(|v| matches!(v.trim().to_ascii_lowercase().as_str(), "1" | "true" | "yes" | "on"))
+        .map(|v| {
+            matches!(
+                v.trim().to_ascii_lowercase().as_str(),
+                "1" | "true" | "yes" | "on"
+            )
+        })
         .unwrap_or(false)
 }
 
@@ -128,7 +133,9 @@ pub struct LoadedModel {
 impl LoadedModel {
     /// The chat template's end-of-turn token, if any.
     pub fn end_of_turn(&self) -> Option<u32> {
-        self.chat_template.as_ref().and_then(|t| t.end_of_turn(&self.tokenizer))
+        self.chat_template
+            .as_ref()
+            .and_then(|t| t.end_of_turn(&self.tokenizer))
     }
 
     /// Tokens that end a reply: EOS and the end-of-turn token.
@@ -144,10 +151,12 @@ impl LoadedModel {
 
     /// The chat template, or an error naming the model when it has none.
     pub fn template(&self) -> Result<&ChatTemplate> {
-        self.chat_template.as_ref().ok_or_else(|| ModelError::Template {
-            origin: self.info.path.display().to_string(),
-            reason: "the model has no chat template".into(),
-        })
+        self.chat_template
+            .as_ref()
+            .ok_or_else(|| ModelError::Template {
+                origin: self.info.path.display().to_string(),
+                reason: "the model has no chat template".into(),
+            })
     }
 
     /// Prompt ids for a single user turn (optionally after a system turn), rendered with the
@@ -247,15 +256,36 @@ fn parts(spec: &str, ck: &Checkpoint) -> Result<Parts> {
         Checkpoint::Gguf(g) => {
             let wire = g.llama_config()?;
             let tok = Tokenizer::from_gguf(g)?;
-            let tmpl = g
-                .opt_str("tokenizer.chat_template")?
-                .map(|s| (s.to_string(), format!("{}: tokenizer.chat_template", g.path().display())));
-            (wire, g.path().to_path_buf(), CheckpointFormat::Gguf, g.quantization(), tok, tmpl)
+            let tmpl = g.opt_str("tokenizer.chat_template")?.map(|s| {
+                (
+                    s.to_string(),
+                    format!("{}: tokenizer.chat_template", g.path().display()),
+                )
+            });
+            (
+                wire,
+                g.path().to_path_buf(),
+                CheckpointFormat::Gguf,
+                g.quantization(),
+                tok,
+                tmpl,
+            )
         }
         Checkpoint::Hf(f) => {
             let tok = Tokenizer::from_hf_file(&f.tokenizer_json, f.tokenizer_config.as_ref())?;
-            let q = f.config.torch_dtype.clone().unwrap_or_else(|| "unknown".into());
-            (f.config.clone(), f.dir.clone(), CheckpointFormat::Safetensors, q, tok, f.chat_template.clone())
+            let q = f
+                .config
+                .torch_dtype
+                .clone()
+                .unwrap_or_else(|| "unknown".into());
+            (
+                f.config.clone(),
+                f.dir.clone(),
+                CheckpointFormat::Safetensors,
+                q,
+                tok,
+                f.chat_template.clone(),
+            )
         }
     };
     let config = wire
@@ -275,7 +305,9 @@ fn parts(spec: &str, ck: &Checkpoint) -> Result<Parts> {
         Some((src, origin)) => Some(ChatTemplate::new(src, origin, &tokenizer)?),
         None => None,
     };
-    let eot = chat_template.as_ref().and_then(|t| t.end_of_turn(&tokenizer));
+    let eot = chat_template
+        .as_ref()
+        .and_then(|t| t.end_of_turn(&tokenizer));
     let info = ModelInfo {
         source: spec.to_string(),
         path,
@@ -329,7 +361,11 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
     let p = parts(spec, &ck)?;
     let llama = match ck {
         Checkpoint::Gguf(g) => {
-            let mut src = gguf::GgufWeights::new(g, p.config.num_attention_heads, p.config.num_key_value_heads);
+            let mut src = gguf::GgufWeights::new(
+                g,
+                p.config.num_attention_heads,
+                p.config.num_key_value_heads,
+            );
             Llama::load(&mut src, p.config, opts.format, &opts.device)?
         }
         Checkpoint::Hf(f) => {

@@ -303,7 +303,9 @@ pub struct Lora {
 #[derive(Clone)]
 pub struct LoraDropout(
     #[allow(clippy::type_complexity)]
-    pub  Arc<dyn Fn(&candle_core::Shape, DType, &Device) -> candle_core::Result<Tensor> + Send + Sync>,
+    pub  Arc<
+        dyn Fn(&candle_core::Shape, DType, &Device) -> candle_core::Result<Tensor> + Send + Sync,
+    >,
 );
 
 impl std::fmt::Debug for LoraDropout {
@@ -507,12 +509,7 @@ pub trait WeightSource {
     fn origin(&self) -> String;
 }
 
-fn expect_shape(
-    src: &dyn WeightSource,
-    name: &str,
-    got: &[usize],
-    want: &[usize],
-) -> Result<()> {
+fn expect_shape(src: &dyn WeightSource, name: &str, got: &[usize], want: &[usize]) -> Result<()> {
     if got != want {
         return Err(crate::ModelError::checkpoint(
             src.origin(),
@@ -610,7 +607,13 @@ struct RmsNorm {
 }
 
 impl RmsNorm {
-    fn load(src: &mut dyn WeightSource, name: &str, cfg: &Config, dtype: DType, dev: &Device) -> Result<Self> {
+    fn load(
+        src: &mut dyn WeightSource,
+        name: &str,
+        cfg: &Config,
+        dtype: DType,
+        dev: &Device,
+    ) -> Result<Self> {
         let weight = src.tensor(name, dtype, dev)?;
         expect_shape(src, name, weight.dims(), &[cfg.hidden_size])?;
         Ok(Self {
@@ -621,7 +624,9 @@ impl RmsNorm {
 
     fn forward(&self, x: &Tensor, kernels: Kernels) -> candle_core::Result<Tensor> {
         match kernels {
-            Kernels::Fused => candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32),
+            Kernels::Fused => {
+                candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)
+            }
             Kernels::Composed => {
                 let dtype = x.dtype();
                 let xf = x.to_dtype(DType::F32)?;
@@ -652,7 +657,9 @@ fn rotate_half(x: &Tensor) -> candle_core::Result<Tensor> {
 fn apply_rope(x: &Tensor, step: &Step, kernels: Kernels) -> candle_core::Result<Tensor> {
     match kernels {
         Kernels::Fused => candle_nn::rotary_emb::rope(&x.contiguous()?, &step.cos, &step.sin),
-        Kernels::Composed => x.broadcast_mul(&step.cos)? + rotate_half(x)?.broadcast_mul(&step.sin)?,
+        Kernels::Composed => {
+            x.broadcast_mul(&step.cos)? + rotate_half(x)?.broadcast_mul(&step.sin)?
+        }
     }
 }
 
@@ -680,7 +687,13 @@ struct Attention {
 }
 
 impl Attention {
-    fn load(src: &mut dyn WeightSource, p: &str, cfg: &Config, f: WeightFormat, dev: &Device) -> Result<Self> {
+    fn load(
+        src: &mut dyn WeightSource,
+        p: &str,
+        cfg: &Config,
+        f: WeightFormat,
+        dev: &Device,
+    ) -> Result<Self> {
         let (h, hd) = (cfg.hidden_size, cfg.head_dim);
         let (nh, nkv) = (cfg.num_attention_heads, cfg.num_key_value_heads);
         Ok(Self {
@@ -704,9 +717,21 @@ impl Attention {
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, hd) = (self.n_head, self.n_kv_head, self.head_dim);
-        let q = self.q_proj.forward(x)?.reshape((b, t, nh, hd))?.transpose(1, 2)?;
-        let k = self.k_proj.forward(x)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?;
-        let v = self.v_proj.forward(x)?.reshape((b, t, nkv, hd))?.transpose(1, 2)?;
+        let q = self
+            .q_proj
+            .forward(x)?
+            .reshape((b, t, nh, hd))?
+            .transpose(1, 2)?;
+        let k = self
+            .k_proj
+            .forward(x)?
+            .reshape((b, t, nkv, hd))?
+            .transpose(1, 2)?;
+        let v = self
+            .v_proj
+            .forward(x)?
+            .reshape((b, t, nkv, hd))?
+            .transpose(1, 2)?;
         let q = apply_rope(&q, step, kernels)?.contiguous()?;
         let k = apply_rope(&k, step, kernels)?.contiguous()?;
         let v = v.contiguous()?;
@@ -744,7 +769,13 @@ struct Mlp {
 }
 
 impl Mlp {
-    fn load(src: &mut dyn WeightSource, p: &str, cfg: &Config, f: WeightFormat, dev: &Device) -> Result<Self> {
+    fn load(
+        src: &mut dyn WeightSource,
+        p: &str,
+        cfg: &Config,
+        f: WeightFormat,
+        dev: &Device,
+    ) -> Result<Self> {
         let (h, i) = (cfg.hidden_size, cfg.intermediate_size);
         Ok(Self {
             gate_proj: load_linear(src, &format!("{p}.gate_proj.weight"), i, h, f, dev)?,
@@ -768,11 +799,23 @@ struct Block {
 }
 
 impl Block {
-    fn load(src: &mut dyn WeightSource, i: usize, cfg: &Config, f: WeightFormat, dev: &Device) -> Result<Self> {
+    fn load(
+        src: &mut dyn WeightSource,
+        i: usize,
+        cfg: &Config,
+        f: WeightFormat,
+        dev: &Device,
+    ) -> Result<Self> {
         let p = format!("model.layers.{i}");
         let nd = norm_dtype(f);
         Ok(Self {
-            input_layernorm: RmsNorm::load(src, &format!("{p}.input_layernorm.weight"), cfg, nd, dev)?,
+            input_layernorm: RmsNorm::load(
+                src,
+                &format!("{p}.input_layernorm.weight"),
+                cfg,
+                nd,
+                dev,
+            )?,
             self_attn: Attention::load(src, &format!("{p}.self_attn"), cfg, f, dev)?,
             post_attention_layernorm: RmsNorm::load(
                 src,
@@ -823,7 +866,12 @@ pub struct Llama {
 impl Llama {
     /// Load every weight from `src`. Dense formats use the differentiable composed kernels,
     /// quantized weights the fused ones (change with [`Llama::set_kernels`]).
-    pub fn load(src: &mut dyn WeightSource, cfg: Config, format: WeightFormat, device: &Device) -> Result<Self> {
+    pub fn load(
+        src: &mut dyn WeightSource,
+        cfg: Config,
+        format: WeightFormat,
+        device: &Device,
+    ) -> Result<Self> {
         let dtype = norm_dtype(format);
         let embed_tokens = src.tensor("model.embed_tokens.weight", dtype, device)?;
         expect_shape(
@@ -837,7 +885,14 @@ impl Llama {
             .collect::<Result<Vec<_>>>()?;
         let norm = RmsNorm::load(src, "model.norm.weight", &cfg, dtype, device)?;
         let lm_head = if src.contains("lm_head.weight") {
-            load_linear(src, "lm_head.weight", cfg.vocab_size, cfg.hidden_size, format, device)?
+            load_linear(
+                src,
+                "lm_head.weight",
+                cfg.vocab_size,
+                cfg.hidden_size,
+                format,
+                device,
+            )?
         } else {
             // Tied embeddings: the GGUF/HF checkpoint has no separate output matrix.
             match format {
@@ -942,7 +997,10 @@ impl Llama {
     /// Weights of layer `layer`'s norms: `(input_layernorm, post_attention_layernorm)`.
     pub fn layer_norms(&self, layer: usize) -> Option<(&Tensor, &Tensor)> {
         let b = self.layers.get(layer)?;
-        Some((&b.input_layernorm.weight, &b.post_attention_layernorm.weight))
+        Some((
+            &b.input_layernorm.weight,
+            &b.post_attention_layernorm.weight,
+        ))
     }
 
     fn step(&self, b: usize, t: usize, cache: Option<&Cache>) -> candle_core::Result<Step> {
@@ -989,7 +1047,11 @@ impl Llama {
                     let qpos = offset + i;
                     for j in 0..kv_len {
                         // A padding query attends to itself only, so its row is never empty.
-                        let allowed = if qpos < p { j == qpos } else { j <= qpos && j >= p };
+                        let allowed = if qpos < p {
+                            j == qpos
+                        } else {
+                            j <= qpos && j >= p
+                        };
                         if !allowed {
                             m[(r * t + i) * kv_len + j] = MASK_VALUE;
                         }
@@ -1008,7 +1070,11 @@ impl Llama {
     /// (rotary positions and the mask account for each row's left padding) and the cache grows
     /// by `seq`. Without one, every row starts at position 0 under a plain causal mask (right
     /// padding is harmless there: earlier tokens never see later ones).
-    pub fn forward_hidden(&self, ids: &Tensor, mut cache: Option<&mut Cache>) -> candle_core::Result<Tensor> {
+    pub fn forward_hidden(
+        &self,
+        ids: &Tensor,
+        mut cache: Option<&mut Cache>,
+    ) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if let Some(c) = cache.as_deref() {
             if c.batch() != b {
@@ -1053,7 +1119,11 @@ impl Llama {
     }
 
     /// Logits of the last position of each row, `(batch, vocab)` f32.
-    pub fn forward_last(&self, ids: &Tensor, cache: Option<&mut Cache>) -> candle_core::Result<Tensor> {
+    pub fn forward_last(
+        &self,
+        ids: &Tensor,
+        cache: Option<&mut Cache>,
+    ) -> candle_core::Result<Tensor> {
         let h = self.forward_hidden(ids, cache)?;
         let t = h.dim(1)?;
         self.logits(&h.narrow(1, t - 1, 1)?.squeeze(1)?.contiguous()?)
@@ -1083,7 +1153,10 @@ mod tests {
             Ok(match format {
                 WeightFormat::Dense(_) => Weights::Dense(t),
                 WeightFormat::Quantized => Weights::Quantized(Arc::new(QMatMul::from_qtensor(
-                    candle_core::quantized::QTensor::quantize(&t, candle_core::quantized::GgmlDType::Q8_0)?,
+                    candle_core::quantized::QTensor::quantize(
+                        &t,
+                        candle_core::quantized::GgmlDType::Q8_0,
+                    )?,
                 )?)),
             })
         }
@@ -1135,16 +1208,40 @@ mod tests {
         };
         let (h, i, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
         let mut m = HashMap::new();
-        m.insert("model.embed_tokens.weight".into(), rand(&[cfg.vocab_size, h], 1.0));
-        m.insert("model.norm.weight".into(), (rand(&[h], 0.2) + 1.0).expect("add"));
+        m.insert(
+            "model.embed_tokens.weight".into(),
+            rand(&[cfg.vocab_size, h], 1.0),
+        );
+        m.insert(
+            "model.norm.weight".into(),
+            (rand(&[h], 0.2) + 1.0).expect("add"),
+        );
         for l in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{l}");
-            m.insert(format!("{p}.input_layernorm.weight"), (rand(&[h], 0.2) + 1.0).expect("add"));
-            m.insert(format!("{p}.post_attention_layernorm.weight"), (rand(&[h], 0.2) + 1.0).expect("add"));
-            m.insert(format!("{p}.self_attn.q_proj.weight"), rand(&[cfg.num_attention_heads * hd, h], 0.5));
-            m.insert(format!("{p}.self_attn.k_proj.weight"), rand(&[cfg.num_key_value_heads * hd, h], 0.5));
-            m.insert(format!("{p}.self_attn.v_proj.weight"), rand(&[cfg.num_key_value_heads * hd, h], 0.5));
-            m.insert(format!("{p}.self_attn.o_proj.weight"), rand(&[h, cfg.num_attention_heads * hd], 0.5));
+            m.insert(
+                format!("{p}.input_layernorm.weight"),
+                (rand(&[h], 0.2) + 1.0).expect("add"),
+            );
+            m.insert(
+                format!("{p}.post_attention_layernorm.weight"),
+                (rand(&[h], 0.2) + 1.0).expect("add"),
+            );
+            m.insert(
+                format!("{p}.self_attn.q_proj.weight"),
+                rand(&[cfg.num_attention_heads * hd, h], 0.5),
+            );
+            m.insert(
+                format!("{p}.self_attn.k_proj.weight"),
+                rand(&[cfg.num_key_value_heads * hd, h], 0.5),
+            );
+            m.insert(
+                format!("{p}.self_attn.v_proj.weight"),
+                rand(&[cfg.num_key_value_heads * hd, h], 0.5),
+            );
+            m.insert(
+                format!("{p}.self_attn.o_proj.weight"),
+                rand(&[h, cfg.num_attention_heads * hd], 0.5),
+            );
             m.insert(format!("{p}.mlp.gate_proj.weight"), rand(&[i, h], 0.5));
             m.insert(format!("{p}.mlp.up_proj.weight"), rand(&[i, h], 0.5));
             m.insert(format!("{p}.mlp.down_proj.weight"), rand(&[h, i], 0.5));
@@ -1186,7 +1283,10 @@ mod tests {
             let ids = [1u32, 5, 7, 3, 9, 30, 2];
             let full = m.forward(&Tensor::new(&[ids], &Device::Cpu)?, None)?;
             let mut cache = Cache::new(m.config(), 1, 4);
-            let first = m.forward(&Tensor::new(&ids[..3], &Device::Cpu)?.unsqueeze(0)?, Some(&mut cache))?;
+            let first = m.forward(
+                &Tensor::new(&ids[..3], &Device::Cpu)?.unsqueeze(0)?,
+                Some(&mut cache),
+            )?;
             assert!(max_abs_diff(&first, &full.narrow(1, 0, 3)?) < 1e-4);
             for (i, &id) in ids.iter().enumerate().skip(3) {
                 let step = m.forward(&Tensor::new(&[[id]], &Device::Cpu)?, Some(&mut cache))?;
@@ -1210,7 +1310,10 @@ mod tests {
         let d = max_abs_diff(&both.narrow(0, 0, 1)?, &alone);
         assert!(d < 1e-4, "padded row differs by {d}");
         // And the next decode step too.
-        let next = m.forward_last(&Tensor::new(&[[7u32], [7]], &Device::Cpu)?, Some(&mut cache))?;
+        let next = m.forward_last(
+            &Tensor::new(&[[7u32], [7]], &Device::Cpu)?,
+            Some(&mut cache),
+        )?;
         let alone2 = m.forward_last(&Tensor::new(&[[4u32, 8, 15, 7]], &Device::Cpu)?, None)?;
         assert!(max_abs_diff(&next.narrow(0, 0, 1)?, &alone2) < 1e-4);
         Ok(())
@@ -1224,19 +1327,32 @@ mod tests {
         for layer in 0..cfg.num_hidden_layers {
             for proj in Proj::ALL {
                 let lin = m.linear_mut(layer, proj).expect("layer exists");
-                let a = candle_core::Var::from_tensor(&(Tensor::ones((2, lin.in_features()), DType::F32, &Device::Cpu)? * 0.01)?)?;
-                let b = candle_core::Var::from_tensor(&(Tensor::ones((lin.out_features(), 2), DType::F32, &Device::Cpu)? * 0.01)?)?;
-                lin.set_lora(Some(Lora { a: a.as_tensor().clone(), b: b.as_tensor().clone(), scale: 2.0 }))?;
+                let a = candle_core::Var::from_tensor(
+                    &(Tensor::ones((2, lin.in_features()), DType::F32, &Device::Cpu)? * 0.01)?,
+                )?;
+                let b = candle_core::Var::from_tensor(
+                    &(Tensor::ones((lin.out_features(), 2), DType::F32, &Device::Cpu)? * 0.01)?,
+                )?;
+                lin.set_lora(Some(Lora {
+                    a: a.as_tensor().clone(),
+                    b: b.as_tensor().clone(),
+                    scale: 2.0,
+                }))?;
                 vars.push((layer, proj, a, b));
             }
         }
         let ids = Tensor::new(&[[1u32, 5, 7, 3]], &Device::Cpu)?;
         let logits = m.forward(&ids, None)?;
-        let loss = candle_nn::loss::cross_entropy(&logits.squeeze(0)?, &Tensor::new(&[5u32, 7, 3, 9], &Device::Cpu)?)?;
+        let loss = candle_nn::loss::cross_entropy(
+            &logits.squeeze(0)?,
+            &Tensor::new(&[5u32, 7, 3, 9], &Device::Cpu)?,
+        )?;
         let grads = loss.backward()?;
         for (layer, proj, a, b) in &vars {
             for (n, v) in [("a", a), ("b", b)] {
-                let g = grads.get(v.as_tensor()).unwrap_or_else(|| panic!("no grad for {layer} {proj:?} {n}"));
+                let g = grads
+                    .get(v.as_tensor())
+                    .unwrap_or_else(|| panic!("no grad for {layer} {proj:?} {n}"));
                 let norm = g.sqr()?.sum_all()?.to_scalar::<f32>()?;
                 assert!(norm > 0.0, "zero grad for layer {layer} {proj:?} {n}");
             }
@@ -1255,7 +1371,9 @@ mod tests {
         lin.set_lora(Some(Lora { a, b, scale: 0.1 }))?;
         let adapted = m.forward(&ids, None)?;
         assert!(max_abs_diff(&base, &adapted) > 1e-3);
-        m.linear_mut(0, Proj::VProj).expect("layer 0").set_lora(None)?;
+        m.linear_mut(0, Proj::VProj)
+            .expect("layer 0")
+            .set_lora(None)?;
         assert_eq!(max_abs_diff(&base, &m.forward(&ids, None)?), 0.0);
         Ok(())
     }

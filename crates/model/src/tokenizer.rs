@@ -123,10 +123,19 @@ fn token_text_bytes(kind: TokenizerKind, token: &str, dec: &HashMap<char, u8>) -
 /// vocabulary, which `encode` drops again: llama.cpp also drops bytes it cannot express.
 fn add_missing_byte_atoms(json: &mut Value, vocab_len: usize) {
     let table = bytes_to_unicode();
-    let Some(vocab) = json.pointer_mut("/model/vocab").and_then(Value::as_object_mut) else {
+    let Some(vocab) = json
+        .pointer_mut("/model/vocab")
+        .and_then(Value::as_object_mut)
+    else {
         return;
     };
-    let mut next = vocab_len.max(vocab.values().filter_map(Value::as_u64).max().map_or(0, |m| m as usize + 1));
+    let mut next = vocab_len.max(
+        vocab
+            .values()
+            .filter_map(Value::as_u64)
+            .max()
+            .map_or(0, |m| m as usize + 1),
+    );
     for c in table {
         let key = c.to_string();
         if !vocab.contains_key(&key) {
@@ -164,7 +173,11 @@ fn byte_level_pre(pre: &str) -> Option<(Value, bool)> {
 /// SentencePiece merges recovered from scores, as Hugging Face's `SentencePieceExtractor` does:
 /// every split of a vocabulary piece into two vocabulary pieces is a merge, ranked by the
 /// piece's score (higher first), ties by the ids of the halves.
-fn spm_merges(tokens: &[String], scores: &[f32], ids: &HashMap<String, u32>) -> Vec<(String, String)> {
+fn spm_merges(
+    tokens: &[String],
+    scores: &[f32],
+    ids: &HashMap<String, u32>,
+) -> Vec<(String, String)> {
     let mut merges: Vec<(f32, u32, u32, String, String)> = Vec::new();
     for (id, piece) in tokens.iter().enumerate() {
         let score = scores.get(id).copied().unwrap_or(0.0);
@@ -191,7 +204,9 @@ impl Tokenizer {
         let terr = |r: String| ModelError::tokenizer(&path, r);
         let model = gguf
             .opt_str("tokenizer.ggml.model")?
-            .ok_or_else(|| terr("the GGUF has no tokenizer.ggml.model (no embedded tokenizer)".into()))?
+            .ok_or_else(|| {
+                terr("the GGUF has no tokenizer.ggml.model (no embedded tokenizer)".into())
+            })?
             .to_string();
         let tokens: Vec<String> = gguf
             .get_strings("tokenizer.ggml.tokens")?
@@ -239,22 +254,30 @@ impl Tokenizer {
             let named = [bos, eos, unk, pad].contains(&Some(i as u32));
             let ty = types[i];
             if ty == 3 || ty == 4 || (named && ty != 1 && ty != 6) {
-                added.push(json!({"id": i, "content": t, "single_word": false, "lstrip": false,
-                    "rstrip": false, "normalized": false, "special": ty != 4}));
+                added.push(
+                    json!({"id": i, "content": t, "single_word": false, "lstrip": false,
+                    "rstrip": false, "normalized": false, "special": ty != 4}),
+                );
             }
         }
 
         let (kind, hf_model, normalizer, pre_tokenizer, decoder) = match model.as_str() {
             "gpt2" => {
-                let pre = gguf.opt_str("tokenizer.ggml.pre")?.unwrap_or("default").to_string();
+                let pre = gguf
+                    .opt_str("tokenizer.ggml.pre")?
+                    .unwrap_or("default")
+                    .to_string();
                 let (pre_tok, ignore_merges) = byte_level_pre(&pre).ok_or_else(|| {
                     terr(format!(
                         "tokenizer.ggml.pre {pre:?} is not supported (smollm, starcoder, gpt2, llama3, qwen2)"
                     ))
                 })?;
                 let merges = gguf.get_strings("tokenizer.ggml.merges")?;
-                let vocab: serde_json::Map<String, Value> =
-                    tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
+                let vocab: serde_json::Map<String, Value> = tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.clone(), json!(i)))
+                    .collect();
                 (
                     TokenizerKind::ByteLevelBpe,
                     json!({"type": "BPE", "dropout": null, "unk_token": null,
@@ -276,7 +299,13 @@ impl Tokenizer {
                 let mergeable: Vec<String> = tokens
                     .iter()
                     .enumerate()
-                    .map(|(i, t)| if types[i] == 1 { t.clone() } else { String::new() })
+                    .map(|(i, t)| {
+                        if types[i] == 1 {
+                            t.clone()
+                        } else {
+                            String::new()
+                        }
+                    })
                     .collect();
                 let merges: Vec<String> = spm_merges(&mergeable, &scores, &ids)
                     .into_iter()
@@ -286,10 +315,15 @@ impl Tokenizer {
                     })
                     .map(|(l, r)| format!("{l} {r}"))
                     .collect();
-                let vocab: serde_json::Map<String, Value> =
-                    tokens.iter().enumerate().map(|(i, t)| (t.clone(), json!(i))).collect();
+                let vocab: serde_json::Map<String, Value> = tokens
+                    .iter()
+                    .enumerate()
+                    .map(|(i, t)| (t.clone(), json!(i)))
+                    .collect();
                 let unk_tok = unk.map(|u| tokens[u as usize].clone());
-                let space_prefix = gguf.opt_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+                let space_prefix = gguf
+                    .opt_bool("tokenizer.ggml.add_space_prefix")?
+                    .unwrap_or(true);
                 let normalizer = if space_prefix {
                     json!({"type": "Sequence", "normalizers": [
                         {"type": "Prepend", "prepend": "\u{2581}"},
@@ -344,9 +378,23 @@ impl Tokenizer {
             "model": hf_model,
         });
         let space_prefix = kind == TokenizerKind::SentencePiece
-            && gguf.opt_bool("tokenizer.ggml.add_space_prefix")?.unwrap_or(true);
+            && gguf
+                .opt_bool("tokenizer.ggml.add_space_prefix")?
+                .unwrap_or(true);
         let special: Vec<bool> = types.iter().map(|&t| t == 3).collect();
-        Self::assemble(&path, hf_json, kind, tokens, special, bos, eos, unk, pad, add_bos, space_prefix)
+        Self::assemble(
+            &path,
+            hf_json,
+            kind,
+            tokens,
+            special,
+            bos,
+            eos,
+            unk,
+            pad,
+            add_bos,
+            space_prefix,
+        )
     }
 
     /// Load a Hugging Face `tokenizer.json`; `config` is the folder's `tokenizer_config.json`
@@ -356,7 +404,9 @@ impl Tokenizer {
         let hf_json: Value = serde_json::from_str(&text)
             .map_err(|e| ModelError::tokenizer(path, format!("not valid JSON: {e}")))?;
         let terr = |r: String| ModelError::tokenizer(path, r);
-        let model = hf_json.get("model").ok_or_else(|| terr("no \"model\" section".into()))?;
+        let model = hf_json
+            .get("model")
+            .ok_or_else(|| terr("no \"model\" section".into()))?;
         if model.get("type").and_then(Value::as_str) != Some("BPE") {
             return Err(terr(format!(
                 "model type {} is not supported (BPE)",
@@ -369,13 +419,18 @@ impl Tokenizer {
             .ok_or_else(|| terr("model.vocab is not an object".into()))?;
         let mut by_id: HashMap<u32, String> = HashMap::new();
         for (tok, id) in vocab {
-            let id = id.as_u64().ok_or_else(|| terr(format!("vocab entry {tok:?} has no integer id")))?;
+            let id = id
+                .as_u64()
+                .ok_or_else(|| terr(format!("vocab entry {tok:?} has no integer id")))?;
             by_id.insert(id as u32, tok.clone());
         }
         let mut special_ids = Vec::new();
         if let Some(added) = hf_json.get("added_tokens").and_then(Value::as_array) {
             for t in added {
-                if let (Some(id), Some(content)) = (t.get("id").and_then(Value::as_u64), t.get("content").and_then(Value::as_str)) {
+                if let (Some(id), Some(content)) = (
+                    t.get("id").and_then(Value::as_u64),
+                    t.get("content").and_then(Value::as_str),
+                ) {
                     by_id.insert(id as u32, content.to_string());
                     if t.get("special").and_then(Value::as_bool).unwrap_or(false) {
                         special_ids.push(id as u32);
@@ -384,7 +439,9 @@ impl Tokenizer {
             }
         }
         let n = by_id.keys().max().map_or(0, |m| *m as usize + 1);
-        let tokens: Vec<String> = (0..n).map(|i| by_id.remove(&(i as u32)).unwrap_or_default()).collect();
+        let tokens: Vec<String> = (0..n)
+            .map(|i| by_id.remove(&(i as u32)).unwrap_or_default())
+            .collect();
         let mut special = vec![false; n];
         for id in special_ids {
             special[id as usize] = true;
@@ -402,7 +459,9 @@ impl Tokenizer {
                 _ => None,
             }
         };
-        let find = |name: Option<String>| name.and_then(|n| tokens.iter().position(|t| *t == n).map(|i| i as u32));
+        let find = |name: Option<String>| {
+            name.and_then(|n| tokens.iter().position(|t| *t == n).map(|i| i as u32))
+        };
         let bos = find(name_of("bos_token"));
         let eos = find(name_of("eos_token"));
         let unk = find(name_of("unk_token"));
@@ -411,8 +470,21 @@ impl Tokenizer {
             .and_then(|c| c.get("add_bos_token"))
             .and_then(Value::as_bool)
             .unwrap_or(false);
-        let space_prefix = kind == TokenizerKind::SentencePiece && text_json.contains("\"Prepend\"");
-        Self::assemble(path, hf_json, kind, tokens, special, bos, eos, unk, pad, add_bos, space_prefix)
+        let space_prefix =
+            kind == TokenizerKind::SentencePiece && text_json.contains("\"Prepend\"");
+        Self::assemble(
+            path,
+            hf_json,
+            kind,
+            tokens,
+            special,
+            bos,
+            eos,
+            unk,
+            pad,
+            add_bos,
+            space_prefix,
+        )
     }
 
     #[allow(clippy::too_many_arguments)]
@@ -441,7 +513,13 @@ impl Tokenizer {
         let bytes = tokens
             .iter()
             .zip(&special)
-            .map(|(t, &s)| if s { t.as_bytes().to_vec() } else { token_text_bytes(kind, t, &dec) })
+            .map(|(t, &s)| {
+                if s {
+                    t.as_bytes().to_vec()
+                } else {
+                    token_text_bytes(kind, t, &dec)
+                }
+            })
             .collect();
         let mut ids = HashMap::with_capacity(tokens.len());
         for (i, t) in tokens.iter().enumerate() {
@@ -605,9 +683,16 @@ mod tests {
 
     #[test]
     fn spm_merges_follow_scores() {
-        let tokens: Vec<String> = ["a", "b", "c", "ab", "abc", "bc"].iter().map(|s| s.to_string()).collect();
+        let tokens: Vec<String> = ["a", "b", "c", "ab", "abc", "bc"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
         let scores = [0.0, 0.0, 0.0, -1.0, -3.0, -2.0];
-        let ids = tokens.iter().enumerate().map(|(i, t)| (t.clone(), i as u32)).collect();
+        let ids = tokens
+            .iter()
+            .enumerate()
+            .map(|(i, t)| (t.clone(), i as u32))
+            .collect();
         let m = spm_merges(&tokens, &scores, &ids);
         let m: Vec<String> = m.into_iter().map(|(l, r)| format!("{l} {r}")).collect();
         assert_eq!(m, ["a b", "b c", "a bc", "ab c"]);

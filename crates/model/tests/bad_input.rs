@@ -33,10 +33,19 @@ fn tiny_gguf(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, Value)>
         ("llama.context_length".into(), Value::U32(64)),
         ("llama.embedding_length".into(), Value::U32(h as u32)),
         ("llama.feed_forward_length".into(), Value::U32(ff as u32)),
-        ("llama.attention.head_count".into(), Value::U32(heads as u32)),
-        ("llama.attention.head_count_kv".into(), Value::U32(kv_heads as u32)),
+        (
+            "llama.attention.head_count".into(),
+            Value::U32(heads as u32),
+        ),
+        (
+            "llama.attention.head_count_kv".into(),
+            Value::U32(kv_heads as u32),
+        ),
         ("llama.rope.freq_base".into(), Value::F32(10000.0)),
-        ("llama.attention.layer_norm_rms_epsilon".into(), Value::F32(1e-5)),
+        (
+            "llama.attention.layer_norm_rms_epsilon".into(),
+            Value::F32(1e-5),
+        ),
         ("llama.rope.dimension_count".into(), Value::U32(hd as u32)),
     ];
     md.extend(tokenizer_metadata());
@@ -44,8 +53,14 @@ fn tiny_gguf(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, Value)>
     let dev = Device::Cpu;
     let t = |shape: &[usize]| {
         let n: usize = shape.iter().product();
-        let v: Vec<f32> = (0..n).map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5).collect();
-        QTensor::quantize(&Tensor::from_vec(v, shape, &dev).expect("tensor"), GgmlDType::F32).expect("qtensor")
+        let v: Vec<f32> = (0..n)
+            .map(|i| ((i * 7919) % 13) as f32 / 13.0 - 0.5)
+            .collect();
+        QTensor::quantize(
+            &Tensor::from_vec(v, shape, &dev).expect("tensor"),
+            GgmlDType::F32,
+        )
+        .expect("qtensor")
     };
     let tensors = vec![
         ("token_embd.weight", t(&[vocab, h])),
@@ -69,16 +84,25 @@ fn tiny_gguf(dir: &Path, name: &str, edit: impl FnOnce(&mut Vec<(String, Value)>
 }
 
 fn load_err(path: &Path) -> ModelError {
-    tierforge_model::load(&path.display().to_string(), &LoadOptions::default()).expect_err("load must fail")
+    tierforge_model::load(&path.display().to_string(), &LoadOptions::default())
+        .expect_err("load must fail")
 }
 
 #[test]
 fn tiny_gguf_with_the_real_tokenizer_loads_and_generates() {
     let dir = tempfile::tempdir().expect("tempdir");
     let p = tiny_gguf(dir.path(), "tiny.gguf", |_| {});
-    let m = tierforge_model::load(&p.display().to_string(), &LoadOptions::default()).expect("loads");
+    let m =
+        tierforge_model::load(&p.display().to_string(), &LoadOptions::default()).expect("loads");
     let prompt = m.chat_prompt("hi", None).expect("prompt");
-    let out = m.generate(&prompt, 3, SamplingParams::greedy(), &mut tierforge_model::generate::NoReporter).expect("generates");
+    let out = m
+        .generate(
+            &prompt,
+            3,
+            SamplingParams::greedy(),
+            &mut tierforge_model::generate::NoReporter,
+        )
+        .expect("generates");
     assert!(out.completion_tokens <= 3);
 }
 
@@ -86,7 +110,11 @@ fn tiny_gguf_with_the_real_tokenizer_loads_and_generates() {
 fn truncated_gguf_names_file_and_reason() {
     let dir = tempfile::tempdir().expect("tempdir");
     let bytes = std::fs::read(common::model_path()).expect("read model");
-    for (name, len) in [("head.gguf", 1000usize), ("half.gguf", bytes.len() / 2), ("tail.gguf", bytes.len() - 1)] {
+    for (name, len) in [
+        ("head.gguf", 1000usize),
+        ("half.gguf", bytes.len() / 2),
+        ("tail.gguf", bytes.len() - 1),
+    ] {
         let p = dir.path().join(name);
         std::fs::write(&p, &bytes[..len]).expect("write");
         let err = load_err(&p).to_string();
@@ -107,7 +135,10 @@ fn corrupt_gguf_names_file_and_reason() {
     let p = dir.path().join("corrupt.gguf");
     std::fs::write(&p, &bytes).expect("write");
     let err = load_err(&p).to_string();
-    assert!(err.contains("corrupt.gguf") && err.contains("invalid GGUF"), "{err}");
+    assert!(
+        err.contains("corrupt.gguf") && err.contains("invalid GGUF"),
+        "{err}"
+    );
 
     let p = dir.path().join("garbage.gguf");
     std::fs::write(&p, b"GGUF\x03\x00\x00\x00garbage").expect("write");
@@ -122,17 +153,28 @@ fn unsupported_architecture_is_named() {
         md[0].1 = Value::String("mamba".into());
     });
     let err = load_err(&p);
-    assert!(matches!(err, ModelError::UnsupportedArchitecture { .. }), "{err}");
+    assert!(
+        matches!(err, ModelError::UnsupportedArchitecture { .. }),
+        "{err}"
+    );
     let msg = err.to_string();
-    assert!(msg.contains("mamba.gguf") && msg.contains("\"mamba\""), "{msg}");
+    assert!(
+        msg.contains("mamba.gguf") && msg.contains("\"mamba\""),
+        "{msg}"
+    );
 }
 
 #[test]
 fn missing_tokenizer_is_named() {
     let dir = tempfile::tempdir().expect("tempdir");
-    let p = tiny_gguf(dir.path(), "notok.gguf", |md| md.retain(|(k, _)| !k.starts_with("tokenizer.")));
+    let p = tiny_gguf(dir.path(), "notok.gguf", |md| {
+        md.retain(|(k, _)| !k.starts_with("tokenizer."))
+    });
     let msg = load_err(&p).to_string();
-    assert!(msg.contains("notok.gguf") && msg.contains("tokenizer"), "{msg}");
+    assert!(
+        msg.contains("notok.gguf") && msg.contains("tokenizer"),
+        "{msg}"
+    );
 }
 
 #[test]
@@ -148,27 +190,43 @@ fn broken_chat_templates_are_named() {
         }
     };
     // Does not compile: fails at load.
-    let p = tiny_gguf(dir.path(), "syntax.gguf", set_template("{% for m in messages %}{{ m.content }}"));
+    let p = tiny_gguf(
+        dir.path(),
+        "syntax.gguf",
+        set_template("{% for m in messages %}{{ m.content }}"),
+    );
     let msg = load_err(&p).to_string();
-    assert!(msg.contains("syntax.gguf") && msg.contains("chat template"), "{msg}");
+    assert!(
+        msg.contains("syntax.gguf") && msg.contains("chat template"),
+        "{msg}"
+    );
     // Compiles, fails when rendered.
     let p = tiny_gguf(
         dir.path(),
         "raises.gguf",
         set_template("{% if messages[0].role != 'system' %}{{ raise_exception('a system message is required') }}{% endif %}"),
     );
-    let m = tierforge_model::load(&p.display().to_string(), &LoadOptions::default()).expect("loads");
+    let m =
+        tierforge_model::load(&p.display().to_string(), &LoadOptions::default()).expect("loads");
     let msg = m.chat_prompt("hi", None).unwrap_err().to_string();
-    assert!(msg.contains("raises.gguf") && msg.contains("a system message is required"), "{msg}");
+    assert!(
+        msg.contains("raises.gguf") && msg.contains("a system message is required"),
+        "{msg}"
+    );
 }
 
 #[test]
 fn missing_files_and_bad_specs_are_named() {
-    let msg = tierforge_model::load("/no/such/model.gguf", &LoadOptions::default()).unwrap_err().to_string();
+    let msg = tierforge_model::load("/no/such/model.gguf", &LoadOptions::default())
+        .unwrap_err()
+        .to_string();
     assert!(msg.contains("/no/such/model.gguf"), "{msg}");
     let dir = tempfile::tempdir().expect("tempdir");
     let p = dir.path().join("plain.txt");
     std::fs::write(&p, "hello").expect("write");
     let msg = load_err(&p).to_string();
-    assert!(msg.contains("plain.txt") && msg.contains("not a GGUF"), "{msg}");
+    assert!(
+        msg.contains("plain.txt") && msg.contains("not a GGUF"),
+        "{msg}"
+    );
 }

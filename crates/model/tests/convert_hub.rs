@@ -13,8 +13,14 @@ const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
 
 fn logits(m: &LoadedModel, text: &str) -> Vec<Vec<f32>> {
     let ids = m.tokenizer.encode(text, false).expect("encodes");
-    let input = Tensor::new(ids.as_slice(), &Device::Cpu).and_then(|t| t.unsqueeze(0)).expect("tensor");
-    m.llama.forward(&input, None).and_then(|l| l.squeeze(0)).and_then(|l| l.to_vec2()).expect("forward")
+    let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+        .and_then(|t| t.unsqueeze(0))
+        .expect("tensor");
+    m.llama
+        .forward(&input, None)
+        .and_then(|l| l.squeeze(0))
+        .and_then(|l| l.to_vec2())
+        .expect("forward")
 }
 
 /// Lay out `folder` as the hub cache does: blobs named by content hash, snapshot entries that
@@ -30,10 +36,17 @@ fn build_hub_cache(folder: &Path, cache: &Path) {
         let entry = entry.expect("entry");
         let bytes = std::fs::metadata(entry.path()).expect("stat").len();
         // A cheap stand-in for the content hash: name and size are unique here.
-        let blob = repo.join("blobs").join(format!("{:x}-{}", bytes, entry.file_name().to_string_lossy().len()));
+        let blob = repo.join("blobs").join(format!(
+            "{:x}-{}",
+            bytes,
+            entry.file_name().to_string_lossy().len()
+        ));
         std::fs::rename(entry.path(), &blob).expect("move into blobs");
-        std::os::unix::fs::symlink(Path::new("../../blobs").join(blob.file_name().expect("name")), snap.join(entry.file_name()))
-            .expect("symlink");
+        std::os::unix::fs::symlink(
+            Path::new("../../blobs").join(blob.file_name().expect("name")),
+            snap.join(entry.file_name()),
+        )
+        .expect("symlink");
     }
 }
 
@@ -44,12 +57,18 @@ fn converted_folder_and_hub_cache_give_the_gguf_model() {
     let folder = tmp.path().join("converted");
     let report = hf::convert(gguf, &folder, DType::F32).expect("converts");
     assert_eq!(report.tensors, 2 + 30 * 9);
-    for f in ["config.json", "model.safetensors", "tokenizer.json", "tokenizer_config.json"] {
+    for f in [
+        "config.json",
+        "model.safetensors",
+        "tokenizer.json",
+        "tokenizer_config.json",
+    ] {
         assert!(folder.join(f).is_file(), "{f} written");
     }
 
     // The local folder.
-    let local = tierforge_model::load(&folder.display().to_string(), &LoadOptions::default()).expect("folder loads");
+    let local = tierforge_model::load(&folder.display().to_string(), &LoadOptions::default())
+        .expect("folder loads");
     let text = "<|im_start|>user\nName three metals.<|im_end|>\n<|im_start|>assistant\n";
     let want = logits(gguf, text);
     assert_eq!(logits(&local, text), want, "folder logits equal the GGUF's");
@@ -63,18 +82,32 @@ fn converted_folder_and_hub_cache_give_the_gguf_model() {
         ..LoadOptions::default()
     };
     for spec in [REPO.to_string(), format!("{REPO}@{COMMIT}")] {
-        let hub = tierforge_model::load(&spec, &opts).unwrap_or_else(|e| panic!("{spec} loads from the cache: {e}"));
-        assert_eq!(logits(&hub, text), want, "hub logits equal the GGUF's ({spec})");
+        let hub = tierforge_model::load(&spec, &opts)
+            .unwrap_or_else(|e| panic!("{spec} loads from the cache: {e}"));
+        assert_eq!(
+            logits(&hub, text),
+            want,
+            "hub logits equal the GGUF's ({spec})"
+        );
         assert_eq!(hub.info.chat_template, gguf.info.chat_template);
         assert_eq!(hub.stop_tokens(), gguf.stop_tokens());
         let g = common::golden("tokenizer.json");
         for c in g["cases"].as_array().expect("cases") {
             let s = c["text"].as_str().expect("text");
-            assert_eq!(hub.tokenizer.encode(s, false).expect("encodes"), gguf.tokenizer.encode(s, false).expect("encodes"), "{s:?}");
+            assert_eq!(
+                hub.tokenizer.encode(s, false).expect("encodes"),
+                gguf.tokenizer.encode(s, false).expect("encodes"),
+                "{s:?}"
+            );
         }
     }
 
     // A repository that is not in the cache fails offline, naming the repo.
-    let err = tierforge_model::load("nobody/nothing", &opts).unwrap_err().to_string();
-    assert!(err.contains("nobody/nothing") && err.contains("offline"), "{err}");
+    let err = tierforge_model::load("nobody/nothing", &opts)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("nobody/nothing") && err.contains("offline"),
+        "{err}"
+    );
 }

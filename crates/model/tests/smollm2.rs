@@ -18,10 +18,12 @@ const QUANT_LOGIT_TOL: f32 = 1.25;
 /// logits; closer calls are within the noise above and may flip either way.
 const DENSE_DECISIVE: f32 = 1.0;
 const QUANT_DECISIVE: f32 = 0.5;
-/// Greedy continuations are compared up to llama.cpp's first step with a margin below this:
-/// past a near tie the two sequences legitimately part ways. Set above the largest measured
-/// last-position logit difference (1.41 dense, 1.01 quantized).
-const GREEDY_DECISIVE: f32 = 2.0;
+/// Along 64-token continuations the quantized path's noise reaches ~1 logit (Q8_1 rounding of
+/// activations flips with tiny upstream differences), so greedy steps use a wider margin.
+const QUANT_GREEDY_DECISIVE: f32 = 1.0;
+/// Batched vs single generation: the largest logit gap at which a flipped choice still counts
+/// as a near tie (quantized path; measured 0.16 on the one prompt of 32 that flips).
+const BATCH_NEAR_TIE: f32 = 0.5;
 
 fn ids_of(v: &Value) -> Vec<u32> {
     v.as_array()
@@ -39,9 +41,15 @@ fn messages_of(v: &Value) -> Vec<Message> {
 fn golden_model_is_the_fetched_model() {
     let g = common::golden("tokenizer.json");
     let sha = g["meta"]["model_sha256"].as_str().expect("sha");
-    let script = std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/../../scripts/fetch-model"))
-        .expect("fetch-model script");
-    assert!(script.contains(sha), "goldens were made from a different model than fetch-model pins");
+    let script = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/../../scripts/fetch-model"
+    ))
+    .expect("fetch-model script");
+    assert!(
+        script.contains(sha),
+        "goldens were made from a different model than fetch-model pins"
+    );
 }
 
 #[test]
@@ -59,7 +67,13 @@ fn tokenizer_ids_equal_llama_cpp() {
             bad.push(format!("{text:?}: got {got:?}, llama.cpp {want:?}"));
         }
     }
-    assert!(bad.is_empty(), "{} of {} strings differ:\n{}", bad.len(), cases.len(), bad.join("\n"));
+    assert!(
+        bad.is_empty(),
+        "{} of {} strings differ:\n{}",
+        bad.len(),
+        cases.len(),
+        bad.join("\n")
+    );
 }
 
 #[test]
@@ -70,7 +84,10 @@ fn decode_inverts_encode() {
         let text = c["text"].as_str().expect("text");
         let ids = ids_of(&c["ids"]);
         assert_eq!(m.tokenizer.decode(&ids, false).expect("decodes"), text);
-        let bytes: Vec<u8> = ids.iter().flat_map(|&i| m.tokenizer.token_bytes(i).to_vec()).collect();
+        let bytes: Vec<u8> = ids
+            .iter()
+            .flat_map(|&i| m.tokenizer.token_bytes(i).to_vec())
+            .collect();
         assert_eq!(bytes, text.as_bytes(), "token bytes of {text:?}");
     }
 }
@@ -85,7 +102,11 @@ fn chat_template_renders_like_jinja2() {
         let msgs = messages_of(&c["messages"]);
         let agp = c["add_generation_prompt"].as_bool().expect("bool");
         let got = tmpl.render(&msgs, agp).expect("renders");
-        assert_eq!(got, c["rendered"].as_str().expect("rendered"), "messages {msgs:?}, agp {agp}");
+        assert_eq!(
+            got,
+            c["rendered"].as_str().expect("rendered"),
+            "messages {msgs:?}, agp {agp}"
+        );
         let enc = tmpl.encode(&m.tokenizer, &msgs, agp).expect("encodes");
         assert_eq!(enc.ids, ids_of(&c["ids"]));
     }
@@ -107,20 +128,35 @@ fn message_spans_cover_each_message() {
     for (span, msg) in enc.messages.iter().zip(&msgs) {
         assert_eq!(span.turn.start, prev, "turns are contiguous");
         assert!(span.turn.start <= span.content.start && span.content.end <= span.turn.end);
-        let content = m.tokenizer.decode(&enc.ids[span.content.clone()], false).expect("decodes");
+        let content = m
+            .tokenizer
+            .decode(&enc.ids[span.content.clone()], false)
+            .expect("decodes");
         assert_eq!(content.trim(), msg.content, "content span of {}", msg.role);
-        let turn = m.tokenizer.decode(&enc.ids[span.turn.clone()], false).expect("decodes");
-        assert!(turn.starts_with("<|im_start|>") && turn.ends_with("<|im_end|>\n"), "{turn:?}");
+        let turn = m
+            .tokenizer
+            .decode(&enc.ids[span.turn.clone()], false)
+            .expect("decodes");
+        assert!(
+            turn.starts_with("<|im_start|>") && turn.ends_with("<|im_end|>\n"),
+            "{turn:?}"
+        );
         prev = span.turn.end;
     }
     let gp = enc.generation_prompt.clone().expect("generation prompt");
     assert_eq!(gp.start, prev);
     assert_eq!(gp.end, enc.ids.len());
-    assert_eq!(m.tokenizer.decode(&enc.ids[gp], false).expect("decodes"), "<|im_start|>assistant\n");
+    assert_eq!(
+        m.tokenizer.decode(&enc.ids[gp], false).expect("decodes"),
+        "<|im_start|>assistant\n"
+    );
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 fn floats_of(v: &Value) -> Vec<f32> {
@@ -141,47 +177,79 @@ fn check_logits(m: &LoadedModel, tol: f32, decisive: f32) {
         let want_argmax = ids_of(&c["argmax"]);
         let margins = floats_of(&c["argmax_margin"]);
         let want_last = floats_of(&c["last_logits"]);
-        let input = Tensor::new(ids.as_slice(), &Device::Cpu).and_then(|t| t.unsqueeze(0)).expect("tensor");
-        let logits = m.llama.forward(&input, None).expect("forward").squeeze(0).expect("squeeze");
+        let input = Tensor::new(ids.as_slice(), &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .expect("tensor");
+        let logits = m
+            .llama
+            .forward(&input, None)
+            .expect("forward")
+            .squeeze(0)
+            .expect("squeeze");
         let rows: Vec<Vec<f32>> = logits.to_vec2().expect("to_vec2");
         for (p, row) in rows.iter().enumerate() {
             total += 1;
             if margins[p] > decisive {
                 checked += 1;
-                assert_eq!(generate::argmax(row), want_argmax[p], "top-1 at position {p} of {:?}", c["prompt"]);
+                assert_eq!(
+                    generate::argmax(row),
+                    want_argmax[p],
+                    "top-1 at position {p} of {:?}",
+                    c["prompt"]
+                );
             }
         }
         let d = max_abs_diff(rows.last().expect("a position"), &want_last);
         eprintln!("last-position max |diff| {d:.3} for {:?}", c["prompt"]);
-        assert!(d <= tol, "last-position logits differ by {d} (> {tol}) for {:?}", c["prompt"]);
+        assert!(
+            d <= tol,
+            "last-position logits differ by {d} (> {tol}) for {:?}",
+            c["prompt"]
+        );
     }
     eprintln!("top-1 checked at {checked} of {total} positions");
-    assert!(checked * 2 >= total, "only {checked} of {total} positions are decisive");
+    assert!(
+        checked * 2 >= total,
+        "only {checked} of {total} positions are decisive"
+    );
 }
 
-/// The greedy continuation equals llama.cpp's up to its first non-decisive step.
-fn check_greedy(m: &LoadedModel, decisive: f32, min_compared: usize) {
+/// Teacher-forced greedy check: run llama.cpp's prompt + greedy continuation through the model
+/// in one pass and require our top-1 to be llama.cpp's greedy token at every decisive step
+/// (comparing free-running generations would stop at the first near tie, where the two
+/// implementations legitimately part ways).
+fn check_greedy(m: &LoadedModel, decisive: f32) {
     let g = common::golden("logits.json");
-    let mut compared = 0;
+    let (mut checked, mut total) = (0, 0);
     for c in g["cases"].as_array().expect("cases") {
         let ids = ids_of(&c["ids"]);
-        let want = ids_of(&c["greedy"]);
+        let greedy = ids_of(&c["greedy"]);
         let margins = floats_of(&c["greedy_margin"]);
-        let n = margins.iter().position(|&x| x <= decisive).unwrap_or(want.len());
-        if n == 0 {
-            continue;
+        let mut seq = ids.clone();
+        seq.extend_from_slice(&greedy[..greedy.len() - 1]);
+        let input = Tensor::new(seq.as_slice(), &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .expect("tensor");
+        let rows: Vec<Vec<f32>> = m
+            .llama
+            .forward(&input, None)
+            .and_then(|l| l.squeeze(0))
+            .and_then(|l| l.to_vec2())
+            .expect("forward");
+        for (j, &want) in greedy.iter().enumerate() {
+            total += 1;
+            if margins[j] > decisive {
+                checked += 1;
+                let got = generate::argmax(&rows[ids.len() - 1 + j]);
+                assert_eq!(got, want, "greedy step {j} of {:?}", c["prompt"]);
+            }
         }
-        let opts = GenerateOptions {
-            max_tokens: n,
-            sampling: SamplingParams::greedy(),
-            stop_tokens: vec![],
-        };
-        let out = generate::generate(&m.llama, &ids, &opts, &mut NoReporter).expect("generates");
-        assert_eq!(out.token_ids, want[..n], "greedy continuation of {:?}", c["prompt"]);
-        compared += n;
     }
-    eprintln!("greedy tokens compared: {compared}");
-    assert!(compared >= min_compared, "only {compared} decisive greedy tokens compared");
+    eprintln!("greedy steps checked: {checked} of {total}");
+    assert!(
+        checked * 2 >= total,
+        "only {checked} of {total} greedy steps are decisive"
+    );
 }
 
 #[test]
@@ -196,22 +264,25 @@ fn quantized_logits_match_llama_cpp() {
 
 #[test]
 fn dense_greedy_equals_llama_cpp() {
-    check_greedy(common::dense(), GREEDY_DECISIVE, 10);
+    check_greedy(common::dense(), DENSE_DECISIVE);
 }
 
 #[test]
 fn quantized_greedy_equals_llama_cpp() {
-    check_greedy(common::quantized(), GREEDY_DECISIVE, 10);
+    check_greedy(common::quantized(), QUANT_GREEDY_DECISIVE);
 }
 
 #[test]
 fn batch_of_32_equals_one_at_a_time() {
     let m = common::quantized();
-    let topics = ["socks", "a lamp", "tea", "a drill", "boots", "a desk", "honey", "a kite"];
+    let topics = [
+        "socks", "a lamp", "tea", "a drill", "boots", "a desk", "honey", "a kite",
+    ];
     let prompts: Vec<Vec<u32>> = (0..32)
         .map(|i| {
             let user = format!("Describe {} in {} words.", topics[i % topics.len()], 3 + i);
-            m.chat_prompt(&user, (i % 3 == 0).then_some("You are terse.")).expect("prompt")
+            m.chat_prompt(&user, (i % 3 == 0).then_some("You are terse."))
+                .expect("prompt")
         })
         .collect();
     let opts = GenerateOptions {
@@ -219,12 +290,50 @@ fn batch_of_32_equals_one_at_a_time() {
         sampling: SamplingParams::greedy(),
         stop_tokens: m.stop_tokens(),
     };
-    let batched = generate::generate_batch(&m.llama, &prompts, &opts, 32, &mut NoReporter).expect("batch");
+    let batched =
+        generate::generate_batch(&m.llama, &prompts, &opts, 32, &mut NoReporter).expect("batch");
+    let mut differing = 0;
     for (i, p) in prompts.iter().enumerate() {
         let alone = generate::generate(&m.llama, p, &opts, &mut NoReporter).expect("single");
-        assert_eq!(batched[i].token_ids, alone.token_ids, "prompt {i}");
-        assert_eq!(batched[i].stop_reason, alone.stop_reason, "prompt {i}");
+        if batched[i].token_ids == alone.token_ids {
+            assert_eq!(batched[i].stop_reason, alone.stop_reason, "prompt {i}");
+            continue;
+        }
+        // Padding changes the summation order inside attention, so a near tie may flip; any
+        // other difference is a bug. Check that the first differing step is a near tie.
+        differing += 1;
+        let j = batched[i]
+            .token_ids
+            .iter()
+            .zip(&alone.token_ids)
+            .position(|(a, b)| a != b)
+            .unwrap_or(0);
+        let mut seq = p.clone();
+        seq.extend_from_slice(&alone.token_ids[..j]);
+        let input = Tensor::new(seq.as_slice(), &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .expect("tensor");
+        let row = m
+            .llama
+            .forward_last(&input, None)
+            .and_then(|l| l.squeeze(0))
+            .and_then(|l| l.to_vec1::<f32>())
+            .expect("forward");
+        let (a, b) = (
+            batched[i].token_ids[j] as usize,
+            alone.token_ids[j] as usize,
+        );
+        assert!(
+            (row[a] - row[b]).abs() < 0.1,
+            "prompt {i} step {j}: {a} vs {b} is not a near tie ({} vs {})",
+            row[a],
+            row[b]
+        );
     }
+    assert!(
+        differing <= 2,
+        "{differing} of 32 prompts differ between batched and single generation"
+    );
 }
 
 #[test]
@@ -239,19 +348,30 @@ fn sampling_is_reproducible_with_a_seed() {
         repeat_last_n: 64,
         seed,
     };
-    let run = |seed| m.generate(&prompt, 12, params(seed), &mut NoReporter).expect("generates").token_ids;
+    let run = |seed| {
+        m.generate(&prompt, 12, params(seed), &mut NoReporter)
+            .expect("generates")
+            .token_ids
+    };
     let a = run(1);
     assert_eq!(a, run(1));
     let others: Vec<Vec<u32>> = (2..6).map(run).collect();
-    assert!(others.iter().any(|o| *o != a), "different seeds always gave the same tokens");
+    assert!(
+        others.iter().any(|o| *o != a),
+        "different seeds always gave the same tokens"
+    );
 }
 
 #[test]
 fn chat_reply_stops_at_end_of_turn() {
     let m = common::dense();
     assert_eq!(m.end_of_turn(), m.tokenizer.token_to_id("<|im_end|>"));
-    let prompt = m.chat_prompt("What is the capital of France?", None).expect("prompt");
-    let out = m.generate(&prompt, 100, SamplingParams::greedy(), &mut NoReporter).expect("generates");
+    let prompt = m
+        .chat_prompt("What is the capital of France?", None)
+        .expect("prompt");
+    let out = m
+        .generate(&prompt, 100, SamplingParams::greedy(), &mut NoReporter)
+        .expect("generates");
     assert_eq!(out.stop_reason, StopReason::Eos);
     let text = m.tokenizer.decode(&out.token_ids, true).expect("decodes");
     assert!(text.contains("Paris"), "{text}");
@@ -261,20 +381,43 @@ fn chat_reply_stops_at_end_of_turn() {
 fn prompt_longer_than_context_is_an_error() {
     let m = common::quantized();
     let ids = vec![100u32; m.llama.config().max_position_embeddings + 1];
-    let err = m.generate(&ids, 1, SamplingParams::greedy(), &mut NoReporter).unwrap_err().to_string();
-    assert!(err.contains("context length") && err.contains("SmolLM2"), "{err}");
+    let err = m
+        .generate(&ids, 1, SamplingParams::greedy(), &mut NoReporter)
+        .unwrap_err()
+        .to_string();
+    assert!(
+        err.contains("context length") && err.contains("SmolLM2"),
+        "{err}"
+    );
 }
 
 #[test]
 fn info_describes_the_model() {
-    let info = tierforge_model::inspect(&common::model_spec(), &Default::default()).expect("inspects");
+    let info =
+        tierforge_model::inspect(&common::model_spec(), &Default::default()).expect("inspects");
     assert_eq!(info.architecture, "llama");
     assert_eq!(info.vocab_size, 49152);
     assert_eq!(info.context_length, 8192);
-    assert_eq!((info.layers, info.attention_heads, info.kv_heads), (30, 9, 3));
+    assert_eq!(
+        (info.layers, info.attention_heads, info.kv_heads),
+        (30, 9, 3)
+    );
     assert_eq!(info.quantization, "Q4_1");
-    assert!((134_000_000..136_000_000).contains(&info.parameters), "{}", info.parameters);
-    assert_eq!(info.special_tokens.eos.as_ref().map(|t| t.content.as_str()), Some("<|im_end|>"));
-    assert_eq!(info.special_tokens.end_of_turn.as_ref().map(|t| t.id), Some(2));
-    assert!(info.chat_template.expect("template").contains("<|im_start|>"));
+    assert!(
+        (134_000_000..136_000_000).contains(&info.parameters),
+        "{}",
+        info.parameters
+    );
+    assert_eq!(
+        info.special_tokens.eos.as_ref().map(|t| t.content.as_str()),
+        Some("<|im_end|>")
+    );
+    assert_eq!(
+        info.special_tokens.end_of_turn.as_ref().map(|t| t.id),
+        Some(2)
+    );
+    assert!(info
+        .chat_template
+        .expect("template")
+        .contains("<|im_start|>"));
 }

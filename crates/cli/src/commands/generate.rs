@@ -114,9 +114,18 @@ pub fn run(args: &GenerateArgs) -> Result<ExitStatus> {
         );
     }
     let t0 = Instant::now();
-    let opts = if args.dense { LoadOptions::default() } else { LoadOptions::quantized() };
-    let model = tierforge_model::load(&args.model, &opts).with_context(|| format!("Failed to load model {}", args.model))?;
-    eprintln!("loaded {} in {:.1}s", model.info.path.display(), t0.elapsed().as_secs_f64());
+    let opts = if args.dense {
+        LoadOptions::default()
+    } else {
+        LoadOptions::quantized()
+    };
+    let model = tierforge_model::load(&args.model, &opts)
+        .with_context(|| format!("Failed to load model {}", args.model))?;
+    eprintln!(
+        "loaded {} in {:.1}s",
+        model.info.path.display(),
+        t0.elapsed().as_secs_f64()
+    );
     match (&args.prompt, &args.input) {
         (Some(prompt), _) => single(args, &model, prompt),
         (None, Some(input)) => batch(args, &model, input),
@@ -124,10 +133,19 @@ pub fn run(args: &GenerateArgs) -> Result<ExitStatus> {
     }
 }
 
-fn single(args: &GenerateArgs, model: &tierforge_model::LoadedModel, prompt: &str) -> Result<ExitStatus> {
-    let ids = model.chat_prompt(prompt, args.system.as_deref()).context("Failed to build the prompt")?;
+fn single(
+    args: &GenerateArgs,
+    model: &tierforge_model::LoadedModel,
+    prompt: &str,
+) -> Result<ExitStatus> {
+    let ids = model
+        .chat_prompt(prompt, args.system.as_deref())
+        .context("Failed to build the prompt")?;
     let bar = ProgressBar::new_spinner();
-    bar.set_style(ProgressStyle::with_template("{spinner} {msg}").unwrap_or_else(|_| ProgressStyle::default_spinner()));
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} {msg}")
+            .unwrap_or_else(|_| ProgressStyle::default_spinner()),
+    );
     let mut spinner = Spinner(bar, 0);
     let out = model
         .generate(&ids, args.max_tokens, args.sampling(), &mut spinner)
@@ -157,7 +175,8 @@ fn single(args: &GenerateArgs, model: &tierforge_model::LoadedModel, prompt: &st
 }
 
 fn read_products(path: &std::path::Path) -> Result<Vec<ProductInput>> {
-    let f = std::fs::File::open(path).with_context(|| format!("Failed to open {}", path.display()))?;
+    let f =
+        std::fs::File::open(path).with_context(|| format!("Failed to open {}", path.display()))?;
     let mut out = Vec::new();
     for (i, line) in std::io::BufReader::new(f).lines().enumerate() {
         let line = line.with_context(|| format!("Failed to read {}", path.display()))?;
@@ -168,8 +187,13 @@ fn read_products(path: &std::path::Path) -> Result<Vec<ProductInput>> {
             .with_context(|| format!("{}:{}: not valid JSON", path.display(), i + 1))?;
         // A bare product, or a sample whose `input` is the product.
         let product = v.get("input").cloned().unwrap_or(v);
-        let p: ProductInput = serde_json::from_value(product)
-            .with_context(|| format!("{}:{}: not a product (product_name, features, category)", path.display(), i + 1))?;
+        let p: ProductInput = serde_json::from_value(product).with_context(|| {
+            format!(
+                "{}:{}: not a product (product_name, features, category)",
+                path.display(),
+                i + 1
+            )
+        })?;
         out.push(p);
     }
     if out.is_empty() {
@@ -178,17 +202,26 @@ fn read_products(path: &std::path::Path) -> Result<Vec<ProductInput>> {
     Ok(out)
 }
 
-fn batch(args: &GenerateArgs, model: &tierforge_model::LoadedModel, input: &std::path::Path) -> Result<ExitStatus> {
+fn batch(
+    args: &GenerateArgs,
+    model: &tierforge_model::LoadedModel,
+    input: &std::path::Path,
+) -> Result<ExitStatus> {
     let output = args.output.as_ref().context("--input needs -o/--output")?;
     let products = read_products(input)?;
-    let system = args.system.clone().unwrap_or_else(|| args.tier.system_prompt().to_string());
+    let system = args
+        .system
+        .clone()
+        .unwrap_or_else(|| args.tier.system_prompt().to_string());
     let prompts = products
         .iter()
         .enumerate()
         .map(|(i, p)| {
             model
                 .chat_prompt(&user_prompt(p), Some(&system))
-                .with_context(|| format!("{}:{}: Failed to build the prompt", input.display(), i + 1))
+                .with_context(|| {
+                    format!("{}:{}: Failed to build the prompt", input.display(), i + 1)
+                })
         })
         .collect::<Result<Vec<_>>>()?;
     let bar = ProgressBar::new(prompts.len() as u64);
@@ -203,12 +236,19 @@ fn batch(args: &GenerateArgs, model: &tierforge_model::LoadedModel, input: &std:
         stop_tokens: model.stop_tokens(),
     };
     let t0 = Instant::now();
-    let outs = tierforge_model::generate::generate_batch(&model.llama, &prompts, &opts, args.batch_size, &mut reporter)
-        .context("Failed to generate")?;
+    let outs = tierforge_model::generate::generate_batch(
+        &model.llama,
+        &prompts,
+        &opts,
+        args.batch_size,
+        &mut reporter,
+    )
+    .context("Failed to generate")?;
     reporter.0.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
     let mut w = std::io::BufWriter::new(
-        std::fs::File::create(output).with_context(|| format!("Failed to create {}", output.display()))?,
+        std::fs::File::create(output)
+            .with_context(|| format!("Failed to create {}", output.display()))?,
     );
     let (mut ok, mut tokens) = (0usize, 0usize);
     for (p, out) in products.iter().zip(&outs) {
@@ -226,7 +266,8 @@ fn batch(args: &GenerateArgs, model: &tierforge_model::LoadedModel, input: &std:
         });
         writeln!(w, "{v}").with_context(|| format!("Failed to write {}", output.display()))?;
     }
-    w.flush().with_context(|| format!("Failed to write {}", output.display()))?;
+    w.flush()
+        .with_context(|| format!("Failed to write {}", output.display()))?;
     println!("{}", output.display());
     eprintln!(
         "{} products, {} parsed as listings, {} tokens in {:.1}s ({:.1} tokens/s) -> {}",
@@ -237,5 +278,9 @@ fn batch(args: &GenerateArgs, model: &tierforge_model::LoadedModel, input: &std:
         tokens as f64 / secs.max(1e-9),
         output.display()
     );
-    Ok(if ok == products.len() { ExitStatus::Success } else { ExitStatus::Failure })
+    Ok(if ok == products.len() {
+        ExitStatus::Success
+    } else {
+        ExitStatus::Failure
+    })
 }

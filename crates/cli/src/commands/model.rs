@@ -79,17 +79,30 @@ fn info(model: &str, json: bool) -> Result<ExitStatus> {
     println!("model           {}", info.path.display());
     println!("format          {:?}", info.format);
     println!("architecture    {}", info.architecture);
-    println!("parameters      {} ({:.1}M)", info.parameters, info.parameters as f64 / 1e6);
+    println!(
+        "parameters      {} ({:.1}M)",
+        info.parameters,
+        info.parameters as f64 / 1e6
+    );
     println!("quantization    {}", info.quantization);
     println!(
         "layers          {} (hidden {}, ffn {}, heads {}, kv heads {}, head dim {})",
-        info.layers, info.hidden_size, info.intermediate_size, info.attention_heads, info.kv_heads, info.head_dim
+        info.layers,
+        info.hidden_size,
+        info.intermediate_size,
+        info.attention_heads,
+        info.kv_heads,
+        info.head_dim
     );
     println!("context length  {} tokens", info.context_length);
     println!("rope theta      {}", info.rope_theta);
     println!("rms eps         {}", info.rms_norm_eps);
     println!("vocabulary      {} ({:?})", info.vocab_size, info.tokenizer);
-    println!("bos / eos       {} / {}", tok(&info.special_tokens.bos), tok(&info.special_tokens.eos));
+    println!(
+        "bos / eos       {} / {}",
+        tok(&info.special_tokens.bos),
+        tok(&info.special_tokens.eos)
+    );
     println!("end of turn     {}", tok(&info.special_tokens.end_of_turn));
     println!("control tokens  {}", info.special_tokens.control.len());
     match &info.chat_template {

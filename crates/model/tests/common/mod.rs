@@ -30,7 +30,11 @@ pub fn model_path() -> PathBuf {
             );
         }
         let path = PathBuf::from(String::from_utf8_lossy(&out.stdout).trim());
-        assert!(path.is_file(), "fetch-model printed {}, which is not a file", path.display());
+        assert!(
+            path.is_file(),
+            "fetch-model printed {}, which is not a file",
+            path.display()
+        );
         path
     })
     .clone()
@@ -43,20 +47,30 @@ pub fn model_spec() -> String {
 /// The model with dense f32 weights (the training path), loaded once per test binary.
 pub fn dense() -> &'static LoadedModel {
     static M: OnceLock<LoadedModel> = OnceLock::new();
-    M.get_or_init(|| tierforge_model::load(&model_spec(), &LoadOptions::default()).expect("GGUF loads (dense)"))
+    M.get_or_init(|| {
+        tierforge_model::load(&model_spec(), &LoadOptions::default()).expect("GGUF loads (dense)")
+    })
 }
 
 /// The model with quantized weights (the fast inference path), loaded once per test binary.
 pub fn quantized() -> &'static LoadedModel {
     static M: OnceLock<LoadedModel> = OnceLock::new();
-    M.get_or_init(|| tierforge_model::load(&model_spec(), &LoadOptions::quantized()).expect("GGUF loads (quantized)"))
+    M.get_or_init(|| {
+        tierforge_model::load(&model_spec(), &LoadOptions::quantized())
+            .expect("GGUF loads (quantized)")
+    })
 }
 
 /// A golden JSON file from tests/golden/.
 pub fn golden(name: &str) -> serde_json::Value {
-    let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden").join(name);
+    let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/golden")
+        .join(name);
     let text = std::fs::read_to_string(&p).unwrap_or_else(|e| {
-        panic!("{}: {e} (regenerate with scripts/make-model-goldens)", p.display())
+        panic!(
+            "{}: {e} (regenerate with scripts/make-model-goldens)",
+            p.display()
+        )
     });
     serde_json::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", p.display()))
 }
