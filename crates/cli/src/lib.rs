@@ -20,6 +20,12 @@ pub struct Cli {
 pub enum Commands {
     /// Validate, score, filter, deduplicate, split, augment and export samples.
     Data(commands::data::DataArgs),
+    /// Inspect a model or convert a GGUF to a Hugging Face folder.
+    Model(commands::model::ModelArgs),
+    /// Generate text with a model: one prompt, or listings for a JSONL file of products.
+    Generate(commands::generate::GenerateArgs),
+    /// Fine-tune a LoRA adapter on chat samples (PEFT format, resumable checkpoints).
+    Train(commands::train::TrainArgs),
 }
 
 /// What a command reports back to `main`.
@@ -47,6 +53,9 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
     };
     let result = match &cli.command {
         Commands::Data(a) => commands::data::run(a),
+        Commands::Model(a) => commands::model::run(a),
+        Commands::Generate(a) => commands::generate::run(a),
+        Commands::Train(a) => commands::train::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,

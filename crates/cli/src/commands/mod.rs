@@ -1,6 +1,9 @@
 //! One module per command.
 
 pub mod data;
+pub mod generate;
+pub mod model;
+pub mod train;
 
 /// Hints for errors whose fix is known, gathered in one place.
 pub fn hints(e: &anyhow::Error) -> Vec<String> {
