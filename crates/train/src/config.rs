@@ -114,7 +114,12 @@ impl TrainConfig {
             let msg = e.message().to_string();
             let at = e
                 .span()
-                .map(|s| format!(":{}", text[..s.start.min(text.len())].matches('\n').count() + 1))
+                .map(|s| {
+                    format!(
+                        ":{}",
+                        text[..s.start.min(text.len())].matches('\n').count() + 1
+                    )
+                })
                 .unwrap_or_default();
             TrainError::config(format!("{origin}{at}"), msg)
         })
@@ -133,27 +138,45 @@ impl TrainConfig {
             return bad("lora_rank", "must be at least 1".into());
         }
         if !(self.lora_alpha.is_finite() && self.lora_alpha > 0.0) {
-            return bad("lora_alpha", format!("must be positive, got {}", self.lora_alpha));
+            return bad(
+                "lora_alpha",
+                format!("must be positive, got {}", self.lora_alpha),
+            );
         }
         if !(0.0..1.0).contains(&self.lora_dropout) {
-            return bad("lora_dropout", format!("must be in [0, 1), got {}", self.lora_dropout));
+            return bad(
+                "lora_dropout",
+                format!("must be in [0, 1), got {}", self.lora_dropout),
+            );
         }
         if self.target_modules.is_empty() {
             return bad("target_modules", "name at least one projection".into());
         }
         if !(self.learning_rate.is_finite() && self.learning_rate > 0.0) {
-            return bad("learning_rate", format!("must be positive, got {}", self.learning_rate));
+            return bad(
+                "learning_rate",
+                format!("must be positive, got {}", self.learning_rate),
+            );
         }
         if !(self.weight_decay.is_finite() && self.weight_decay >= 0.0) {
-            return bad("weight_decay", format!("must be >= 0, got {}", self.weight_decay));
+            return bad(
+                "weight_decay",
+                format!("must be >= 0, got {}", self.weight_decay),
+            );
         }
-        for (k, v) in [("adam_beta1", self.adam_beta1), ("adam_beta2", self.adam_beta2)] {
+        for (k, v) in [
+            ("adam_beta1", self.adam_beta1),
+            ("adam_beta2", self.adam_beta2),
+        ] {
             if !(0.0..1.0).contains(&v) {
                 return bad(k, format!("must be in [0, 1), got {v}"));
             }
         }
         if !(self.adam_epsilon.is_finite() && self.adam_epsilon > 0.0) {
-            return bad("adam_epsilon", format!("must be positive, got {}", self.adam_epsilon));
+            return bad(
+                "adam_epsilon",
+                format!("must be positive, got {}", self.adam_epsilon),
+            );
         }
         if self.batch_size == 0 {
             return bad("batch_size", "must be at least 1".into());
@@ -162,7 +185,10 @@ impl TrainConfig {
             return bad("grad_accum_steps", "must be at least 1".into());
         }
         if !(self.max_grad_norm.is_finite() && self.max_grad_norm >= 0.0) {
-            return bad("max_grad_norm", format!("must be >= 0, got {}", self.max_grad_norm));
+            return bad(
+                "max_grad_norm",
+                format!("must be >= 0, got {}", self.max_grad_norm),
+            );
         }
         if self.max_steps.is_none() && self.epochs == 0 {
             return bad("epochs", "must be at least 1 (or set max_steps)".into());
@@ -241,7 +267,8 @@ mod tests {
 
     #[test]
     fn unknown_module_is_rejected() {
-        let e = TrainConfig::from_toml_str("target_modules = [\"qkv\"]", "t.toml").expect_err("bad");
+        let e =
+            TrainConfig::from_toml_str("target_modules = [\"qkv\"]", "t.toml").expect_err("bad");
         assert!(e.to_string().contains("qkv"), "{e}");
     }
 
@@ -251,7 +278,11 @@ mod tests {
             lora_dropout: 1.5,
             ..TrainConfig::default()
         };
-        assert!(c.validate("x").expect_err("bad").to_string().contains("lora_dropout"));
+        assert!(c
+            .validate("x")
+            .expect_err("bad")
+            .to_string()
+            .contains("lora_dropout"));
         assert!(TrainConfig::default().validate("x").is_ok());
     }
 

@@ -8,15 +8,21 @@ use crate::error::{Result, TrainError};
 /// Write `bytes` to `path` through a temporary file in the same folder plus a rename.
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<()> {
     use std::io::Write;
-    let dir = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    let dir = path
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
     std::fs::create_dir_all(dir).map_err(|e| TrainError::io(dir, e))?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".tmp-")
         .tempfile_in(dir)
         .map_err(|e| TrainError::io(dir, e))?;
     tmp.write_all(bytes).map_err(|e| TrainError::io(path, e))?;
-    tmp.as_file().sync_all().map_err(|e| TrainError::io(path, e))?;
-    tmp.persist(path).map_err(|e| TrainError::io(path, e.error))?;
+    tmp.as_file()
+        .sync_all()
+        .map_err(|e| TrainError::io(path, e))?;
+    tmp.persist(path)
+        .map_err(|e| TrainError::io(path, e.error))?;
     Ok(())
 }
 

@@ -131,7 +131,11 @@ fn check_seq_len(model: &LoadedModel, cfg: &TrainConfig) -> Result<()> {
     if cfg.max_seq_len > ctx {
         return Err(TrainError::config(
             "max_seq_len",
-            format!("{} tokens exceed the context length of {} ({ctx} tokens)", cfg.max_seq_len, model.info.path.display()),
+            format!(
+                "{} tokens exceed the context length of {} ({ctx} tokens)",
+                cfg.max_seq_len,
+                model.info.path.display()
+            ),
         ));
     }
     Ok(())
@@ -170,13 +174,18 @@ pub fn train(
     let mut model = load_model(&opts.model, opts.device)?;
     check_seq_len(&model, &opts.config)?;
     let train = prepare_file(&model, &opts.data, opts.config.max_seq_len)?;
-    if let Some(n) = truncation_note(&opts.data.display().to_string(), &train, opts.config.max_seq_len) {
+    if let Some(n) = truncation_note(
+        &opts.data.display().to_string(),
+        &train,
+        opts.config.max_seq_len,
+    ) {
         prep_reporter.on_message(&n);
     }
     let val = match &opts.val {
         Some(v) => {
             let p = prepare_file(&model, v, opts.config.max_seq_len)?;
-            if let Some(n) = truncation_note(&v.display().to_string(), &p, opts.config.max_seq_len) {
+            if let Some(n) = truncation_note(&v.display().to_string(), &p, opts.config.max_seq_len)
+            {
                 prep_reporter.on_message(&n);
             }
             Some(p)
@@ -232,7 +241,12 @@ pub struct MaskReport {
 
 /// Tokenize `data` for `model_spec` and show which tokens would be trained on. Fails exactly
 /// like training would (no supervised token, under 1% supervised, ...).
-pub fn preview_mask(model_spec: &str, data: &Path, config: &TrainConfig, n: usize) -> Result<MaskReport> {
+pub fn preview_mask(
+    model_spec: &str,
+    data: &Path,
+    config: &TrainConfig,
+    n: usize,
+) -> Result<MaskReport> {
     config.validate("config")?;
     let model = tierforge_model::load(model_spec, &LoadOptions::quantized())?;
     check_seq_len(&model, config)?;

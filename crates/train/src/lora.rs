@@ -120,7 +120,10 @@ impl Adapter {
         for layer in 0..llama.num_layers() {
             for &proj in &shape.targets {
                 let lin = llama.linear(layer, proj).ok_or_else(|| {
-                    TrainError::config("lora", format!("the model has no {} in layer {layer}", proj.name()))
+                    TrainError::config(
+                        "lora",
+                        format!("the model has no {} in layer {layer}", proj.name()),
+                    )
                 })?;
                 let (inf, outf) = (lin.in_features(), lin.out_features());
                 let bound = 1.0 / (inf as f64).sqrt();
@@ -146,7 +149,10 @@ impl Adapter {
             .iter()
             .flat_map(|p| {
                 let base = p.peft_path();
-                [format!("{base}.lora_A.weight"), format!("{base}.lora_B.weight")]
+                [
+                    format!("{base}.lora_A.weight"),
+                    format!("{base}.lora_B.weight"),
+                ]
             })
             .collect()
     }
@@ -161,14 +167,18 @@ impl Adapter {
     pub fn attach(&self, llama: &mut Llama, dropout_rng: Option<Arc<Mutex<Rng>>>) -> Result<()> {
         let p = self.shape.dropout;
         let dropout = match dropout_rng {
-            Some(rng) if p > 0.0 => Some(LoraDropout(Arc::new(move |shape: &candle_core::Shape, dtype: DType, dev: &Device| {
-                let n = shape.elem_count();
-                let keep = (1.0 / (1.0 - p)) as f32;
-                // A poisoned lock means another forward panicked; the mask is still valid.
-                let mut r = rng.lock().unwrap_or_else(|e| e.into_inner());
-                let m: Vec<f32> = (0..n).map(|_| if r.next_f64() < p { 0.0 } else { keep }).collect();
-                Tensor::from_vec(m, shape.clone(), dev)?.to_dtype(dtype)
-            }))),
+            Some(rng) if p > 0.0 => Some(LoraDropout(Arc::new(
+                move |shape: &candle_core::Shape, dtype: DType, dev: &Device| {
+                    let n = shape.elem_count();
+                    let keep = (1.0 / (1.0 - p)) as f32;
+                    // A poisoned lock means another forward panicked; the mask is still valid.
+                    let mut r = rng.lock().unwrap_or_else(|e| e.into_inner());
+                    let m: Vec<f32> = (0..n)
+                        .map(|_| if r.next_f64() < p { 0.0 } else { keep })
+                        .collect();
+                    Tensor::from_vec(m, shape.clone(), dev)?.to_dtype(dtype)
+                },
+            ))),
             _ => None,
         };
         self.set(llama, false, dropout)
@@ -225,7 +235,12 @@ impl Adapter {
             r: self.shape.rank,
             lora_alpha: self.shape.alpha,
             lora_dropout: self.shape.dropout,
-            target_modules: self.shape.targets.iter().map(|p| p.name().to_string()).collect(),
+            target_modules: self
+                .shape
+                .targets
+                .iter()
+                .map(|p| p.name().to_string())
+                .collect(),
             use_rslora: self.shape.rslora,
             bias: "none".into(),
             base_model_name_or_path: Some(base_model.to_string()),
@@ -251,12 +266,19 @@ impl Adapter {
     pub fn load(dir: &Path, llama: &Llama, device: &Device) -> Result<Self> {
         let cfg_path = dir.join(ADAPTER_CONFIG);
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| TrainError::io(&cfg_path, e))?;
-        let cfg: PeftConfig = serde_json::from_str(&text)
-            .map_err(|e| TrainError::checkpoint(&cfg_path, format!("not a PEFT adapter config: {e}")))?;
+        let cfg: PeftConfig = serde_json::from_str(&text).map_err(|e| {
+            TrainError::checkpoint(&cfg_path, format!("not a PEFT adapter config: {e}"))
+        })?;
         if cfg.peft_type != "LORA" {
-            return Err(TrainError::checkpoint(&cfg_path, format!("peft_type {:?} is not LORA", cfg.peft_type)));
+            return Err(TrainError::checkpoint(
+                &cfg_path,
+                format!("peft_type {:?} is not LORA", cfg.peft_type),
+            ));
         }
-        if cfg.use_dora || cfg.bias != "none" || cfg.modules_to_save.as_ref().is_some_and(|m| !m.is_empty()) {
+        if cfg.use_dora
+            || cfg.bias != "none"
+            || cfg.modules_to_save.as_ref().is_some_and(|m| !m.is_empty())
+        {
             return Err(TrainError::checkpoint(
                 &cfg_path,
                 "DoRA, LoRA bias and modules_to_save are not supported",
@@ -264,9 +286,12 @@ impl Adapter {
         }
         let mut targets = Vec::new();
         for name in &cfg.target_modules {
-            let p = Proj::ALL.into_iter().find(|p| p.name() == name).ok_or_else(|| {
-                TrainError::checkpoint(&cfg_path, format!("unsupported target module {name:?}"))
-            })?;
+            let p = Proj::ALL
+                .into_iter()
+                .find(|p| p.name() == name)
+                .ok_or_else(|| {
+                    TrainError::checkpoint(&cfg_path, format!("unsupported target module {name:?}"))
+                })?;
             targets.push(p);
         }
         let shape = LoraShape {
@@ -274,7 +299,10 @@ impl Adapter {
             alpha: cfg.lora_alpha,
             dropout: cfg.lora_dropout,
             rslora: cfg.use_rslora,
-            targets: Proj::ALL.into_iter().filter(|p| targets.contains(p)).collect(),
+            targets: Proj::ALL
+                .into_iter()
+                .filter(|p| targets.contains(p))
+                .collect(),
         };
         let wpath = dir.join(ADAPTER_WEIGHTS);
         let tensors = load_safetensors(&wpath, device)?;
@@ -286,7 +314,10 @@ impl Adapter {
             if t.dims() != [want.0, want.1] {
                 return Err(TrainError::checkpoint(
                     &wpath,
-                    format!("tensor {name} has shape {:?}, the model needs {want:?}", t.dims()),
+                    format!(
+                        "tensor {name} has shape {:?}, the model needs {want:?}",
+                        t.dims()
+                    ),
                 ));
             }
             Ok(Var::from_tensor(&t.to_dtype(DType::F32)?)?)
@@ -298,8 +329,14 @@ impl Adapter {
                     TrainError::checkpoint(dir, format!("the model has no layer {layer}"))
                 })?;
                 let base = format!("base_model.model.{}", proj.path(layer));
-                let a = get(&format!("{base}.lora_A.weight"), (shape.rank, lin.in_features()))?;
-                let b = get(&format!("{base}.lora_B.weight"), (lin.out_features(), shape.rank))?;
+                let a = get(
+                    &format!("{base}.lora_A.weight"),
+                    (shape.rank, lin.in_features()),
+                )?;
+                let b = get(
+                    &format!("{base}.lora_B.weight"),
+                    (lin.out_features(), shape.rank),
+                )?;
                 params.push(LoraParam { layer, proj, a, b });
             }
         }
@@ -328,7 +365,8 @@ pub(crate) fn save_safetensors(tensors: &HashMap<String, Tensor>, path: &Path) -
         .tempfile_in(dir)
         .map_err(|e| TrainError::io(dir, e))?;
     candle_core::safetensors::save(tensors, tmp.path())?;
-    tmp.persist(path).map_err(|e| TrainError::io(path, e.error))?;
+    tmp.persist(path)
+        .map_err(|e| TrainError::io(path, e.error))?;
     Ok(())
 }
 

@@ -55,7 +55,9 @@ fn polyline(points: &[(f64, f64)], color: &str, map: &dyn Fn(f64, f64) -> (f64, 
     if points.len() <= 40 {
         for &(x, y) in points.iter().filter(|(_, y)| y.is_finite()) {
             let (px, py) = map(x, y);
-            s.push_str(&format!("<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"2.5\" fill=\"{color}\"/>"));
+            s.push_str(&format!(
+                "<circle cx=\"{px:.1}\" cy=\"{py:.1}\" r=\"2.5\" fill=\"{color}\"/>"
+            ));
         }
     }
     s
@@ -70,7 +72,11 @@ pub fn loss_svg(metrics: &[StepMetrics], title: &str) -> String {
         .iter()
         .filter_map(|m| m.eval_loss.map(|l| (m.step as f64, l)))
         .collect();
-    let ys = train.iter().chain(&eval).map(|p| p.1).filter(|y| y.is_finite());
+    let ys = train
+        .iter()
+        .chain(&eval)
+        .map(|p| p.1)
+        .filter(|y| y.is_finite());
     let ymax = ys.clone().fold(f64::MIN, f64::max).max(1e-9);
     let ymin = ys.fold(f64::MAX, f64::min).min(ymax).min(0.0);
     let xmax = train.last().map_or(1.0, |p| p.0).max(1.0);

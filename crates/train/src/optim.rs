@@ -33,9 +33,17 @@ pub struct AdamW {
 impl AdamW {
     /// Zero state for `vars`.
     pub fn new(vars: &[&Var], params: AdamWParams) -> Result<Self> {
-        let m = vars.iter().map(|v| v.zeros_like()).collect::<candle_core::Result<Vec<_>>>()?;
+        let m = vars
+            .iter()
+            .map(|v| v.zeros_like())
+            .collect::<candle_core::Result<Vec<_>>>()?;
         let v = m.clone();
-        Ok(Self { params, step: 0, m, v })
+        Ok(Self {
+            params,
+            step: 0,
+            m,
+            v,
+        })
     }
 
     /// One update with learning rate `lr`, `grads[i]` belonging to `vars[i]`:
@@ -90,13 +98,17 @@ impl AdamW {
         for (i, n) in names.iter().enumerate() {
             for (suffix, slot) in [("exp_avg", &mut self.m[i]), ("exp_avg_sq", &mut self.v[i])] {
                 let key = format!("{n}.{suffix}");
-                let t = tensors
-                    .get(&key)
-                    .ok_or_else(|| TrainError::checkpoint(origin, format!("missing optimizer tensor {key}")))?;
+                let t = tensors.get(&key).ok_or_else(|| {
+                    TrainError::checkpoint(origin, format!("missing optimizer tensor {key}"))
+                })?;
                 if t.shape() != slot.shape() {
                     return Err(TrainError::checkpoint(
                         origin,
-                        format!("optimizer tensor {key} has shape {:?}, expected {:?}", t.dims(), slot.dims()),
+                        format!(
+                            "optimizer tensor {key} has shape {:?}, expected {:?}",
+                            t.dims(),
+                            slot.dims()
+                        ),
                     ));
                 }
                 *slot = t.to_dtype(slot.dtype())?;
@@ -109,7 +121,13 @@ impl AdamW {
 
 /// Learning rate of optimizer step `step` (0-based) out of `total`, as Hugging Face's
 /// `get_{cosine,linear,constant}_schedule_with_warmup` compute it (step 0 of a warmup has lr 0).
-pub fn learning_rate(schedule: Schedule, peak: f64, warmup: usize, total: usize, step: usize) -> f64 {
+pub fn learning_rate(
+    schedule: Schedule,
+    peak: f64,
+    warmup: usize,
+    total: usize,
+    step: usize,
+) -> f64 {
     if step < warmup {
         return peak * step as f64 / warmup.max(1) as f64;
     }
@@ -126,7 +144,11 @@ pub fn learning_rate(schedule: Schedule, peak: f64, warmup: usize, total: usize,
 pub fn global_norm(grads: &[Tensor]) -> Result<f64> {
     let mut sum = 0f64;
     for g in grads {
-        sum += g.sqr()?.sum_all()?.to_dtype(candle_core::DType::F64)?.to_scalar::<f64>()?;
+        sum += g
+            .sqr()?
+            .sum_all()?
+            .to_dtype(candle_core::DType::F64)?
+            .to_scalar::<f64>()?;
     }
     Ok(sum.sqrt())
 }

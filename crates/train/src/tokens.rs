@@ -72,7 +72,8 @@ pub fn encode_conversation(
             continue;
         }
         let mut end = span.content.end;
-        if let Some(k) = (span.content.end..span.turn.end).find(|&k| stop_ids.contains(&enc.ids[k])) {
+        if let Some(k) = (span.content.end..span.turn.end).find(|&k| stop_ids.contains(&enc.ids[k]))
+        {
             end = k + 1;
         }
         for s in &mut sup[span.content.start..end] {
@@ -101,7 +102,13 @@ pub fn prepare(
     for s in samples {
         let where_ = format!("{}:{}", s.origin.file, s.origin.line);
         let conv = tierforge_data::export::conversation(s, None).ok_or_else(|| {
-            TrainError::data(&where_, format!("sample {}: no conversation (expected a `messages` array)", s.id))
+            TrainError::data(
+                &where_,
+                format!(
+                    "sample {}: no conversation (expected a `messages` array)",
+                    s.id
+                ),
+            )
         })?;
         let (mut ids, mut sup) = encode_conversation(template, tokenizer, &conv, stop_ids)
             .map_err(|e| TrainError::data(&where_, format!("sample {}: {e}", s.id)))?;
@@ -153,7 +160,12 @@ pub fn prepare(
 /// grouped by length inside windows of 16 batches (so padding stays small while the order
 /// stays random), then the batch order shuffled again. A pure function of its arguments, so
 /// a resumed run sees exactly the batches the interrupted one would have.
-pub fn epoch_batches(lengths: &[usize], batch_size: usize, seed: u64, epoch: usize) -> Vec<Vec<usize>> {
+pub fn epoch_batches(
+    lengths: &[usize],
+    batch_size: usize,
+    seed: u64,
+    epoch: usize,
+) -> Vec<Vec<usize>> {
     let mut rng = Rng::new(mix64(seed ^ mix64(epoch as u64 + 1)));
     let mut order: Vec<usize> = (0..lengths.len()).collect();
     rng.shuffle(&mut order);

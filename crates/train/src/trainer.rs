@@ -192,7 +192,9 @@ fn forward_batch(llama: &Llama, batch: &[&Example], pad_id: u32) -> Result<Batch
     }
     let ids = Tensor::from_vec(ids, (b, t), &dev)?;
     let hidden = llama.forward_hidden(&ids, None)?;
-    let h = hidden.reshape((b * t, ()))?.index_select(&Tensor::from_vec(pos, n, &dev)?, 0)?;
+    let h = hidden
+        .reshape((b * t, ()))?
+        .index_select(&Tensor::from_vec(pos, n, &dev)?, 0)?;
     // The LM head in the activations' dtype; half precisions are lifted to f32 for the loss,
     // f64 (gradient checks) stays f64.
     let logits = llama.lm_head().forward(&h)?;
@@ -218,7 +220,13 @@ fn forward_batch(llama: &Llama, batch: &[&Example], pad_id: u32) -> Result<Batch
 }
 
 /// Loss (mean cross-entropy per target) and token accuracy over `examples`, without gradients.
-pub fn evaluate(llama: &mut Llama, adapter: Option<&Adapter>, examples: &[Example], batch_size: usize, pad_id: u32) -> Result<(f64, f64)> {
+pub fn evaluate(
+    llama: &mut Llama,
+    adapter: Option<&Adapter>,
+    examples: &[Example],
+    batch_size: usize,
+    pad_id: u32,
+) -> Result<(f64, f64)> {
     let kernels = llama.kernels();
     if let Some(a) = adapter {
         a.attach_frozen(llama)?;
@@ -244,7 +252,8 @@ pub fn evaluate(llama: &mut Llama, adapter: Option<&Adapter>, examples: &[Exampl
 fn read_state(dir: &Path) -> Result<TrainerState> {
     let p = dir.join(STATE_FILE);
     let text = std::fs::read_to_string(&p).map_err(|e| TrainError::io(&p, e))?;
-    serde_json::from_str(&text).map_err(|e| TrainError::checkpoint(&p, format!("not a tierforge trainer state: {e}")))
+    serde_json::from_str(&text)
+        .map_err(|e| TrainError::checkpoint(&p, format!("not a tierforge trainer state: {e}")))
 }
 
 /// Resolve `--resume DIR`: a checkpoint folder, or an output folder holding `last/`.
@@ -274,12 +283,21 @@ impl Run<'_> {
         let staged = staging_dir(target)?;
         let res = (|| -> Result<()> {
             self.adapter.save(&staged, &self.job.base_model)?;
-            save_safetensors(&self.opt.state_tensors(&self.adapter.names()), &staged.join(OPTIMIZER_FILE))?;
+            save_safetensors(
+                &self.opt.state_tensors(&self.adapter.names()),
+                &staged.join(OPTIMIZER_FILE),
+            )?;
             let mut state = self.state.clone();
-            state.dropout_rng = self.dropout.lock().unwrap_or_else(|e| e.into_inner()).clone();
-            let json = serde_json::to_string_pretty(&state).map_err(|e| TrainError::checkpoint(&staged, e.to_string()))?;
+            state.dropout_rng = self
+                .dropout
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .clone();
+            let json = serde_json::to_string_pretty(&state)
+                .map_err(|e| TrainError::checkpoint(&staged, e.to_string()))?;
             write_atomic(&staged.join(STATE_FILE), json.as_bytes())?;
-            let toml = toml::to_string(&self.job.config).map_err(|e| TrainError::checkpoint(&staged, e.to_string()))?;
+            let toml = toml::to_string(&self.job.config)
+                .map_err(|e| TrainError::checkpoint(&staged, e.to_string()))?;
             write_atomic(&staged.join(CONFIG_FILE), toml.as_bytes())?;
             Ok(())
         })();
@@ -292,9 +310,20 @@ impl Run<'_> {
 
     fn write_reports(&self) -> Result<()> {
         let out = &self.job.out;
-        write_atomic(&out.join("metrics.jsonl"), to_jsonl(&self.state.metrics).as_bytes())?;
-        let title = format!("{}: LoRA r{} on {}", out.display(), self.job.config.lora_rank, self.job.model.name);
-        write_atomic(&out.join("loss.svg"), loss_svg(&self.state.metrics, &title).as_bytes())
+        write_atomic(
+            &out.join("metrics.jsonl"),
+            to_jsonl(&self.state.metrics).as_bytes(),
+        )?;
+        let title = format!(
+            "{}: LoRA r{} on {}",
+            out.display(),
+            self.job.config.lora_rank,
+            self.job.model.name
+        );
+        write_atomic(
+            &out.join("loss.svg"),
+            loss_svg(&self.state.metrics, &title).as_bytes(),
+        )
     }
 }
 
@@ -310,7 +339,10 @@ pub fn run(job: TrainJob<'_>, reporter: &mut dyn TrainReporter) -> Result<TrainS
     if let Some(e) = job.train.iter().chain(&job.val).find(|e| e.ids.len() > ctx) {
         return Err(TrainError::data(
             &e.id,
-            format!("{} tokens exceed the model's context length of {ctx}", e.ids.len()),
+            format!(
+                "{} tokens exceed the model's context length of {ctx}",
+                e.ids.len()
+            ),
         ));
     }
     let device: Device = job.llama.device().clone();
@@ -365,7 +397,10 @@ pub fn run(job: TrainJob<'_>, reporter: &mut dyn TrainReporter) -> Result<TrainS
                         ),
                     ));
                 }
-                Adapter { shape: shape.clone(), ..a }
+                Adapter {
+                    shape: shape.clone(),
+                    ..a
+                }
             }
             None => Adapter::init(job.llama, shape.clone(), &mut Rng::new(cfg.seed), &device)?,
         };
@@ -400,7 +435,14 @@ pub fn run(job: TrainJob<'_>, reporter: &mut dyn TrainReporter) -> Result<TrainS
         state,
         dropout,
     };
-    let result = train_loop(&mut run, total, steps_per_epoch, batches_per_epoch, resumed, reporter);
+    let result = train_loop(
+        &mut run,
+        total,
+        steps_per_epoch,
+        batches_per_epoch,
+        resumed,
+        reporter,
+    );
     // Leave the model usable for inference with the trained adapter, whatever happened.
     let _ = run.adapter.attach_frozen(run.job.llama);
     result
@@ -430,7 +472,11 @@ fn train_loop(
     reporter.on_start(start_step, total);
 
     while run.state.step < total {
-        if run.job.stop_after.is_some_and(|s| run.state.step - start_step >= s) {
+        if run
+            .job
+            .stop_after
+            .is_some_and(|s| run.state.step - start_step >= s)
+        {
             interrupted = true;
             break;
         }
@@ -492,7 +538,13 @@ fn train_loop(
             });
         }
         clip(&mut grads, norm, cfg.max_grad_norm)?;
-        let lr = learning_rate(cfg.lr_scheduler, cfg.learning_rate, cfg.warmup_steps, total, step);
+        let lr = learning_rate(
+            cfg.lr_scheduler,
+            cfg.learning_rate,
+            cfg.warmup_steps,
+            total,
+            step,
+        );
         let var_refs: Vec<&Var> = vars.iter().collect();
         run.opt.step(&var_refs, &grads, lr)?;
         run.state.step += 1;
@@ -515,9 +567,18 @@ fn train_loop(
         };
         let finished = step == total;
         let mut improved = false;
-        if !run.job.val.is_empty() && ((cfg.eval_every > 0 && step % cfg.eval_every == 0) || finished) {
-            let (el, ea) = evaluate(run.job.llama, Some(&run.adapter), &run.job.val, cfg.batch_size, run.job.pad_id)?;
-            run.adapter.attach(run.job.llama, Some(run.dropout.clone()))?;
+        if !run.job.val.is_empty()
+            && ((cfg.eval_every > 0 && step % cfg.eval_every == 0) || finished)
+        {
+            let (el, ea) = evaluate(
+                run.job.llama,
+                Some(&run.adapter),
+                &run.job.val,
+                cfg.batch_size,
+                run.job.pad_id,
+            )?;
+            run.adapter
+                .attach(run.job.llama, Some(run.dropout.clone()))?;
             m.eval_loss = Some(el);
             m.eval_token_accuracy = Some(ea);
             if run.state.best_eval_loss.is_none_or(|b| el < b) {
@@ -527,7 +588,10 @@ fn train_loop(
                 improved = true;
             } else {
                 run.state.evals_since_best += 1;
-                if cfg.early_stopping_patience.is_some_and(|p| run.state.evals_since_best >= p) {
+                if cfg
+                    .early_stopping_patience
+                    .is_some_and(|p| run.state.evals_since_best >= p)
+                {
                     stopped_early = true;
                     reporter.on_message(&format!(
                         "early stopping at step {step}: no better eval loss in {} evaluations (best {:.4} at step {})",
@@ -540,7 +604,11 @@ fn train_loop(
         }
         run.state.metrics.push(m.clone());
         let stop_now = run.job.stop_after.is_some_and(|s| step - start_step >= s);
-        if (cfg.save_every > 0 && step % cfg.save_every == 0) || finished || stopped_early || stop_now {
+        if (cfg.save_every > 0 && step % cfg.save_every == 0)
+            || finished
+            || stopped_early
+            || stop_now
+        {
             run.save_checkpoint(&last_dir)?;
             last_saved = Some(last_dir.clone());
             reporter.on_checkpoint(&last_dir, step);
@@ -577,7 +645,11 @@ fn train_loop(
         trainable_parameters: run.adapter.num_parameters(),
         train_examples: run.job.train.len(),
         val_examples: run.job.val.len(),
-        tokens_per_s: if this_run.is_empty() { 0.0 } else { tokens_done as f64 / elapsed.max(1e-9) },
+        tokens_per_s: if this_run.is_empty() {
+            0.0
+        } else {
+            tokens_done as f64 / elapsed.max(1e-9)
+        },
         elapsed_s: run.state.elapsed_s,
         out,
         adapter: best.clone().or_else(|| last_saved.clone()),
@@ -600,10 +672,20 @@ pub(crate) mod tests {
         fn contains(&self, name: &str) -> bool {
             self.0.contains_key(name)
         }
-        fn tensor(&mut self, name: &str, dtype: DType, _: &Device) -> tierforge_model::Result<Tensor> {
+        fn tensor(
+            &mut self,
+            name: &str,
+            dtype: DType,
+            _: &Device,
+        ) -> tierforge_model::Result<Tensor> {
             Ok(self.0[name].to_dtype(dtype)?)
         }
-        fn linear(&mut self, name: &str, format: WeightFormat, dev: &Device) -> tierforge_model::Result<Weights> {
+        fn linear(
+            &mut self,
+            name: &str,
+            format: WeightFormat,
+            dev: &Device,
+        ) -> tierforge_model::Result<Weights> {
             let dtype = match format {
                 WeightFormat::Dense(d) => d,
                 WeightFormat::Quantized => DType::F32,
@@ -646,26 +728,52 @@ pub(crate) mod tests {
         let mut rng = Rng::new(42);
         let mut rand = |shape: &[usize], scale: f64, offset: f64| {
             let n: usize = shape.iter().product();
-            let v: Vec<f64> = (0..n).map(|_| (rng.next_f64() - 0.5) * scale + offset).collect();
+            let v: Vec<f64> = (0..n)
+                .map(|_| (rng.next_f64() - 0.5) * scale + offset)
+                .collect();
             Tensor::from_vec(v, shape, &Device::Cpu).expect("shape matches")
         };
         let (h, i, hd) = (cfg.hidden_size, cfg.intermediate_size, cfg.head_dim);
         let mut m = HashMap::new();
-        m.insert("model.embed_tokens.weight".into(), rand(&[cfg.vocab_size, h], 2.0, 0.0));
+        m.insert(
+            "model.embed_tokens.weight".into(),
+            rand(&[cfg.vocab_size, h], 2.0, 0.0),
+        );
         m.insert("model.norm.weight".into(), rand(&[h], 0.2, 1.0));
         for l in 0..cfg.num_hidden_layers {
             let p = format!("model.layers.{l}");
             m.insert(format!("{p}.input_layernorm.weight"), rand(&[h], 0.2, 1.0));
-            m.insert(format!("{p}.post_attention_layernorm.weight"), rand(&[h], 0.2, 1.0));
-            m.insert(format!("{p}.self_attn.q_proj.weight"), rand(&[cfg.num_attention_heads * hd, h], 0.8, 0.0));
-            m.insert(format!("{p}.self_attn.k_proj.weight"), rand(&[cfg.num_key_value_heads * hd, h], 0.8, 0.0));
-            m.insert(format!("{p}.self_attn.v_proj.weight"), rand(&[cfg.num_key_value_heads * hd, h], 0.8, 0.0));
-            m.insert(format!("{p}.self_attn.o_proj.weight"), rand(&[h, cfg.num_attention_heads * hd], 0.8, 0.0));
+            m.insert(
+                format!("{p}.post_attention_layernorm.weight"),
+                rand(&[h], 0.2, 1.0),
+            );
+            m.insert(
+                format!("{p}.self_attn.q_proj.weight"),
+                rand(&[cfg.num_attention_heads * hd, h], 0.8, 0.0),
+            );
+            m.insert(
+                format!("{p}.self_attn.k_proj.weight"),
+                rand(&[cfg.num_key_value_heads * hd, h], 0.8, 0.0),
+            );
+            m.insert(
+                format!("{p}.self_attn.v_proj.weight"),
+                rand(&[cfg.num_key_value_heads * hd, h], 0.8, 0.0),
+            );
+            m.insert(
+                format!("{p}.self_attn.o_proj.weight"),
+                rand(&[h, cfg.num_attention_heads * hd], 0.8, 0.0),
+            );
             m.insert(format!("{p}.mlp.gate_proj.weight"), rand(&[i, h], 0.8, 0.0));
             m.insert(format!("{p}.mlp.up_proj.weight"), rand(&[i, h], 0.8, 0.0));
             m.insert(format!("{p}.mlp.down_proj.weight"), rand(&[h, i], 0.8, 0.0));
         }
-        Llama::load(&mut MapSource(m), cfg, WeightFormat::Dense(dtype), &Device::Cpu).expect("tiny model loads")
+        Llama::load(
+            &mut MapSource(m),
+            cfg,
+            WeightFormat::Dense(dtype),
+            &Device::Cpu,
+        )
+        .expect("tiny model loads")
     }
 
     /// `n` synthetic sequences: a "prompt" half and a supervised, learnable "answer" half.
@@ -675,7 +783,15 @@ pub(crate) mod tests {
             .map(|k| {
                 let len = 6 + rng.below(8);
                 let start = rng.below(30) as u32 + 1;
-                let ids: Vec<u32> = (0..len).map(|j| if j < len / 2 { rng.below(31) as u32 + 1 } else { (start + j as u32) % 31 + 1 }).collect();
+                let ids: Vec<u32> = (0..len)
+                    .map(|j| {
+                        if j < len / 2 {
+                            rng.below(31) as u32 + 1
+                        } else {
+                            (start + j as u32) % 31 + 1
+                        }
+                    })
+                    .collect();
                 let supervised = (0..len).map(|j| j >= len / 2).collect();
                 Example {
                     id: format!("s{k}"),
@@ -686,7 +802,12 @@ pub(crate) mod tests {
             .collect()
     }
 
-    fn job<'a>(llama: &'a mut Llama, config: TrainConfig, out: &Path, val: Vec<Example>) -> TrainJob<'a> {
+    fn job<'a>(
+        llama: &'a mut Llama,
+        config: TrainConfig,
+        out: &Path,
+        val: Vec<Example>,
+    ) -> TrainJob<'a> {
         let model = ModelFingerprint::new("tiny", llama.config());
         TrainJob {
             llama,
@@ -760,7 +881,9 @@ pub(crate) mod tests {
         let h = 3e-3;
         let mut checked = 0;
         for (name, var) in adapter.names().iter().zip(adapter.vars()) {
-            let g = grads.get(var.as_tensor()).unwrap_or_else(|| panic!("no gradient for {name}"));
+            let g = grads
+                .get(var.as_tensor())
+                .unwrap_or_else(|| panic!("no gradient for {name}"));
             let g = g.flatten_all()?.to_vec1::<f64>()?;
             let base = var.as_tensor().flatten_all()?.to_vec1::<f64>()?;
             let n = base.len();
@@ -778,7 +901,11 @@ pub(crate) mod tests {
                 var.set(&Tensor::from_vec(base.clone(), var.shape(), &Device::Cpu)?)?;
                 let fd = (lp - lm) / (2.0 * h);
                 let tol = 2e-4 + 5e-3 * g[k].abs().max(fd.abs());
-                assert!((fd - g[k]).abs() <= tol, "{name}[{k}]: finite difference {fd} vs backward {}", g[k]);
+                assert!(
+                    (fd - g[k]).abs() <= tol,
+                    "{name}[{k}]: finite difference {fd} vs backward {}",
+                    g[k]
+                );
                 checked += 1;
             }
         }
@@ -793,7 +920,10 @@ pub(crate) mod tests {
         let (a_out, b_out) = (dir.path().join("a"), dir.path().join("b"));
 
         let mut m = tiny_llama(DType::F32);
-        let full = run(job(&mut m, small_config(), &a_out, val.clone()), &mut NoReporter)?;
+        let full = run(
+            job(&mut m, small_config(), &a_out, val.clone()),
+            &mut NoReporter,
+        )?;
         assert_eq!(full.steps, 6);
 
         let mut m = tiny_llama(DType::F32);
@@ -821,13 +951,41 @@ pub(crate) mod tests {
         assert_eq!(ma.len(), 6);
         assert_eq!(mb.len(), 6);
         for (x, y) in ma.iter().zip(&mb) {
-            assert_eq!(x.loss.to_bits(), y.loss.to_bits(), "step {}: {} vs {}", x.step, x.loss, y.loss);
-            assert_eq!(x.grad_norm.to_bits(), y.grad_norm.to_bits(), "step {}", x.step);
-            assert_eq!(x.eval_loss.map(f64::to_bits), y.eval_loss.map(f64::to_bits), "step {}", x.step);
+            assert_eq!(
+                x.loss.to_bits(),
+                y.loss.to_bits(),
+                "step {}: {} vs {}",
+                x.step,
+                x.loss,
+                y.loss
+            );
+            assert_eq!(
+                x.grad_norm.to_bits(),
+                y.grad_norm.to_bits(),
+                "step {}",
+                x.step
+            );
+            assert_eq!(
+                x.eval_loss.map(f64::to_bits),
+                y.eval_loss.map(f64::to_bits),
+                "step {}",
+                x.step
+            );
         }
-        assert!(ma[0].loss > ma[5].loss, "the loss went down: {} -> {}", ma[0].loss, ma[5].loss);
-        let ta = load_safetensors(&a_out.join("last").join(crate::lora::ADAPTER_WEIGHTS), &Device::Cpu)?;
-        let tb = load_safetensors(&b_out.join("last").join(crate::lora::ADAPTER_WEIGHTS), &Device::Cpu)?;
+        assert!(
+            ma[0].loss > ma[5].loss,
+            "the loss went down: {} -> {}",
+            ma[0].loss,
+            ma[5].loss
+        );
+        let ta = load_safetensors(
+            &a_out.join("last").join(crate::lora::ADAPTER_WEIGHTS),
+            &Device::Cpu,
+        )?;
+        let tb = load_safetensors(
+            &b_out.join("last").join(crate::lora::ADAPTER_WEIGHTS),
+            &Device::Cpu,
+        )?;
         assert_eq!(ta.len(), 2 * 7 * 2);
         for (k, t) in &ta {
             let u = &tb[k];
@@ -851,17 +1009,35 @@ pub(crate) mod tests {
         run(job(&mut m, cfg.clone(), &out, vec![]), &mut NoReporter)?;
 
         let mut m = tiny_llama(DType::F32);
-        let mut j = job(&mut m, TrainConfig { lora_rank: 8, ..cfg.clone() }, &out, vec![]);
+        let mut j = job(
+            &mut m,
+            TrainConfig {
+                lora_rank: 8,
+                ..cfg.clone()
+            },
+            &out,
+            vec![],
+        );
         j.resume = Some(out.clone());
-        let e = run(j, &mut NoReporter).expect_err("another rank").to_string();
-        assert!(e.contains("lora_rank: 8 (this run) vs 4 (checkpoint)"), "{e}");
+        let e = run(j, &mut NoReporter)
+            .expect_err("another rank")
+            .to_string();
+        assert!(
+            e.contains("lora_rank: 8 (this run) vs 4 (checkpoint)"),
+            "{e}"
+        );
 
         let mut m = tiny_llama(DType::F32);
         let mut j = job(&mut m, cfg, &out, vec![]);
         j.model.name = "other.gguf".into();
         j.resume = Some(out.clone());
-        let e = run(j, &mut NoReporter).expect_err("another model").to_string();
-        assert!(e.contains("model name: \"other.gguf\" (this run) vs \"tiny\" (checkpoint)"), "{e}");
+        let e = run(j, &mut NoReporter)
+            .expect_err("another model")
+            .to_string();
+        assert!(
+            e.contains("model name: \"other.gguf\" (this run) vs \"tiny\" (checkpoint)"),
+            "{e}"
+        );
         Ok(())
     }
 
@@ -881,7 +1057,9 @@ pub(crate) mod tests {
         let mut m = tiny_llama(DType::F32);
         let e = run(job(&mut m, cfg, &out, vec![]), &mut NoReporter).expect_err("diverges");
         match e {
-            TrainError::NonFiniteLoss { step, last_good, .. } => {
+            TrainError::NonFiniteLoss {
+                step, last_good, ..
+            } => {
                 let last = last_good.expect("a checkpoint was kept");
                 let state = read_state(&last)?;
                 assert_eq!(state.step, step - 1);
@@ -906,12 +1084,27 @@ pub(crate) mod tests {
         let mut j = job(&mut m, cfg.clone(), &dir.path().join("second"), vec![]);
         j.init_adapter = s.last_checkpoint.clone();
         let s2 = run(j, &mut NoReporter)?;
-        assert!(s2.first_loss < s.first_loss, "{:?} vs {:?}", s2.first_loss, s.first_loss);
+        assert!(
+            s2.first_loss < s.first_loss,
+            "{:?} vs {:?}",
+            s2.first_loss,
+            s.first_loss
+        );
 
         let mut m = tiny_llama(DType::F32);
-        let mut j = job(&mut m, TrainConfig { lora_rank: 2, ..cfg }, &dir.path().join("third"), vec![]);
+        let mut j = job(
+            &mut m,
+            TrainConfig {
+                lora_rank: 2,
+                ..cfg
+            },
+            &dir.path().join("third"),
+            vec![],
+        );
         j.init_adapter = s.last_checkpoint;
-        let e = run(j, &mut NoReporter).expect_err("rank differs").to_string();
+        let e = run(j, &mut NoReporter)
+            .expect_err("rank differs")
+            .to_string();
         assert!(e.contains("rank 4"), "{e}");
         let _ = Arc::new(());
         Ok(())
