@@ -35,7 +35,7 @@ impl std::fmt::Debug for GgufFile {
 /// number of blocks.
 fn tensor_bytes(dtype: GgmlDType, elems: usize) -> Option<usize> {
     let bs = dtype.block_size();
-    if elems % bs != 0 {
+    if !elems.is_multiple_of(bs) {
         return None;
     }
     (elems / bs).checked_mul(dtype.type_size())

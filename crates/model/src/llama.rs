@@ -151,7 +151,7 @@ impl LlamaConfig {
             return Err(format!("{name} must be positive"));
         }
         let kv = self.num_key_value_heads.unwrap_or(self.num_attention_heads);
-        if kv == 0 || self.num_attention_heads % kv != 0 {
+        if kv == 0 || !self.num_attention_heads.is_multiple_of(kv) {
             return Err(format!(
                 "num_key_value_heads {kv} must divide num_attention_heads {}",
                 self.num_attention_heads
@@ -160,7 +160,7 @@ impl LlamaConfig {
         let head_dim = match self.head_dim {
             Some(d) => d,
             None => {
-                if self.hidden_size % self.num_attention_heads != 0 {
+                if !self.hidden_size.is_multiple_of(self.num_attention_heads) {
                     return Err(format!(
                         "hidden_size {} is not a multiple of num_attention_heads {}",
                         self.hidden_size, self.num_attention_heads
