@@ -409,7 +409,7 @@ pub fn run(job: TrainJob<'_>, reporter: &mut dyn TrainReporter) -> Result<TrainS
             step: 0,
             total_steps: total,
             epoch: 0.0,
-            dropout_rng: Rng::new(mix64(cfg.seed ^ 0xD809_0u64)),
+            dropout_rng: Rng::new(mix64(cfg.seed ^ 0x000D_8090_u64)),
             best_eval_loss: None,
             best_step: None,
             evals_since_best: 0,
