@@ -1,0 +1,7 @@
+//! The loop's half of tierforge: evaluate models on held-out products (candle or Ollama),
+//! compare them with paired statistics, write reports; ingest user feedback; decide when a
+//! tier is retrained and whether the candidate is promoted.
+//!
+//! Module owners while the crate is being built: `evaluate`, `compare`, `report` (evaluation);
+//! `feedback`, `decide`, `instructions`, `cycle` (feedback and the loop).
+#![cfg_attr(not(test), deny(clippy::unwrap_used))]
