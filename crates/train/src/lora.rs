@@ -9,7 +9,7 @@ use std::sync::{Arc, Mutex};
 use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use tierforge_data::rng::Rng;
-use tierforge_model::llama::LoraDropout;
+use tierforge_model::llama::{Linear, LoraDropout, Weights};
 use tierforge_model::{Llama, Lora, Proj};
 
 use crate::config::TrainConfig;
@@ -32,6 +32,15 @@ pub struct LoraParam {
 }
 
 impl LoraParam {
+    /// The weight update `scale · B·A`, `(out_features, in_features)` f32.
+    pub fn delta(&self, scale: f64) -> Result<Tensor> {
+        Ok(self
+            .b
+            .as_detached_tensor()
+            .matmul(&self.a.as_detached_tensor())?
+            .affine(scale, 0.)?)
+    }
+
     /// PEFT's module path, `base_model.model.model.layers.{i}.self_attn.q_proj`.
     pub fn peft_path(&self) -> String {
         format!("base_model.model.{}", self.proj.path(self.layer))
@@ -202,6 +211,46 @@ impl Adapter {
             };
             lin.set_lora(Some(Lora { a, b, scale }))?;
             lin.set_lora_dropout(dropout.clone());
+        }
+        Ok(())
+    }
+
+    /// Fold the adapter into `llama`'s weights: `W' = W + scale · B·A` for every adapted
+    /// projection, so the model runs at base speed with the adapter's behaviour. Dense weights
+    /// keep their dtype (the sum is formed in f32); quantized weights are dequantized and
+    /// become dense f32. The merged layers carry no LoRA afterwards: do not also attach this
+    /// adapter, or it is applied twice. Fails (leaving earlier layers merged) if a projection is
+    /// missing or its shape does not fit.
+    pub fn merge_into(&self, llama: &mut Llama) -> Result<()> {
+        let scale = self.shape.scale();
+        for p in &self.params {
+            let lin = llama.linear_mut(p.layer, p.proj).ok_or_else(|| {
+                TrainError::config(
+                    "lora",
+                    format!("the model has no {} in layer {}", p.proj.name(), p.layer),
+                )
+            })?;
+            let (outf, inf) = (lin.out_features(), lin.in_features());
+            let delta = p.delta(scale)?;
+            if delta.dims() != [outf, inf] {
+                return Err(TrainError::config(
+                    "lora",
+                    format!(
+                        "{} of layer {}: adapter gives {:?}, the model has ({outf}, {inf})",
+                        p.proj.name(),
+                        p.layer,
+                        delta.dims()
+                    ),
+                ));
+            }
+            let dtype = match lin.weights() {
+                Weights::Dense(w) => w.dtype(),
+                Weights::Quantized(_) => DType::F32,
+            };
+            let w = lin.dense_weight()?;
+            let delta = delta.to_device(w.device())?;
+            let merged = (w + delta)?.to_dtype(dtype)?;
+            *lin = Linear::new(Weights::Dense(merged))?;
         }
         Ok(())
     }
@@ -377,4 +426,82 @@ pub(crate) fn load_safetensors(path: &Path, device: &Device) -> Result<HashMap<S
     }
     candle_core::safetensors::load(path, device)
         .map_err(|e| TrainError::checkpoint(path, format!("not a readable safetensors file: {e}")))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::trainer::tests::tiny_llama;
+
+    /// A fresh adapter whose B is random too, so it changes the model.
+    fn random_adapter(llama: &Llama, rslora: bool) -> Adapter {
+        let shape = LoraShape {
+            rank: 4,
+            alpha: 8.0,
+            dropout: 0.0,
+            rslora,
+            targets: Proj::ALL.to_vec(),
+        };
+        let mut rng = Rng::new(7);
+        let ad = Adapter::init(llama, shape, &mut rng, &Device::Cpu).expect("init");
+        for p in &ad.params {
+            let n = p.b.elem_count();
+            let v: Vec<f32> = (0..n).map(|_| (rng.next_f64() - 0.5) as f32).collect();
+            let t = Tensor::from_vec(v, p.b.dims(), &Device::Cpu).expect("shape");
+            p.b.set(&t).expect("set b");
+        }
+        ad
+    }
+
+    fn max_abs_diff(a: &Tensor, b: &Tensor) -> f32 {
+        (a - b)
+            .and_then(|d| d.abs())
+            .and_then(|d| d.flatten_all())
+            .and_then(|d| d.max(0))
+            .and_then(|d| d.to_scalar::<f32>())
+            .expect("same shapes")
+    }
+
+    #[test]
+    fn merged_logits_equal_attached_lora_logits() {
+        for rslora in [false, true] {
+            let base = tiny_llama(DType::F32);
+            let ad = random_adapter(&base, rslora);
+            let ids = Tensor::new(&[[1u32, 5, 7, 3, 9, 30]], &Device::Cpu).expect("ids");
+            let plain = base.forward(&ids, None).expect("base forward");
+
+            let mut attached = base.clone();
+            ad.attach_frozen(&mut attached).expect("attach");
+            let want = attached.forward(&ids, None).expect("attached forward");
+
+            let mut merged = base.clone();
+            ad.merge_into(&mut merged).expect("merge");
+            assert!(merged.linear(0, Proj::QProj).expect("q").lora().is_none());
+            let got = merged.forward(&ids, None).expect("merged forward");
+
+            assert!(
+                max_abs_diff(&plain, &want) > 1e-2,
+                "the adapter must change the logits"
+            );
+            let d = max_abs_diff(&got, &want);
+            assert!(
+                d < 1e-4,
+                "merged vs attached differ by {d} (rslora {rslora})"
+            );
+        }
+    }
+
+    #[test]
+    fn merge_rejects_an_adapter_for_another_shape() {
+        let base = tiny_llama(DType::F32);
+        let mut ad = random_adapter(&base, false);
+        let wrong = Tensor::zeros((3, 4), DType::F32, &Device::Cpu).expect("zeros");
+        ad.params[0].b = Var::from_tensor(&wrong).expect("var");
+        let mut m = base.clone();
+        let err = ad
+            .merge_into(&mut m)
+            .expect_err("shape mismatch")
+            .to_string();
+        assert!(err.contains("q_proj") && err.contains("layer 0"), "{err}");
+    }
 }
