@@ -4,6 +4,8 @@
 //! [`modelfile`] writes Modelfiles.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod export;
+pub mod gguf_write;
 pub mod go_template;
 pub mod modelfile;
 pub mod names;

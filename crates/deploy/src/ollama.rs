@@ -439,10 +439,7 @@ impl Ollama {
             .block_on(self.rs.send_chat_messages(req))
             .map_err(|e| self.rs_err("POST /api/chat", e))?;
         let (eval_count, eval_seconds) = match &resp.final_data {
-            Some(f) => (
-                Some(f.eval_count as u64),
-                Some(f.eval_duration as f64 / 1e9),
-            ),
+            Some(f) => (Some(f.eval_count), Some(f.eval_duration as f64 / 1e9)),
             None => (None, None),
         };
         Ok(ChatReply {

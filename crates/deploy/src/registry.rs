@@ -30,6 +30,9 @@ pub enum RegistryError {
     },
 }
 
+/// One registry event: `(at, tier, version, action, detail)`.
+pub type Event = (String, String, String, String, String);
+
 /// A version's status.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -445,10 +448,7 @@ impl Registry {
     }
 
     /// The event log of a tier (or all), oldest first: `(at, tier, version, action, detail)`.
-    pub fn events(
-        &self,
-        tier: Option<&str>,
-    ) -> Result<Vec<(String, String, String, String, String)>, RegistryError> {
+    pub fn events(&self, tier: Option<&str>) -> Result<Vec<Event>, RegistryError> {
         let mut st = self
             .conn
             .prepare("SELECT at, tier, version, action, detail FROM events WHERE (?1 IS NULL OR tier = ?1) ORDER BY id")

@@ -1,0 +1,573 @@
+//! Export a trained adapter: merged into its base model as a complete GGUF v3 (what Ollama and
+//! llama.cpp run), as a normalised PEFT folder, or as a llama.cpp LoRA GGUF.
+//!
+//! The merged GGUF keeps every metadata key of the base GGUF (architecture, hyper-parameters,
+//! tokenizer, chat template) with its original value type, and llama.cpp's tensor names and
+//! layout: q/k rows in llama.cpp's interleaved rotary order (the loader in `tierforge-model`
+//! undoes it, so W + scale·B·A is formed in Hugging Face order and permuted once), norms F32,
+//! no `output.weight` for tied embeddings. Quantization follows `llama-quantize`'s per-tensor
+//! rules for the chosen type, including its fallbacks for rows that are not a whole number of
+//! 256-element super-blocks.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use candle_core::quantized::gguf_file::Value;
+use candle_core::quantized::{GgmlDType, QTensor};
+use candle_core::{DType, Device, Tensor};
+use serde::Serialize;
+use tierforge_model::gguf::{gguf_name, unpermute_rows, GgufFile};
+use tierforge_model::{CheckpointFormat, LoadOptions, LoadedModel, Proj};
+use tierforge_train::lora::{Adapter, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
+use tierforge_train::trainer::{ModelFingerprint, STATE_FILE};
+
+use crate::gguf_write::{write_gguf, GgufWriteError, TensorEntry};
+
+/// Quantization of the merged GGUF's matrices.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+pub enum Quant {
+    #[serde(rename = "f16")]
+    F16,
+    #[serde(rename = "q8_0")]
+    Q8_0,
+    #[serde(rename = "q4_0")]
+    Q4_0,
+    #[serde(rename = "q4_k_m")]
+    Q4KM,
+}
+
+impl Quant {
+    pub const ALL: [Quant; 4] = [Quant::F16, Quant::Q8_0, Quant::Q4_0, Quant::Q4KM];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Quant::F16 => "f16",
+            Quant::Q8_0 => "q8_0",
+            Quant::Q4_0 => "q4_0",
+            Quant::Q4KM => "q4_k_m",
+        }
+    }
+
+    /// `general.file_type` (llama.cpp's `llama_ftype`).
+    pub fn file_type(self) -> u32 {
+        match self {
+            Quant::F16 => 1,
+            Quant::Q8_0 => 7,
+            Quant::Q4_0 => 2,
+            Quant::Q4KM => 15,
+        }
+    }
+}
+
+impl std::fmt::Display for Quant {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(self.as_str())
+    }
+}
+
+impl std::str::FromStr for Quant {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        Quant::ALL
+            .into_iter()
+            .find(|q| q.as_str().eq_ignore_ascii_case(s))
+            .ok_or_else(|| format!("unknown quantization {s:?} (f16, q8_0, q4_0, q4_k_m)"))
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ExportError {
+    #[error(transparent)]
+    Model(#[from] tierforge_model::ModelError),
+    /// The adapter folder is missing, unreadable, or does not fit the base model.
+    #[error("adapter {path}: {reason}")]
+    Adapter { path: PathBuf, reason: String },
+    #[error(transparent)]
+    Write(#[from] GgufWriteError),
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("{0}")]
+    Unsupported(String),
+    #[error("tensor error: {0}")]
+    Candle(#[from] candle_core::Error),
+}
+
+/// What to write besides the weights.
+#[derive(Debug, Clone)]
+pub struct GgufOptions {
+    pub quant: Quant,
+    /// `general.name`; defaults to `tierforge-<tier>` or the base's name.
+    pub name: Option<String>,
+    /// Recorded as `tierforge.tier`.
+    pub tier: Option<String>,
+    /// Recorded as `general.version` and `tierforge.version`.
+    pub version: Option<String>,
+}
+
+impl GgufOptions {
+    pub fn new(quant: Quant) -> Self {
+        Self {
+            quant,
+            name: None,
+            tier: None,
+            version: None,
+        }
+    }
+}
+
+/// What an export wrote.
+#[derive(Debug, Clone, Serialize)]
+pub struct ExportReport {
+    pub path: PathBuf,
+    pub format: &'static str,
+    pub quant: Option<Quant>,
+    pub bytes: u64,
+    pub tensors: usize,
+    /// Matrices that had the adapter folded in.
+    pub merged_tensors: usize,
+    /// Tensor count per ggml type.
+    pub tensor_types: BTreeMap<String, usize>,
+    /// Seconds to load the base and adapter.
+    pub load_s: f64,
+    /// Seconds to merge, quantize and write.
+    pub write_s: f64,
+    /// Notes worth showing (e.g. the adapter was trained on a differently named file).
+    pub warnings: Vec<String>,
+}
+
+/// The folder that holds `adapter_config.json`: `dir` itself, or a training output's `best/`
+/// (when validation chose one) or `last/`.
+pub fn resolve_adapter_dir(dir: &Path) -> Result<PathBuf, ExportError> {
+    for cand in [dir.to_path_buf(), dir.join("best"), dir.join("last")] {
+        if cand.join(ADAPTER_CONFIG).is_file() && cand.join(ADAPTER_WEIGHTS).is_file() {
+            return Ok(cand);
+        }
+    }
+    let reason = if dir.is_dir() {
+        format!("no {ADAPTER_CONFIG} + {ADAPTER_WEIGHTS} here or in best/ or last/")
+    } else {
+        "no such folder".into()
+    };
+    Err(ExportError::Adapter {
+        path: dir.to_path_buf(),
+        reason,
+    })
+}
+
+/// The base model, loaded with its linear layers kept quantized (GGUF) or dense (HF): only
+/// shapes and one matrix at a time are needed.
+pub fn load_base(spec: &str) -> Result<LoadedModel, ExportError> {
+    Ok(tierforge_model::load(spec, &LoadOptions::quantized())?)
+}
+
+/// Load the adapter in `dir` (see [`resolve_adapter_dir`]) for `base`, checking it belongs to
+/// that model: tensor names and shapes, and the model fingerprint a training checkpoint
+/// records. Returns the adapter and warnings.
+pub fn load_adapter(
+    dir: &Path,
+    base: &LoadedModel,
+) -> Result<(Adapter, PathBuf, Vec<String>), ExportError> {
+    let dir = resolve_adapter_dir(dir)?;
+    let mut warnings = Vec::new();
+    let state = dir.join(STATE_FILE);
+    if state.is_file() {
+        let text = std::fs::read_to_string(&state).map_err(|e| ExportError::Io {
+            path: state.clone(),
+            source: e,
+        })?;
+        #[derive(serde::Deserialize)]
+        struct State {
+            model: ModelFingerprint,
+        }
+        if let Ok(s) = serde_json::from_str::<State>(&text) {
+            let ours = ModelFingerprint::new(s.model.name.clone(), base.llama.config());
+            let diffs = ours.differences(&s.model);
+            if !diffs.is_empty() {
+                return Err(ExportError::Adapter {
+                    path: dir,
+                    reason: format!(
+                        "trained on another base model than {}: {}",
+                        base.info.source,
+                        diffs.join("; ")
+                    ),
+                });
+            }
+        }
+    }
+    let adapter = Adapter::load(&dir, &base.llama, &Device::Cpu).map_err(|e| {
+        let reason = e.to_string();
+        ExportError::Adapter {
+            path: dir.clone(),
+            reason: format!("does not fit base model {}: {reason}", base.info.source),
+        }
+    })?;
+    if let Ok(text) = std::fs::read_to_string(dir.join(ADAPTER_CONFIG)) {
+        if let Ok(cfg) = serde_json::from_str::<serde_json::Value>(&text) {
+            if let Some(b) = cfg.get("base_model_name_or_path").and_then(|v| v.as_str()) {
+                let name = |s: &str| {
+                    Path::new(s)
+                        .file_name()
+                        .map(|n| n.to_string_lossy().into_owned())
+                        .unwrap_or_else(|| s.to_string())
+                };
+                if name(b) != name(&base.info.source) {
+                    warnings.push(format!(
+                        "the adapter was trained on {b:?}, exporting onto {:?} (same shapes)",
+                        base.info.source
+                    ));
+                }
+            }
+        }
+    }
+    Ok((adapter, dir, warnings))
+}
+
+/// What a tensor of the merged file is made from.
+#[derive(Debug, Clone, Copy)]
+enum Source {
+    Embed,
+    OutputNorm,
+    AttnNorm(usize),
+    FfnNorm(usize),
+    Linear(usize, Proj),
+    LmHead,
+    /// Copied byte for byte from the base GGUF (e.g. `rope_freqs.weight`).
+    Raw,
+}
+
+/// `llama-quantize`'s `use_more_bits`: the first and last eighth of the layers, and every
+/// third in between, get more bits in the `_M` mixes.
+fn use_more_bits(i: usize, n: usize) -> bool {
+    i < n / 8 || i >= 7 * n / 8 || (i - n / 8) % 3 == 2
+}
+
+/// `llama-quantize`'s fallback for rows that are not a whole number of super-blocks.
+fn fallback(t: GgmlDType, row: usize) -> GgmlDType {
+    if row.is_multiple_of(t.block_size()) {
+        return t;
+    }
+    let f = match t {
+        GgmlDType::Q4K => GgmlDType::Q5_0,
+        GgmlDType::Q5K => GgmlDType::Q5_1,
+        GgmlDType::Q6K => GgmlDType::Q8_0,
+        _ => GgmlDType::F16,
+    };
+    if row.is_multiple_of(f.block_size()) {
+        f
+    } else {
+        GgmlDType::F16
+    }
+}
+
+/// The ggml type of a 2-D tensor under `quant`, as `llama-quantize` chooses it.
+/// `is_output`: `output.weight`, or `token_embd.weight` of a model with tied embeddings.
+fn matrix_type(
+    quant: Quant,
+    src: Source,
+    is_output: bool,
+    n_layer: usize,
+    row: usize,
+) -> GgmlDType {
+    let t = match quant {
+        Quant::F16 => GgmlDType::F16,
+        Quant::Q8_0 => GgmlDType::Q8_0,
+        Quant::Q4_0 if is_output => GgmlDType::Q6K,
+        Quant::Q4_0 => GgmlDType::Q4_0,
+        Quant::Q4KM if is_output => GgmlDType::Q6K,
+        Quant::Q4KM => match src {
+            Source::Linear(l, Proj::VProj | Proj::DownProj) if use_more_bits(l, n_layer) => {
+                GgmlDType::Q6K
+            }
+            _ => GgmlDType::Q4K,
+        },
+    };
+    fallback(t, row)
+}
+
+/// Rows of a q/k matrix in llama.cpp's order, from Hugging Face's.
+fn permute_to_gguf(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
+    let rows = w.dim(0)?;
+    let perm = unpermute_rows(rows, n_head);
+    let mut inv = vec![0u32; rows];
+    for (r, &g) in perm.iter().enumerate() {
+        inv[g] = r as u32;
+    }
+    let idx = Tensor::from_vec(inv, rows, w.device())?;
+    w.index_select(&idx, 0)
+}
+
+/// The base GGUF's metadata minus the keys the writer owns, in a stable order.
+fn base_metadata(base: &GgufFile) -> Vec<(String, Value)> {
+    let skip = [
+        "general.alignment",
+        "general.file_type",
+        "general.quantization_version",
+        "general.name",
+        "general.version",
+    ];
+    let mut kv: Vec<(String, Value)> = base
+        .metadata()
+        .iter()
+        .filter(|(k, _)| !skip.contains(&k.as_str()) && !k.starts_with("tierforge."))
+        .map(|(k, v)| (k.clone(), v.clone()))
+        .collect();
+    kv.sort_by(|a, b| {
+        let rank = |k: &str| match k {
+            "general.architecture" => 0,
+            k if k.starts_with("general.") => 1,
+            _ => 2,
+        };
+        (rank(&a.0), &a.0).cmp(&(rank(&b.0), &b.0))
+    });
+    kv
+}
+
+/// Merge `adapter` (a PEFT folder, or a training output holding `best/` or `last/`; `None`
+/// exports the base alone) into the model at `base` and write a complete GGUF v3 at `out`.
+///
+/// Today the base must be a GGUF file: its metadata (tokenizer, chat template, ...) is carried
+/// over verbatim.
+pub fn export_gguf(
+    base: &str,
+    adapter: Option<&Path>,
+    out: &Path,
+    opts: &GgufOptions,
+) -> Result<ExportReport, ExportError> {
+    let t0 = Instant::now();
+    let model = load_base(base)?;
+    let (adapter, warnings) = match adapter {
+        Some(dir) => {
+            let (a, _, w) = load_adapter(dir, &model)?;
+            (Some(a), w)
+        }
+        None => (None, Vec::new()),
+    };
+    let load_s = t0.elapsed().as_secs_f64();
+    let mut report = export_loaded(&model, adapter.as_ref(), out, opts)?;
+    report.load_s = load_s;
+    report.warnings = warnings;
+    Ok(report)
+}
+
+/// [`export_gguf`] for an already loaded base (and adapter).
+pub fn export_loaded(
+    model: &LoadedModel,
+    adapter: Option<&Adapter>,
+    out: &Path,
+    opts: &GgufOptions,
+) -> Result<ExportReport, ExportError> {
+    let t0 = Instant::now();
+    if model.info.format != CheckpointFormat::Gguf {
+        return Err(ExportError::Unsupported(format!(
+            "{}: merged GGUF export needs a GGUF base model for now (its tokenizer metadata is \
+             copied); export from a Hugging Face folder is not implemented yet",
+            model.info.path.display()
+        )));
+    }
+    let mut base = GgufFile::open(&model.info.path)?;
+    let cfg = model.llama.config().clone();
+    let n_layer = cfg.num_hidden_layers;
+    let has_output = base.has_tensor("output.weight");
+
+    // The tensor plan: canonical llama.cpp order.
+    let mut plan: Vec<(String, Source)> = vec![("token_embd.weight".into(), Source::Embed)];
+    if base.has_tensor("rope_freqs.weight") {
+        plan.push(("rope_freqs.weight".into(), Source::Raw));
+    }
+    for l in 0..n_layer {
+        plan.push((format!("blk.{l}.attn_norm.weight"), Source::AttnNorm(l)));
+        for p in [Proj::QProj, Proj::KProj, Proj::VProj, Proj::OProj] {
+            let hf = format!("{}.weight", p.path(l));
+            plan.push((gguf_name(&hf).unwrap_or(hf), Source::Linear(l, p)));
+        }
+        plan.push((format!("blk.{l}.ffn_norm.weight"), Source::FfnNorm(l)));
+        for p in [Proj::GateProj, Proj::UpProj, Proj::DownProj] {
+            let hf = format!("{}.weight", p.path(l));
+            plan.push((gguf_name(&hf).unwrap_or(hf), Source::Linear(l, p)));
+        }
+    }
+    plan.push(("output_norm.weight".into(), Source::OutputNorm));
+    if has_output {
+        plan.push(("output.weight".into(), Source::LmHead));
+    }
+    // Every tensor of the base must be accounted for.
+    let planned: std::collections::HashSet<&str> = plan.iter().map(|(n, _)| n.as_str()).collect();
+    let base_tensors = base.tensors();
+    if let Some(extra) = base_tensors.keys().find(|n| !planned.contains(*n)) {
+        return Err(ExportError::Unsupported(format!(
+            "{}: tensor {extra} is not part of the llama layout tierforge exports",
+            model.info.path.display()
+        )));
+    }
+    let raw_info: BTreeMap<String, (Vec<usize>, GgmlDType)> = base_tensors
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
+
+    let (h, ff) = (cfg.hidden_size, cfg.intermediate_size);
+    let q_out = cfg.num_attention_heads * cfg.head_dim;
+    let kv_out = cfg.num_key_value_heads * cfg.head_dim;
+    let mut entries = Vec::with_capacity(plan.len());
+    for (name, src) in &plan {
+        let shape = match *src {
+            Source::Embed => vec![cfg.vocab_size, h],
+            Source::LmHead => vec![cfg.vocab_size, h],
+            Source::OutputNorm | Source::AttnNorm(_) | Source::FfnNorm(_) => vec![h],
+            Source::Linear(_, p) => match p {
+                Proj::QProj => vec![q_out, h],
+                Proj::KProj | Proj::VProj => vec![kv_out, h],
+                Proj::OProj => vec![h, q_out],
+                Proj::GateProj | Proj::UpProj => vec![ff, h],
+                Proj::DownProj => vec![h, ff],
+            },
+            Source::Raw => raw_info[name].0.clone(),
+        };
+        let dtype = match *src {
+            Source::Raw => raw_info[name].1,
+            Source::OutputNorm | Source::AttnNorm(_) | Source::FfnNorm(_) => GgmlDType::F32,
+            Source::Embed => matrix_type(opts.quant, *src, !has_output, n_layer, h),
+            Source::LmHead => matrix_type(opts.quant, *src, true, n_layer, h),
+            Source::Linear(..) => matrix_type(opts.quant, *src, false, n_layer, shape[1]),
+        };
+        entries.push(TensorEntry {
+            name: name.clone(),
+            shape,
+            dtype,
+        });
+    }
+
+    // Metadata: the base's, plus ours.
+    let mut meta = base_metadata(&base);
+    let base_name = base
+        .opt_str("general.name")
+        .ok()
+        .flatten()
+        .map(str::to_string);
+    let name = opts
+        .name
+        .clone()
+        .or_else(|| opts.tier.as_ref().map(|t| format!("tierforge-{t}")))
+        .or(base_name.clone())
+        .unwrap_or_else(|| "tierforge".into());
+    let pos = meta
+        .iter()
+        .position(|(k, _)| k != "general.architecture")
+        .unwrap_or(meta.len());
+    let mut ours = vec![
+        ("general.name".to_string(), Value::String(name)),
+        (
+            "general.file_type".to_string(),
+            Value::U32(opts.quant.file_type()),
+        ),
+        ("general.quantization_version".to_string(), Value::U32(2)),
+    ];
+    if let Some(v) = &opts.version {
+        ours.push(("general.version".into(), Value::String(v.clone())));
+    }
+    meta.splice(pos..pos, ours);
+    if let Some(b) = base_name {
+        meta.push(("tierforge.base_model".into(), Value::String(b)));
+    }
+    if let Some(t) = &opts.tier {
+        meta.push(("tierforge.tier".into(), Value::String(t.clone())));
+    }
+    if let Some(v) = &opts.version {
+        meta.push(("tierforge.version".into(), Value::String(v.clone())));
+    }
+    if let Some(a) = adapter {
+        meta.push((
+            "tierforge.lora.rank".into(),
+            Value::U32(a.shape.rank as u32),
+        ));
+        meta.push((
+            "tierforge.lora.alpha".into(),
+            Value::F32(a.shape.alpha as f32),
+        ));
+    }
+
+    let scale = adapter.map(|a| a.shape.scale()).unwrap_or(0.0);
+    let deltas: BTreeMap<(usize, usize), &tierforge_train::lora::LoraParam> = adapter
+        .map(|a| {
+            a.params
+                .iter()
+                .map(|p| ((p.layer, proj_index(p.proj)), p))
+                .collect()
+        })
+        .unwrap_or_default();
+    let mut merged = 0usize;
+    let llama = &model.llama;
+    let dev = Device::Cpu;
+    let produce = |i: usize| -> Result<Vec<u8>, String> {
+        let (name, src) = &plan[i];
+        let e = &entries[i];
+        let err = |e: candle_core::Error| format!("tensor {name}: {e}");
+        let dense: Tensor = match *src {
+            Source::Raw => {
+                return base
+                    .raw(name)
+                    .map(|(bytes, _, _)| bytes)
+                    .map_err(|e| e.to_string())
+            }
+            Source::Embed => llama.embed_tokens().to_dtype(DType::F32).map_err(err)?,
+            Source::LmHead => llama.lm_head().dense_weight().map_err(err)?,
+            Source::OutputNorm => llama.norm_weight().to_dtype(DType::F32).map_err(err)?,
+            Source::AttnNorm(l) | Source::FfnNorm(l) => {
+                let (a, f) = llama
+                    .layer_norms(l)
+                    .ok_or_else(|| format!("tensor {name}: no layer {l}"))?;
+                let t = if matches!(src, Source::AttnNorm(_)) {
+                    a
+                } else {
+                    f
+                };
+                t.to_dtype(DType::F32).map_err(err)?
+            }
+            Source::Linear(l, p) => {
+                let lin = llama
+                    .linear(l, p)
+                    .ok_or_else(|| format!("tensor {name}: no layer {l}"))?;
+                let mut w = lin.dense_weight().map_err(err)?;
+                if let Some(param) = deltas.get(&(l, proj_index(p))) {
+                    let d = param
+                        .delta(scale)
+                        .map_err(|e| format!("tensor {name}: {e}"))?;
+                    w = (w + d.to_device(&dev).map_err(err)?).map_err(err)?;
+                    merged += 1;
+                }
+                match p {
+                    Proj::QProj => permute_to_gguf(&w, cfg.num_attention_heads).map_err(err)?,
+                    Proj::KProj => permute_to_gguf(&w, cfg.num_key_value_heads).map_err(err)?,
+                    _ => w,
+                }
+            }
+        };
+        let q = QTensor::quantize(&dense.contiguous().map_err(err)?, e.dtype).map_err(err)?;
+        Ok(q.data().map_err(err)?.into_owned())
+    };
+    let bytes = write_gguf(out, &meta, &entries, produce)?;
+    let mut tensor_types = BTreeMap::new();
+    for e in &entries {
+        *tensor_types.entry(format!("{:?}", e.dtype)).or_insert(0) += 1;
+    }
+    Ok(ExportReport {
+        path: out.to_path_buf(),
+        format: "gguf",
+        quant: Some(opts.quant),
+        bytes,
+        tensors: entries.len(),
+        merged_tensors: merged,
+        tensor_types,
+        load_s: 0.0,
+        write_s: t0.elapsed().as_secs_f64(),
+        warnings: Vec::new(),
+    })
+}
+
+fn proj_index(p: Proj) -> usize {
+    Proj::ALL.iter().position(|q| *q == p).unwrap_or(0)
+}
