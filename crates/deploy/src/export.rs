@@ -571,3 +571,191 @@ pub fn export_loaded(
 fn proj_index(p: Proj) -> usize {
     Proj::ALL.iter().position(|q| *q == p).unwrap_or(0)
 }
+
+fn write_err(e: tierforge_data::DataError) -> ExportError {
+    match e {
+        tierforge_data::DataError::Write { path, source } => ExportError::Io { path, source },
+        other => ExportError::Unsupported(other.to_string()),
+    }
+}
+
+/// Write `adapter` as a normalised PEFT folder in `out`: `adapter_model.safetensors` (f32,
+/// PEFT's tensor names, `{"format": "pt"}` header metadata as `save_pretrained` writes it) and
+/// `adapter_config.json` (`base_model` recorded as `base_model_name_or_path`). Atomic per file.
+pub fn write_peft(
+    adapter: &Adapter,
+    base_model: &str,
+    out: &Path,
+) -> Result<ExportReport, ExportError> {
+    let t0 = Instant::now();
+    std::fs::create_dir_all(out).map_err(|e| ExportError::Io {
+        path: out.to_path_buf(),
+        source: e,
+    })?;
+    let tensors = adapter.tensors();
+    let mut bufs: BTreeMap<String, (Vec<usize>, Vec<u8>)> = BTreeMap::new();
+    for (name, t) in &tensors {
+        let v: Vec<f32> = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+        let bytes = v.iter().flat_map(|x| x.to_le_bytes()).collect();
+        bufs.insert(name.clone(), (t.dims().to_vec(), bytes));
+    }
+    let views = bufs
+        .iter()
+        .map(|(n, (shape, data))| {
+            safetensors::tensor::TensorView::new(safetensors::Dtype::F32, shape.clone(), data)
+                .map(|v| (n.clone(), v))
+        })
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| ExportError::Unsupported(format!("safetensors: {e}")))?;
+    let meta = std::collections::HashMap::from([("format".to_string(), "pt".to_string())]);
+    let bytes = safetensors::serialize(views, Some(meta))
+        .map_err(|e| ExportError::Unsupported(format!("safetensors: {e}")))?;
+    let wpath = out.join(ADAPTER_WEIGHTS);
+    tierforge_data::write::write_atomic(&wpath, |w| w.write_all(&bytes)).map_err(write_err)?;
+    let cfg = serde_json::to_string_pretty(&adapter.peft_config(base_model))
+        .map_err(|e| ExportError::Unsupported(e.to_string()))?;
+    tierforge_data::write::write_string(&out.join(ADAPTER_CONFIG), &cfg).map_err(write_err)?;
+    Ok(ExportReport {
+        path: out.to_path_buf(),
+        format: "peft",
+        quant: None,
+        bytes: bytes.len() as u64 + cfg.len() as u64,
+        tensors: tensors.len(),
+        merged_tensors: 0,
+        tensor_types: BTreeMap::from([("F32".to_string(), tensors.len())]),
+        load_s: 0.0,
+        write_s: t0.elapsed().as_secs_f64(),
+        warnings: Vec::new(),
+    })
+}
+
+/// Write `adapter` as a llama.cpp LoRA GGUF (what `convert_lora_to_gguf.py` writes and
+/// `llama-cli --lora` / `llama-server --lora` load): `general.type=adapter`,
+/// `adapter.type=lora`, `adapter.lora.alpha` (f32; for rsLoRA the alpha that makes llama.cpp's
+/// `alpha / rank` equal the trained scale), tensors `blk.N.attn_q.weight.lora_a` (`[r, in]`)
+/// and `.lora_b` (`[out, r]`, q/k rows in llama.cpp's order), f32.
+pub fn write_lora_gguf(
+    adapter: &Adapter,
+    model: &LoadedModel,
+    name: Option<&str>,
+    out: &Path,
+) -> Result<ExportReport, ExportError> {
+    let t0 = Instant::now();
+    let cfg = model.llama.config();
+    let alpha = adapter.shape.scale() * adapter.shape.rank as f64;
+    let mut meta = vec![
+        (
+            "general.architecture".to_string(),
+            Value::String("llama".into()),
+        ),
+        ("general.type".to_string(), Value::String("adapter".into())),
+        (
+            "general.name".to_string(),
+            Value::String(name.unwrap_or("tierforge-lora").into()),
+        ),
+        ("adapter.type".to_string(), Value::String("lora".into())),
+        ("adapter.lora.alpha".to_string(), Value::F32(alpha as f32)),
+    ];
+    meta.push((
+        "tierforge.base_model".into(),
+        Value::String(model.info.source.clone()),
+    ));
+    let mut entries = Vec::new();
+    let mut tensors = Vec::new();
+    for p in &adapter.params {
+        let hf = format!("{}.weight", p.proj.path(p.layer));
+        let g = gguf_name(&hf)
+            .ok_or_else(|| ExportError::Unsupported(format!("no GGUF name for {hf}")))?;
+        let a = p.a.as_detached_tensor();
+        let b = p.b.as_detached_tensor();
+        let b = match p.proj {
+            Proj::QProj => permute_to_gguf(&b, cfg.num_attention_heads)?,
+            Proj::KProj => permute_to_gguf(&b, cfg.num_key_value_heads)?,
+            _ => b,
+        };
+        for (suffix, t) in [("lora_a", a), ("lora_b", b)] {
+            entries.push(TensorEntry {
+                name: format!("{g}.{suffix}"),
+                shape: t.dims().to_vec(),
+                dtype: GgmlDType::F32,
+            });
+            tensors.push(t);
+        }
+    }
+    let bytes = write_gguf(out, &meta, &entries, |i| {
+        let v: Vec<f32> = tensors[i]
+            .to_dtype(DType::F32)
+            .and_then(|t| t.flatten_all())
+            .and_then(|t| t.to_vec1())
+            .map_err(|e| format!("tensor {}: {e}", entries[i].name))?;
+        Ok(v.iter().flat_map(|x| x.to_le_bytes()).collect())
+    })?;
+    Ok(ExportReport {
+        path: out.to_path_buf(),
+        format: "lora-gguf",
+        quant: None,
+        bytes,
+        tensors: entries.len(),
+        merged_tensors: 0,
+        tensor_types: BTreeMap::from([("F32".to_string(), entries.len())]),
+        load_s: 0.0,
+        write_s: t0.elapsed().as_secs_f64(),
+        warnings: Vec::new(),
+    })
+}
+
+/// Which artefact [`export`] writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Format {
+    /// Base + adapter merged into one GGUF.
+    Gguf,
+    /// The adapter as a normalised PEFT folder.
+    Peft,
+    /// The adapter as a llama.cpp LoRA GGUF.
+    LoraGguf,
+}
+
+impl std::str::FromStr for Format {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "gguf" => Ok(Format::Gguf),
+            "peft" => Ok(Format::Peft),
+            "lora-gguf" => Ok(Format::LoraGguf),
+            _ => Err(format!("unknown format {s:?} (gguf, peft, lora-gguf)")),
+        }
+    }
+}
+
+/// `tierforge export`: load `base` and the adapter in `adapter` (checked against it), then
+/// write `format` at `out` (a file for the GGUF formats, a folder for PEFT).
+pub fn export(
+    base: &str,
+    adapter: &Path,
+    format: Format,
+    out: &Path,
+    opts: &GgufOptions,
+) -> Result<ExportReport, ExportError> {
+    if format == Format::Gguf {
+        return export_gguf(base, Some(adapter), out, opts);
+    }
+    let t0 = Instant::now();
+    let model = load_base(base)?;
+    let (ad, dir, warnings) = load_adapter(adapter, &model)?;
+    let load_s = t0.elapsed().as_secs_f64();
+    let mut rep = match format {
+        Format::Peft => {
+            let base_name = std::fs::read_to_string(dir.join(ADAPTER_CONFIG))
+                .ok()
+                .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+                .and_then(|v| v.get("base_model_name_or_path")?.as_str().map(String::from))
+                .unwrap_or_else(|| base.to_string());
+            write_peft(&ad, &base_name, out)?
+        }
+        _ => write_lora_gguf(&ad, &model, opts.name.as_deref(), out)?,
+    };
+    rep.load_s = load_s;
+    rep.warnings = warnings;
+    Ok(rep)
+}

@@ -8,7 +8,7 @@ use std::sync::OnceLock;
 
 use candle_core::{Device, Tensor};
 use tierforge_data::rng::Rng;
-use tierforge_deploy::export::{self, GgufOptions, Quant};
+use tierforge_deploy::export::{self, Format, GgufOptions, Quant};
 use tierforge_model::gguf::GgufFile;
 use tierforge_model::{LoadOptions, LoadedModel, Proj};
 use tierforge_train::lora::{Adapter, LoraShape};
@@ -183,6 +183,58 @@ fn merged_gguf_reads_back_with_base_plus_adapter_logits() {
         "q4_k_m agrees on {agree}/{}",
         want.len()
     );
+
+    // PEFT: reloads to the same tensors, with PEFT's header metadata.
+    let peft = tmp.path().join("peft");
+    export::export(&spec(), &ad_dir, Format::Peft, &peft, &opts).expect("peft export");
+    let bytes = std::fs::read(peft.join("adapter_model.safetensors")).expect("st");
+    let (_, st_meta) = safetensors::SafeTensors::read_metadata(&bytes).expect("header");
+    assert_eq!(
+        st_meta
+            .metadata()
+            .as_ref()
+            .and_then(|m| m.get("format"))
+            .map(String::as_str),
+        Some("pt")
+    );
+    let again = Adapter::load(&peft, &base.llama, &Device::Cpu).expect("peft reloads");
+    let (x, y) = (ad.tensors(), again.tensors());
+    for (k, t) in &x {
+        let d = (t - &y[k])
+            .and_then(|d| d.abs())
+            .and_then(|d| d.max_all())
+            .and_then(|d| d.to_scalar::<f32>());
+        assert_eq!(d.expect("diff"), 0.0, "{k}");
+    }
+
+    // LoRA GGUF: llama.cpp's keys and names; lora_b of q/k in llama.cpp's row order.
+    let lora = tmp.path().join("lora.gguf");
+    export::export(&spec(), &ad_dir, Format::LoraGguf, &lora, &opts).expect("lora export");
+    let lg = GgufFile::open(&lora).expect("lora gguf reads");
+    assert_eq!(lg.get_str("general.type").expect("type"), "adapter");
+    assert_eq!(lg.get_str("adapter.type").expect("type"), "lora");
+    assert!(matches!(
+        lg.get("adapter.lora.alpha").expect("alpha"),
+        candle_core::quantized::gguf_file::Value::F32(a) if *a == 8.0
+    ));
+    assert_eq!(lg.tensors().len(), 2 * 7 * base.llama.num_layers());
+    let q_b = &ad.params[0].b;
+    let mut lgm = lg;
+    let qt = lgm
+        .qtensor("blk.0.attn_q.weight.lora_b", &Device::Cpu)
+        .expect("q b");
+    assert_eq!(qt.shape().dims(), q_b.dims());
+    let heads = base.llama.config().num_attention_heads;
+    let perm = tierforge_model::gguf::unpermute_rows(q_b.dims()[0], heads);
+    let back = qt
+        .dequantize(&Device::Cpu)
+        .expect("deq")
+        .to_vec2::<f32>()
+        .expect("v");
+    let orig = q_b.as_tensor().to_vec2::<f32>().expect("v");
+    for (r, row) in orig.iter().enumerate() {
+        assert_eq!(&back[perm[r]], row, "hf row {r} is gguf row {}", perm[r]);
+    }
 
     // A wrong adapter (another rank than its tensors) is refused; nothing is written.
     let cfg_path = ad_dir.join("adapter_config.json");
