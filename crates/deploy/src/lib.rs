@@ -4,6 +4,7 @@
 //! [`modelfile`] writes Modelfiles.
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod bundle;
 pub mod export;
 pub mod gguf_write;
 pub mod go_template;

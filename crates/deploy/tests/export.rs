@@ -277,3 +277,49 @@ fn missing_adapter_and_unwritable_output_are_clear_errors() {
     .to_string();
     assert!(err.contains("missing-dir"), "{err}");
 }
+
+#[test]
+fn tier_bundle_without_ollama_is_built_and_registered_not_pushed() {
+    use tierforge_deploy::bundle::{build_tier, TierBuild};
+    use tierforge_deploy::registry::{Registry, Status};
+    let tmp = tempfile::tempdir().expect("tmp");
+    let ad_dir = tmp.path().join("adapter");
+    random_adapter(&ad_dir);
+    let reg = tmp.path().join("registry.db");
+    let mut b = TierBuild::new(
+        tierforge_data::completion::Tier::Basic,
+        &spec(),
+        &ad_dir,
+        &tmp.path().join("deploy"),
+    );
+    b.registry = Some(reg.clone());
+    b.dataset_hash = "abc".into();
+    b.dataset_size = 60;
+    let out = build_tier(&b, &mut |_| {}).expect("bundle");
+    assert_eq!(out.name, "tierforge-basic:1.0.0");
+    assert!(!out.pushed && out.ollama_digest.is_none());
+    let mf = std::fs::read_to_string(&out.modelfile).expect("modelfile");
+    assert!(
+        mf.contains("FROM ./tierforge-basic-1.0.0.q8_0.gguf"),
+        "{mf}"
+    );
+    assert!(mf.contains("PARAMETER stop \"<|im_end|>\""), "{mf}");
+    assert!(mf.contains(tierforge_data::completion::Tier::Basic.system_prompt()));
+    let parsed = tierforge_deploy::modelfile::parse(&mf).expect("Ollama's syntax");
+    assert!(parsed.iter().any(|(k, _)| k == "TEMPLATE"), "{parsed:?}");
+    let readme = std::fs::read_to_string(&out.readme).expect("readme");
+    assert!(readme.contains("ollama create tierforge-basic:1.0.0 -f Modelfile"));
+
+    let r = Registry::open(&reg).expect("registry");
+    let rec = r.get("basic", "1.0.0").expect("registered");
+    assert_eq!(rec.status, Status::Candidate);
+    assert_eq!(rec.gguf_sha256.as_deref(), Some(out.sha256.as_str()));
+    assert_eq!(rec.gguf_size, Some(out.gguf_bytes));
+    assert_eq!(rec.dataset_size, 60);
+    assert!(rec.ollama_digest.is_none());
+    assert_eq!(r.next_version("basic").expect("next"), "1.1.0");
+    // The same version twice is refused before anything is written.
+    b.version = Some("1.0.0".into());
+    let err = build_tier(&b, &mut |_| {}).expect_err("exists").to_string();
+    assert!(err.contains("already registered"), "{err}");
+}
