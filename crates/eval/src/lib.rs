@@ -5,3 +5,10 @@
 //! Module owners while the crate is being built: `evaluate`, `compare`, `report` (evaluation);
 //! `feedback`, `decide`, `instructions`, `cycle` (feedback and the loop).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
+
+pub mod clock;
+mod csv;
+pub mod decide;
+pub mod feedback;
+mod loop_error;
+pub use loop_error::LoopError;
