@@ -26,6 +26,10 @@ pub enum Commands {
     Generate(commands::generate::GenerateArgs),
     /// Fine-tune a LoRA adapter on chat samples (PEFT format, resumable checkpoints).
     Train(commands::train::TrainArgs),
+    /// Merge an adapter into its base model as a GGUF, or write it as PEFT / LoRA GGUF.
+    Export(commands::export::ExportArgs),
+    /// Build a tier model (merged GGUF + Modelfile), register it, and create it in Ollama.
+    Deploy(commands::deploy::DeployArgs),
 }
 
 /// What a command reports back to `main`.
@@ -56,6 +60,8 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Commands::Model(a) => commands::model::run(a),
         Commands::Generate(a) => commands::generate::run(a),
         Commands::Train(a) => commands::train::run(a),
+        Commands::Export(a) => commands::export::run(a),
+        Commands::Deploy(a) => commands::deploy::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,

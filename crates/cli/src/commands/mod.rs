@@ -1,6 +1,8 @@
 //! One module per command.
 
 pub mod data;
+pub mod deploy;
+pub mod export;
 pub mod generate;
 pub mod model;
 pub mod train;
