@@ -12,3 +12,6 @@ pub mod decide;
 pub mod feedback;
 mod loop_error;
 pub use loop_error::LoopError;
+
+pub mod instructions;
+pub mod lock;
