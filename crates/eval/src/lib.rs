@@ -6,6 +6,19 @@
 //! `feedback`, `decide`, `instructions`, `cycle` (feedback and the loop).
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod compare;
+mod eval_error;
+pub mod evaluate;
+pub mod report;
+
+pub use compare::{compare, compare_models, CompareOptions, Comparison};
+pub use eval_error::EvalError;
+pub use evaluate::{
+    evaluate, load_products, Backend, EvalOptions, EvalProduct, EvalReporter, EvalRun, ModelResult,
+    ModelUnderTest,
+};
+pub use report::{store_in_registry, write_report};
+
 pub mod clock;
 mod csv;
 pub mod decide;
