@@ -30,6 +30,8 @@ pub enum Commands {
     Export(commands::export::ExportArgs),
     /// Build a tier model (merged GGUF + Modelfile), register it, and create it in Ollama.
     Deploy(commands::deploy::DeployArgs),
+    /// Registered tier versions: list, show, promote (after a health check), roll back.
+    Models(commands::models::ModelsArgs),
 }
 
 /// What a command reports back to `main`.
@@ -62,6 +64,7 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Commands::Train(a) => commands::train::run(a),
         Commands::Export(a) => commands::export::run(a),
         Commands::Deploy(a) => commands::deploy::run(a),
+        Commands::Models(a) => commands::models::run(a),
     };
     match result {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,

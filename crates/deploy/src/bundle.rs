@@ -34,6 +34,7 @@ pub struct TierBuild {
     pub out_dir: PathBuf,
     /// The SYSTEM prompt; `None` uses the tier's (`modelfiles/system/<tier>.txt`).
     pub system_prompt: Option<String>,
+    /// The registry database; default `runs/registry.db` (as the CLI's); `None` registers nothing.
     pub registry: Option<PathBuf>,
     /// `http://host:port`; `None` builds without pushing.
     pub ollama_host: Option<String>,
@@ -56,7 +57,7 @@ impl TierBuild {
             quant: Quant::Q8_0,
             out_dir: out_dir.to_path_buf(),
             system_prompt: None,
-            registry: None,
+            registry: Some(PathBuf::from(crate::promote::DEFAULT_REGISTRY)),
             ollama_host: None,
             dataset_hash: String::new(),
             dataset_size: 0,

@@ -11,5 +11,6 @@ pub mod go_template;
 pub mod modelfile;
 pub mod names;
 pub mod ollama;
+pub mod promote;
 pub mod registry;
 pub mod template_check;

@@ -387,8 +387,27 @@ impl Registry {
         Ok(previous)
     }
 
-    /// Restores the production version that the current one replaced. Returns `(from, to)`.
-    pub fn rollback(&mut self, tier: &str, at: &str) -> Result<(String, String), RegistryError> {
+    /// Appends an event to the log without changing any version (e.g. a failed health check).
+    pub fn record_event(
+        &mut self,
+        tier: &str,
+        version: &str,
+        action: &str,
+        detail: &str,
+        at: &str,
+    ) -> Result<(), RegistryError> {
+        self.conn
+            .execute(
+                "INSERT INTO events (at, tier, version, action, detail) VALUES (?1, ?2, ?3, ?4, ?5)",
+                params![at, tier, version, action, detail],
+            )
+            .map_err(self.db())?;
+        Ok(())
+    }
+
+    /// What [`Registry::rollback`] would do, without doing it: `(current, previous)` production
+    /// versions of the tier.
+    pub fn rollback_target(&self, tier: &str) -> Result<(String, String), RegistryError> {
         let current = self
             .production(tier)?
             .ok_or_else(|| RegistryError::NothingToRollBack(tier.into()))?;
@@ -405,6 +424,13 @@ impl Registry {
             .and_then(|d| serde_json::from_str::<serde_json::Value>(&d).ok())
             .and_then(|v| v["previous"].as_str().map(str::to_owned))
             .ok_or_else(|| RegistryError::NothingToRollBack(tier.into()))?;
+        Ok((current.version, previous))
+    }
+
+    /// Restores the production version that the current one replaced. Returns `(from, to)`.
+    pub fn rollback(&mut self, tier: &str, at: &str) -> Result<(String, String), RegistryError> {
+        let (current_version, previous) = self.rollback_target(tier)?;
+        let current = self.get(tier, &current_version)?;
         let db = |source| RegistryError::Db {
             path: self.path.clone(),
             source,

@@ -287,3 +287,152 @@ fn live_ollama_when_ollama_host_is_set() {
     assert!(!v.is_empty());
     c.list().unwrap();
 }
+
+fn model_path() -> String {
+    let script = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-model");
+    let out = std::process::Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run fetch-model");
+    assert!(out.status.success(), "fetch-model failed");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+/// `build_tier` with an Ollama host uploads the merged GGUF (HEAD, then POST of exactly the
+/// file's bytes) and creates the model from it; `promote` copies `:<version>` to `:latest`
+/// only after the health check, and a failing copy leaves the registry as it was.
+#[test]
+fn build_tier_pushes_and_promote_copies_latest() {
+    use tierforge_data::completion::Tier;
+    use tierforge_deploy::bundle::{build_tier, TierBuild};
+    use tierforge_deploy::export::Quant;
+    use tierforge_deploy::promote::{self, CheckOptions, PromoteError, PromoteOptions};
+    use tierforge_deploy::registry::{Registry, Status};
+
+    let spec = model_path();
+    let tmp = tempfile::tempdir().unwrap();
+    let base = tierforge_deploy::export::load_base(&spec).unwrap();
+    let shape = tierforge_train::lora::LoraShape {
+        rank: 1,
+        alpha: 2.0,
+        dropout: 0.0,
+        rslora: false,
+        targets: vec![tierforge_model::Proj::QProj],
+    };
+    let mut rng = tierforge_data::rng::Rng::new(3);
+    let ad = tierforge_train::lora::Adapter::init(
+        &base.llama,
+        shape,
+        &mut rng,
+        &candle_core::Device::Cpu,
+    )
+    .unwrap();
+    let ad_dir = tmp.path().join("adapter");
+    ad.save(&ad_dir, &spec).unwrap();
+    drop(base);
+
+    let create_stream = "{\"status\":\"parsing GGUF\"}\n{\"status\":\"writing manifest\"}\n{\"status\":\"success\"}\n";
+    let (host, log) = serve(vec![
+        answer(404, ""),
+        answer(201, ""),
+        Answer {
+            status: 200,
+            body: create_stream.into(),
+            ndjson: true,
+            cut: false,
+        },
+        // promote 1: the copy fails.
+        answer(
+            404,
+            "{\"error\":\"model 'tierforge-basic:1.0.0' not found\"}",
+        ),
+        // promote 2: the copy works.
+        answer(200, ""),
+    ]);
+    let reg_path = tmp.path().join("registry.db");
+    let mut b = TierBuild::new(Tier::Basic, &spec, &ad_dir, &tmp.path().join("deploy"));
+    assert_eq!(
+        b.registry.as_deref(),
+        Some(std::path::Path::new("runs/registry.db")),
+        "the library's default registry is the CLI's"
+    );
+    b.registry = Some(reg_path.clone());
+    b.quant = Quant::Q4_0;
+    b.ollama_host = Some(host.clone());
+    let bundle = build_tier(&b, &mut |_| {}).unwrap();
+    assert!(bundle.pushed);
+    assert_eq!(bundle.name, "tierforge-basic:1.0.0");
+    {
+        let log = log.lock().unwrap();
+        let digest = &bundle.sha256;
+        assert_eq!(
+            (log[0].method.as_str(), log[0].path.as_str()),
+            ("HEAD", format!("/api/blobs/{digest}").as_str())
+        );
+        assert_eq!(
+            (log[1].method.as_str(), log[1].path.as_str()),
+            ("POST", format!("/api/blobs/{digest}").as_str())
+        );
+        assert_eq!(log[1].body, std::fs::read(&bundle.gguf).unwrap());
+        assert_eq!(log[2].path, "/api/create");
+        let body: serde_json::Value = serde_json::from_slice(&log[2].body).unwrap();
+        assert_eq!(body["model"], "tierforge-basic:1.0.0");
+        let file = bundle.gguf.file_name().unwrap().to_str().unwrap();
+        assert_eq!(body["files"][file], digest.as_str());
+        assert!(body["template"].as_str().unwrap().contains("<|im_start|>"));
+        assert!(body["parameters"]["stop"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|s| s == "<|im_end|>"));
+    }
+    let reg = Registry::open(&reg_path).unwrap();
+    let rec = reg.get("basic", "1.0.0").unwrap();
+    assert_eq!(rec.ollama_name.as_deref(), Some("tierforge-basic:1.0.0"));
+    assert_eq!(rec.ollama_digest.as_deref(), Some(bundle.sha256.as_str()));
+    drop(reg);
+
+    let products = promote::read_products(
+        &std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/eval-products.jsonl"),
+        1,
+    )
+    .unwrap();
+    let mut check = CheckOptions::new(products);
+    check.max_tokens = 1;
+    check.min_pass_rate = 0.0;
+    let opts = PromoteOptions {
+        registry: reg_path.clone(),
+        tier: Tier::Basic,
+        version: "1.0.0".into(),
+        ollama_host: Some(host),
+        check,
+    };
+    let e = promote::promote(&opts, &mut |_| {}).unwrap_err();
+    assert!(matches!(e, PromoteError::Ollama(_)), "{e}");
+    let reg = Registry::open(&reg_path).unwrap();
+    assert!(
+        reg.production("basic").unwrap().is_none(),
+        "a failed copy promotes nothing"
+    );
+    drop(reg);
+    let rep = promote::promote(&opts, &mut |_| {}).unwrap();
+    assert!(rep.promoted);
+    assert_eq!(rep.ollama_latest.as_deref(), Some("tierforge-basic:latest"));
+    let log = log.lock().unwrap();
+    for i in [3, 4] {
+        assert_eq!(
+            (log[i].method.as_str(), log[i].path.as_str()),
+            ("POST", "/api/copy")
+        );
+        let body: serde_json::Value = serde_json::from_slice(&log[i].body).unwrap();
+        assert_eq!(
+            body,
+            serde_json::json!({"source": "tierforge-basic:1.0.0", "destination": "tierforge-basic:latest"})
+        );
+    }
+    let reg = Registry::open(&reg_path).unwrap();
+    assert_eq!(
+        reg.get("basic", "1.0.0").unwrap().status,
+        Status::Production
+    );
+}

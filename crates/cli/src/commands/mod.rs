@@ -5,6 +5,7 @@ pub mod deploy;
 pub mod export;
 pub mod generate;
 pub mod model;
+pub mod models;
 pub mod train;
 
 /// Hints for errors whose fix is known, gathered in one place.
