@@ -28,3 +28,5 @@ pub use loop_error::LoopError;
 
 pub mod instructions;
 pub mod lock;
+
+pub mod cycle;
