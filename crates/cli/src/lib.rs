@@ -26,6 +26,10 @@ pub enum Commands {
     Generate(commands::generate::GenerateArgs),
     /// Fine-tune a LoRA adapter on chat samples (PEFT format, resumable checkpoints).
     Train(commands::train::TrainArgs),
+    /// Ingest user feedback into the store; daily success rates per tier.
+    Feedback(commands::feedback::FeedbackArgs),
+    /// Retrain tiers whose feedback dropped; promote a candidate only when it is better.
+    Loop(commands::loop_cmd::LoopArgs),
     /// Merge an adapter into its base model as a GGUF, or write it as PEFT / LoRA GGUF.
     Export(commands::export::ExportArgs),
     /// Build a tier model (merged GGUF + Modelfile), register it, and create it in Ollama.
@@ -62,6 +66,8 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Commands::Model(a) => commands::model::run(a),
         Commands::Generate(a) => commands::generate::run(a),
         Commands::Train(a) => commands::train::run(a),
+        Commands::Feedback(a) => commands::feedback::run(a),
+        Commands::Loop(a) => commands::loop_cmd::run(a),
         Commands::Export(a) => commands::export::run(a),
         Commands::Deploy(a) => commands::deploy::run(a),
         Commands::Models(a) => commands::models::run(a),

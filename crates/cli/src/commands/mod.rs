@@ -3,7 +3,9 @@
 pub mod data;
 pub mod deploy;
 pub mod export;
+pub mod feedback;
 pub mod generate;
+pub mod loop_cmd;
 pub mod model;
 pub mod models;
 pub mod train;
