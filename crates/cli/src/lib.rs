@@ -26,6 +26,8 @@ pub enum Commands {
     Generate(commands::generate::GenerateArgs),
     /// Fine-tune a LoRA adapter on chat samples (PEFT format, resumable checkpoints).
     Train(commands::train::TrainArgs),
+    /// Evaluate the base model and the tiers on held-out products; paired comparison, report.
+    Eval(commands::eval::EvalArgs),
     /// Ingest user feedback into the store; daily success rates per tier.
     Feedback(commands::feedback::FeedbackArgs),
     /// Retrain tiers whose feedback dropped; promote a candidate only when it is better.
@@ -66,6 +68,7 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Commands::Model(a) => commands::model::run(a),
         Commands::Generate(a) => commands::generate::run(a),
         Commands::Train(a) => commands::train::run(a),
+        Commands::Eval(a) => commands::eval::run(a),
         Commands::Feedback(a) => commands::feedback::run(a),
         Commands::Loop(a) => commands::loop_cmd::run(a),
         Commands::Export(a) => commands::export::run(a),

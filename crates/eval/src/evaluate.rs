@@ -183,6 +183,12 @@ pub struct ModelSummary {
     pub generate_s: f64,
     /// Wall time of loading the model (and merging the adapter), in seconds.
     pub load_s: f64,
+    /// Of `generate_s`: prompt passes (prefill) and token-by-token passes (decode), in
+    /// seconds, summed over batches (candle only; 0 for Ollama).
+    #[serde(default)]
+    pub prefill_s: f64,
+    #[serde(default)]
+    pub decode_s: f64,
 }
 
 /// One model's evaluation.
@@ -477,7 +483,12 @@ fn eval_candle(
         ));
     }
     let results: Vec<ProductResult> = by_product.into_iter().flatten().collect();
-    let summary = summarise(&results, generate_s, load_s);
+    let mut summary = summarise(&results, generate_s, load_s);
+    // Every row of a batch carries the batch's times: count each batch once.
+    for g in gens.iter().step_by(opts.batch_size) {
+        summary.prefill_s += g.prefill_secs;
+        summary.decode_s += g.decode_secs;
+    }
     Ok(ModelResult {
         model: m.clone(),
         backend: Backend::Candle,
@@ -626,6 +637,8 @@ pub fn summarise(results: &[ProductResult], generate_s: f64, load_s: f64) -> Mod
         },
         generate_s,
         load_s,
+        prefill_s: 0.0,
+        decode_s: 0.0,
     }
 }
 

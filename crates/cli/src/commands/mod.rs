@@ -2,6 +2,7 @@
 
 pub mod data;
 pub mod deploy;
+pub mod eval;
 pub mod export;
 pub mod feedback;
 pub mod generate;
