@@ -274,8 +274,15 @@ impl EvalReporter for Bars {
 /// The top-level entry point for `tierforge eval`.
 pub fn run(args: &EvalArgs) -> Result<ExitStatus> {
     let t0 = Instant::now();
-    let (models, opts) = resolve(args)?;
-    let versions = pairs(&args.versions, "versions")?;
+    // Bad flags (a missing adapter, a bad pair) are bad input: exit 1, not 2.
+    let resolved = resolve(args).and_then(|r| Ok((r, pairs(&args.versions, "versions")?)));
+    let ((models, opts), versions) = match resolved {
+        Ok(r) => r,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            return Ok(ExitStatus::Failure);
+        }
+    };
     let products = match tierforge_eval::load_products(&args.products) {
         Ok(p) => p,
         Err(e @ tierforge_eval::EvalError::Input { .. }) => {

@@ -1,0 +1,143 @@
+//! `tierforge eval` through the binary: bad input exits 1 naming the file and line; a tiny real
+//! run (2 products, 16 tokens) of the base model and a zero LoRA adapter writes the report, and
+//! the zero adapter, merged, gives the base model's outputs exactly.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn tierforge(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_tierforge"))
+        .args(args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .output()
+        .expect("run tierforge")
+}
+
+fn model() -> String {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-model");
+    let out = Command::new("bash")
+        .arg(&script)
+        .output()
+        .expect("run fetch-model");
+    assert!(
+        out.status.success(),
+        "fetch-model failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+fn stderr(o: &Output) -> String {
+    String::from_utf8_lossy(&o.stderr).into_owned()
+}
+
+#[test]
+fn bad_products_and_missing_adapters_exit_1_with_the_place() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let p = dir.path().join("products.jsonl");
+    std::fs::write(
+        &p,
+        "{\"id\":\"a\",\"input\":{\"product_name\":\"Lamp\"}}\n{\"id\":\"b\",\"input\":{\"product_name\":\"X\",\"features\":7}}\n",
+    )
+    .expect("write");
+    let o = tierforge(&[
+        "eval",
+        "--models",
+        "base",
+        "--model",
+        "unused.gguf",
+        "--products",
+        p.to_str().expect("utf8"),
+    ]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("products.jsonl:2: input: not a product"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = tierforge(&["eval", "--models", "base,basic", "--model", "unused.gguf"]);
+    assert_eq!(o.status.code(), Some(1), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("no adapter for basic"),
+        "{}",
+        stderr(&o)
+    );
+
+    let o = tierforge(&["eval", "--backend", "tpu"]);
+    assert_eq!(o.status.code(), Some(2), "clap rejects unknown values");
+}
+
+#[test]
+fn tiny_real_run_of_base_and_a_zero_adapter() {
+    let model = model();
+    let dir = tempfile::tempdir().expect("tmp");
+    // A fresh LoRA adapter has B = 0: merged, it must leave every output unchanged.
+    let lm = tierforge_model::load(&model, &tierforge_model::LoadOptions::default()).expect("load");
+    let shape = tierforge_train::lora::LoraShape {
+        rank: 4,
+        alpha: 8.0,
+        dropout: 0.0,
+        rslora: false,
+        targets: vec![tierforge_model::Proj::QProj, tierforge_model::Proj::VProj],
+    };
+    let mut rng = tierforge_data::rng::Rng::new(3);
+    let device = lm.llama.device().clone();
+    let adapter =
+        tierforge_train::lora::Adapter::init(&lm.llama, shape, &mut rng, &device).expect("init");
+    let adir = dir.path().join("basic-adapter");
+    adapter.save(&adir, &model).expect("save");
+    drop(lm);
+
+    let report = dir.path().join("report");
+    let adapters = format!("basic={}", adir.display());
+    let o = tierforge(&[
+        "eval",
+        "--models",
+        "base,basic",
+        "--model",
+        &model,
+        "--adapters",
+        &adapters,
+        // The same system prompt for both, so that only the weights differ.
+        "--base-tier",
+        "basic",
+        "--limit",
+        "2",
+        "--max-tokens",
+        "16",
+        "--batch-size",
+        "2",
+        "--json",
+        "-q",
+        "--report",
+        report.to_str().expect("utf8"),
+    ]);
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let run: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json on stdout");
+    let models = run["models"].as_array().expect("models");
+    assert_eq!(models.len(), 2);
+    for m in models {
+        assert_eq!(m["products"].as_array().map(Vec::len), Some(2));
+        assert!(m["summary"]["tokens_per_s"].as_f64().unwrap_or(0.0) > 0.0);
+    }
+    let outputs = |m: &serde_json::Value| -> Vec<String> {
+        m["products"]
+            .as_array()
+            .expect("products")
+            .iter()
+            .map(|p| p["output"].as_str().unwrap_or_default().to_string())
+            .collect()
+    };
+    assert_eq!(outputs(&models[0]), outputs(&models[1]));
+    assert!(outputs(&models[0]).iter().all(|t| !t.is_empty()));
+    let c = &run["comparisons"][0];
+    assert_eq!(
+        (c["a"].as_str(), c["b"].as_str()),
+        (Some("base"), Some("basic"))
+    );
+    assert_eq!(c["better"], false);
+    let html = std::fs::read_to_string(report.join("report.html")).expect("report.html");
+    assert!(html.contains("basic is NOT shown to be better than base"));
+    assert!(report.join("eval.json").is_file());
+}
