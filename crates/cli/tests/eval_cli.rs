@@ -140,4 +140,42 @@ fn tiny_real_run_of_base_and_a_zero_adapter() {
     let html = std::fs::read_to_string(report.join("report.html")).expect("report.html");
     assert!(html.contains("basic is NOT shown to be better than base"));
     assert!(report.join("eval.json").is_file());
+
+    // `tierforge generate --adapter` applies the same adapter: dense weights, same tokens.
+    let gen = |extra: &[&str]| -> serde_json::Value {
+        let mut args = vec![
+            "generate",
+            "--model",
+            &model,
+            "--dense",
+            "--prompt",
+            "Write a title for a steel bottle",
+            "--max-tokens",
+            "8",
+            "--json",
+        ];
+        args.extend_from_slice(extra);
+        let o = tierforge(&args);
+        assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+        serde_json::from_slice(&o.stdout).expect("json")
+    };
+    let plain = gen(&[]);
+    let adir_s = adir.to_str().expect("utf8");
+    let adapted = gen(&["--adapter", adir_s]);
+    assert_eq!(plain["token_ids"], adapted["token_ids"]);
+    let o = tierforge(&[
+        "generate",
+        "--model",
+        &model,
+        "--adapter",
+        dir.path().join("nope").to_str().expect("utf8"),
+        "--prompt",
+        "x",
+    ]);
+    assert!(!o.status.success());
+    assert!(
+        stderr(&o).contains("Failed to load the adapter"),
+        "{}",
+        stderr(&o)
+    );
 }
