@@ -735,6 +735,65 @@ mod tests {
     }
 
     #[test]
+    fn an_unreachable_ollama_is_named() {
+        let m = ModelUnderTest {
+            label: "expert".into(),
+            model: "unused.gguf".into(),
+            adapter: None,
+            tier: Tier::Expert,
+            ollama_name: None,
+        };
+        let opts = EvalOptions {
+            backend: Backend::Ollama,
+            // Port 9 (discard) refuses connections on any normal machine.
+            ollama_host: Some("127.0.0.1:9".into()),
+            ..EvalOptions::default()
+        };
+        let e = evaluate(&[m], &[product("a")], &opts, &mut NoReporter)
+            .expect_err("no Ollama there")
+            .to_string();
+        assert!(
+            e.contains("tierforge-expert:latest") && e.contains("127.0.0.1:9"),
+            "{e}"
+        );
+    }
+
+    #[test]
+    fn bad_options_are_rejected_before_any_model_loads() {
+        let m = ModelUnderTest {
+            label: "base".into(),
+            model: "does-not-exist.gguf".into(),
+            adapter: None,
+            tier: Tier::Expert,
+            ollama_name: None,
+        };
+        let zero = EvalOptions {
+            batch_size: 0,
+            ..EvalOptions::default()
+        };
+        assert!(evaluate(&[m.clone()], &[product("a")], &zero, &mut NoReporter).is_err());
+        let twice = [m.clone(), m.clone()];
+        let e = evaluate(
+            &twice,
+            &[product("a")],
+            &EvalOptions::default(),
+            &mut NoReporter,
+        )
+        .expect_err("duplicate label")
+        .to_string();
+        assert!(e.contains("given twice"), "{e}");
+        let e = evaluate(
+            &[m],
+            &[product("a")],
+            &EvalOptions::default(),
+            &mut NoReporter,
+        )
+        .expect_err("no such model")
+        .to_string();
+        assert!(e.contains("does-not-exist.gguf"), "{e}");
+    }
+
+    #[test]
     fn ollama_names_follow_the_tiers() {
         let mut m = ModelUnderTest {
             label: "expert".into(),
