@@ -771,7 +771,13 @@ mod tests {
             batch_size: 0,
             ..EvalOptions::default()
         };
-        assert!(evaluate(&[m.clone()], &[product("a")], &zero, &mut NoReporter).is_err());
+        assert!(evaluate(
+            std::slice::from_ref(&m),
+            &[product("a")],
+            &zero,
+            &mut NoReporter
+        )
+        .is_err());
         let twice = [m.clone(), m.clone()];
         let e = evaluate(
             &twice,
