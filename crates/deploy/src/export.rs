@@ -22,7 +22,7 @@ use tierforge_model::{CheckpointFormat, LoadOptions, LoadedModel, Proj};
 use tierforge_train::lora::{Adapter, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 use tierforge_train::trainer::{ModelFingerprint, STATE_FILE};
 
-use crate::gguf_write::{write_gguf, GgufWriteError, TensorEntry};
+use crate::gguf_write::{write_gguf, GgufWriteError, TensorEntry, WriteStats};
 
 /// Quantization of the merged GGUF's matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -136,6 +136,9 @@ pub struct ExportReport {
     pub load_s: f64,
     /// Seconds to merge, quantize and write.
     pub write_s: f64,
+    /// How `write_s` splits (merged GGUF and LoRA GGUF only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub write_stats: Option<WriteStats>,
     /// Notes worth showing (e.g. the adapter was trained on a differently named file).
     pub warnings: Vec<String>,
 }
@@ -369,7 +372,7 @@ pub fn export_loaded(
             model.info.path.display()
         )));
     }
-    let mut base = GgufFile::open(&model.info.path)?;
+    let base = GgufFile::open(&model.info.path)?;
     let cfg = model.llama.config().clone();
     let n_layer = cfg.num_hidden_layers;
     let has_output = base.has_tensor("output.weight");
@@ -499,7 +502,9 @@ pub fn export_loaded(
                 .collect()
         })
         .unwrap_or_default();
-    let mut merged = 0usize;
+    let merged = std::sync::atomic::AtomicUsize::new(0);
+    // Only `rope_freqs.weight` is read raw from the file; the rest comes from the loaded model.
+    let base_file = std::sync::Mutex::new(base);
     let llama = &model.llama;
     let dev = Device::Cpu;
     let produce = |i: usize| -> Result<Vec<u8>, String> {
@@ -508,7 +513,9 @@ pub fn export_loaded(
         let err = |e: candle_core::Error| format!("tensor {name}: {e}");
         let dense: Tensor = match *src {
             Source::Raw => {
-                return base
+                return base_file
+                    .lock()
+                    .map_err(|_| format!("tensor {name}: base file lock poisoned"))?
                     .raw(name)
                     .map(|(bytes, _, _)| bytes)
                     .map_err(|e| e.to_string())
@@ -537,7 +544,7 @@ pub fn export_loaded(
                         .delta(scale)
                         .map_err(|e| format!("tensor {name}: {e}"))?;
                     w = (w + d.to_device(&dev).map_err(err)?).map_err(err)?;
-                    merged += 1;
+                    merged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
                 match p {
                     Proj::QProj => permute_to_gguf(&w, cfg.num_attention_heads).map_err(err)?,
@@ -549,7 +556,7 @@ pub fn export_loaded(
         let q = QTensor::quantize(&dense.contiguous().map_err(err)?, e.dtype).map_err(err)?;
         Ok(q.data().map_err(err)?.into_owned())
     };
-    let bytes = write_gguf(out, &meta, &entries, produce)?;
+    let stats = write_gguf(out, &meta, &entries, produce)?;
     let mut tensor_types = BTreeMap::new();
     for e in &entries {
         *tensor_types.entry(format!("{:?}", e.dtype)).or_insert(0) += 1;
@@ -558,12 +565,13 @@ pub fn export_loaded(
         path: out.to_path_buf(),
         format: "gguf",
         quant: Some(opts.quant),
-        bytes,
+        bytes: stats.bytes,
         tensors: entries.len(),
-        merged_tensors: merged,
+        merged_tensors: merged.into_inner(),
         tensor_types,
         load_s: 0.0,
         write_s: t0.elapsed().as_secs_f64(),
+        write_stats: Some(stats),
         warnings: Vec::new(),
     })
 }
@@ -625,6 +633,7 @@ pub fn write_peft(
         tensor_types: BTreeMap::from([("F32".to_string(), tensors.len())]),
         load_s: 0.0,
         write_s: t0.elapsed().as_secs_f64(),
+        write_stats: None,
         warnings: Vec::new(),
     })
 }
@@ -682,7 +691,7 @@ pub fn write_lora_gguf(
             tensors.push(t);
         }
     }
-    let bytes = write_gguf(out, &meta, &entries, |i| {
+    let stats = write_gguf(out, &meta, &entries, |i| {
         let v: Vec<f32> = tensors[i]
             .to_dtype(DType::F32)
             .and_then(|t| t.flatten_all())
@@ -694,12 +703,13 @@ pub fn write_lora_gguf(
         path: out.to_path_buf(),
         format: "lora-gguf",
         quant: None,
-        bytes,
+        bytes: stats.bytes,
         tensors: entries.len(),
         merged_tensors: 0,
         tensor_types: BTreeMap::from([("F32".to_string(), entries.len())]),
         load_s: 0.0,
         write_s: t0.elapsed().as_secs_f64(),
+        write_stats: Some(stats),
         warnings: Vec::new(),
     })
 }

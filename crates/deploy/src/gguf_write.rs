@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 
 use candle_core::quantized::gguf_file::Value;
 use candle_core::quantized::GgmlDType;
+use rayon::prelude::*;
 
 /// Tensor data alignment (`general.alignment`, GGUF's default).
 pub const ALIGNMENT: u64 = 32;
@@ -139,17 +140,34 @@ fn pad_len(pos: u64) -> u64 {
     pos.div_ceil(ALIGNMENT) * ALIGNMENT - pos
 }
 
+/// Where the time of a [`write_gguf`] call went.
+#[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize)]
+pub struct WriteStats {
+    /// Bytes of the file.
+    pub bytes: u64,
+    /// Wall time of producing tensor bytes (merging, converting; several tensors at once).
+    pub produce_s: f64,
+    /// Time the writer thread spent in `write` calls.
+    pub write_s: f64,
+    /// Time of the final `fsync`.
+    pub sync_s: f64,
+}
+
 /// Write a GGUF v3 file at `path` atomically. `produce(i)` returns the raw ggml bytes of
-/// `tensors[i]` (called once per tensor, in order); their length is checked against the entry.
+/// `tensors[i]` (called once per tensor); their length is checked against the entry.
 /// `general.alignment` must not be in `metadata` (the writer uses 32).
+///
+/// Tensors are produced in windows of a few at a time on rayon's pool while a writer thread
+/// writes the previous window in file order, so converting and writing overlap and at most two
+/// windows of tensor bytes are in memory.
 pub fn write_gguf<F>(
     path: &Path,
     metadata: &[(String, Value)],
     tensors: &[TensorEntry],
-    mut produce: F,
-) -> Result<u64, GgufWriteError>
+    produce: F,
+) -> Result<WriteStats, GgufWriteError>
 where
-    F: FnMut(usize) -> Result<Vec<u8>, String>,
+    F: Fn(usize) -> Result<Vec<u8>, String> + Sync,
 {
     let invalid = |reason: String| GgufWriteError::Invalid {
         path: path.to_path_buf(),
@@ -209,30 +227,88 @@ where
         .suffix(".gguf")
         .tempfile_in(dir)
         .map_err(io(dir))?;
-    let mut w = BufWriter::with_capacity(1 << 20, tmp.as_file());
+    let file = tmp.as_file();
+    // Large writes: tensors arrive as whole buffers, the buffer only gathers the small pieces
+    // (header, padding).
+    let mut w = BufWriter::with_capacity(8 << 20, file);
     w.write_all(&head).map_err(io(path))?;
-    for (i, (t, size)) in tensors.iter().zip(&sizes).enumerate() {
-        let data = produce(i).map_err(GgufWriteError::Producer)?;
-        if data.len() as u64 != *size {
-            return Err(invalid(format!(
-                "tensor {}: {} bytes produced, {size} expected",
-                t.name,
-                data.len()
-            )));
+
+    let window = (rayon::current_num_threads() * 2).max(2);
+    let mut stats = WriteStats::default();
+    let (tx, rx) = std::sync::mpsc::sync_channel::<Vec<(usize, Vec<u8>)>>(1);
+    let written = std::thread::scope(|s| {
+        let sizes = &sizes;
+        let writer = s.spawn(
+            move || -> Result<(BufWriter<&std::fs::File>, f64), GgufWriteError> {
+                let mut secs = 0.0;
+                for batch in rx {
+                    for (i, data) in batch {
+                        let (t, size) = (&tensors[i], sizes[i]);
+                        if data.len() as u64 != size {
+                            return Err(GgufWriteError::Invalid {
+                                path: path.to_path_buf(),
+                                reason: format!(
+                                    "tensor {}: {} bytes produced, {size} expected",
+                                    t.name,
+                                    data.len()
+                                ),
+                            });
+                        }
+                        let t0 = std::time::Instant::now();
+                        w.write_all(&data).map_err(io(path))?;
+                        w.write_all(&[0u8; ALIGNMENT as usize][..pad_len(size) as usize])
+                            .map_err(io(path))?;
+                        secs += t0.elapsed().as_secs_f64();
+                    }
+                }
+                let t0 = std::time::Instant::now();
+                w.flush().map_err(io(path))?;
+                Ok((w, secs + t0.elapsed().as_secs_f64()))
+            },
+        );
+        let t0 = std::time::Instant::now();
+        let idx: Vec<usize> = (0..tensors.len()).collect();
+        let mut failed = None;
+        for chunk in idx.chunks(window) {
+            let out: Vec<Result<Vec<u8>, String>> = chunk.par_iter().map(|&i| produce(i)).collect();
+            let mut batch = Vec::with_capacity(chunk.len());
+            for (&i, r) in chunk.iter().zip(out) {
+                match r {
+                    Ok(d) => batch.push((i, d)),
+                    Err(e) => {
+                        failed = Some(GgufWriteError::Producer(e));
+                        break;
+                    }
+                }
+            }
+            // A closed channel means the writer failed: its error is reported below.
+            if failed.is_some() || tx.send(batch).is_err() {
+                break;
+            }
         }
-        w.write_all(&data).map_err(io(path))?;
-        w.write_all(&vec![0u8; pad_len(*size) as usize])
-            .map_err(io(path))?;
-    }
-    w.flush().map_err(io(path))?;
-    let total = w.stream_position().map_err(io(path))?;
+        drop(tx);
+        stats.produce_s = t0.elapsed().as_secs_f64();
+        let res = writer
+            .join()
+            .map_err(|_| invalid("the writer thread panicked".into()))
+            .and_then(|r| r);
+        match failed {
+            Some(e) => Err(e),
+            None => res,
+        }
+    });
+    let (mut w, write_s) = written?;
+    stats.write_s = write_s;
+    stats.bytes = w.stream_position().map_err(io(path))?;
     drop(w);
-    tmp.as_file().sync_all().map_err(io(path))?;
+    let t0 = std::time::Instant::now();
+    file.sync_all().map_err(io(path))?;
+    stats.sync_s = t0.elapsed().as_secs_f64();
     tmp.persist(path).map_err(|e| GgufWriteError::Io {
         path: path.to_path_buf(),
         source: e.error,
     })?;
-    Ok(total)
+    Ok(stats)
 }
 
 #[cfg(test)]
@@ -283,7 +359,7 @@ mod tests {
             })
         })
         .expect("write");
-        assert_eq!(bytes, std::fs::metadata(&path).expect("meta").len());
+        assert_eq!(bytes.bytes, std::fs::metadata(&path).expect("meta").len());
         let mut f = std::fs::File::open(&path).expect("open");
         let c = gguf_file::Content::read(&mut f).expect("read");
         assert!(matches!(c.magic, gguf_file::VersionedMagic::GgufV3));
