@@ -7,6 +7,7 @@
 
 pub mod chat_template;
 pub mod error;
+pub mod frozen_matmul;
 pub mod generate;
 pub mod gguf;
 pub mod hf;

@@ -399,7 +399,13 @@ impl Linear {
                 let dims = x.dims();
                 let in_dtype = x.dtype();
                 let x2 = x.reshape(((), self.in_features))?.to_dtype(w.dtype())?;
-                let y = x2.matmul(&w.t()?)?.to_dtype(in_dtype)?;
+                // In a graph (training), keep the frozen weight out of backpropagation.
+                let y = if x2.track_op() {
+                    crate::frozen_matmul::frozen_matmul(&x2, w)?
+                } else {
+                    x2.matmul(&w.t()?)?
+                };
+                let y = y.to_dtype(in_dtype)?;
                 let mut out_dims = dims.to_vec();
                 if let Some(last) = out_dims.last_mut() {
                     *last = self.out_features;
