@@ -38,6 +38,8 @@ pub enum Commands {
     Deploy(commands::deploy::DeployArgs),
     /// Registered tier versions: list, show, promote (after a health check), roll back.
     Models(commands::models::ModelsArgs),
+    /// The whole progression: data → basic → advanced → expert → GGUF + Modelfiles → evaluation → report.
+    Pipeline(commands::pipeline::PipelineArgs),
 }
 
 /// What a command reports back to `main`.
@@ -71,6 +73,7 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Commands::Eval(a) => commands::eval::run(a),
         Commands::Feedback(a) => commands::feedback::run(a),
         Commands::Loop(a) => commands::loop_cmd::run(a),
+        Commands::Pipeline(a) => commands::pipeline::run(a),
         Commands::Export(a) => commands::export::run(a),
         Commands::Deploy(a) => commands::deploy::run(a),
         Commands::Models(a) => commands::models::run(a),

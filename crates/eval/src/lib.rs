@@ -21,12 +21,14 @@ pub use report::{store_in_registry, write_report};
 
 pub mod clock;
 mod csv;
+pub mod cycle;
 pub mod decide;
 pub mod feedback;
-mod loop_error;
-pub use loop_error::LoopError;
-
 pub mod instructions;
 pub mod lock;
+mod loop_error;
 
-pub mod cycle;
+pub use loop_error::LoopError;
+pub mod manifest;
+pub mod pipeline;
+pub mod profile;

@@ -9,6 +9,7 @@ pub mod generate;
 pub mod loop_cmd;
 pub mod model;
 pub mod models;
+pub mod pipeline;
 pub mod train;
 
 /// Hints for errors whose fix is known, gathered in one place.

@@ -1,0 +1,151 @@
+//! The run folder's `pipeline.json`: which stages finished, with the content hash of what they
+//! were computed from, so a second run with the same inputs skips them and an interrupted one
+//! continues where it stopped.
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::pipeline::PipelineError;
+
+/// Where a stage is.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StageStatus {
+    /// Started and not finished (interrupted, or running now).
+    Running,
+    Done,
+}
+
+/// One stage's record.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct StageRecord {
+    pub name: String,
+    /// Hash of the stage's inputs and settings (and of the stages it reads from).
+    pub key: String,
+    pub status: StageStatus,
+    /// Wall time of the run that finished it (seconds).
+    pub seconds: f64,
+    /// What the stage produced, as the pipeline summary shows it.
+    #[serde(default)]
+    pub detail: serde_json::Value,
+}
+
+/// `pipeline.json`.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct Manifest {
+    pub stages: Vec<StageRecord>,
+    #[serde(skip)]
+    path: PathBuf,
+}
+
+impl Manifest {
+    pub const FILE: &'static str = "pipeline.json";
+
+    /// Reads the manifest of `out`, or an empty one when there is none yet.
+    pub fn load(out: &Path) -> Result<Self, PipelineError> {
+        let path = out.join(Self::FILE);
+        let mut m = match std::fs::read_to_string(&path) {
+            Ok(text) => serde_json::from_str::<Manifest>(&text).map_err(|e| {
+                PipelineError::Input(format!(
+                    "{} is not a tierforge pipeline manifest ({e}); use another --out or delete it",
+                    path.display()
+                ))
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
+            Err(e) => return Err(PipelineError::io(&path, e)),
+        };
+        m.path = path;
+        Ok(m)
+    }
+
+    pub fn get(&self, name: &str) -> Option<&StageRecord> {
+        self.stages.iter().find(|s| s.name == name)
+    }
+
+    /// The stage's record when it finished with this `key`.
+    pub fn done(&self, name: &str, key: &str) -> Option<&StageRecord> {
+        self.get(name)
+            .filter(|s| s.key == key && s.status == StageStatus::Done)
+    }
+
+    /// Records `rec` (replacing the stage's earlier record) and writes the manifest atomically.
+    pub fn record(&mut self, rec: StageRecord) -> Result<(), PipelineError> {
+        match self.stages.iter_mut().find(|s| s.name == rec.name) {
+            Some(s) => *s = rec,
+            None => self.stages.push(rec),
+        }
+        let text = serde_json::to_string_pretty(self)
+            .map_err(|e| PipelineError::Input(format!("cannot serialise the manifest: {e}")))?;
+        tierforge_data::write::write_string(&self.path, &text)?;
+        Ok(())
+    }
+}
+
+/// A stage key: the SHA-256 of its parts, each length-prefixed so that parts cannot run together.
+pub fn key(parts: &[&[u8]]) -> String {
+    let mut h = Sha256::new();
+    for p in parts {
+        h.update((p.len() as u64).to_le_bytes());
+        h.update(p);
+    }
+    hex(&h.finalize())
+}
+
+/// SHA-256 of a file's content, streamed.
+pub fn file_hash(path: &Path) -> Result<String, PipelineError> {
+    use std::io::Read;
+    let mut f = std::fs::File::open(path).map_err(|e| PipelineError::io(path, e))?;
+    let mut h = Sha256::new();
+    let mut buf = vec![0u8; 1 << 16];
+    loop {
+        let n = f.read(&mut buf).map_err(|e| PipelineError::io(path, e))?;
+        if n == 0 {
+            break;
+        }
+        h.update(&buf[..n]);
+    }
+    Ok(hex(&h.finalize()))
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn keys_do_not_run_parts_together() {
+        assert_ne!(key(&[b"ab", b"c"]), key(&[b"a", b"bc"]));
+        assert_eq!(key(&[b"ab", b"c"]), key(&[b"ab", b"c"]));
+    }
+
+    #[test]
+    fn a_stage_counts_as_done_only_with_the_same_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let mut m = Manifest::load(dir.path()).unwrap();
+        m.record(StageRecord {
+            name: "data".into(),
+            key: "k1".into(),
+            status: StageStatus::Done,
+            seconds: 1.0,
+            detail: serde_json::Value::Null,
+        })
+        .unwrap();
+        let m = Manifest::load(dir.path()).unwrap();
+        assert!(m.done("data", "k1").is_some());
+        assert!(m.done("data", "k2").is_none());
+        assert!(m.done("train-basic", "k1").is_none());
+    }
+
+    #[test]
+    fn a_foreign_manifest_is_an_error_that_names_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join(Manifest::FILE), "[1,2]").unwrap();
+        let e = Manifest::load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("pipeline.json"), "{e}");
+    }
+}

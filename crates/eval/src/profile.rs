@@ -1,0 +1,127 @@
+//! The pipeline's two profiles: `quick` (minutes on a 2-core CPU, the default there) and `full`
+//! (each tier trained properly from `configs/<tier>.toml`, the default on CUDA).
+
+use std::path::Path;
+
+use serde::Serialize;
+use tierforge_data::completion::Tier;
+use tierforge_train::TrainConfig;
+
+use crate::pipeline::PipelineError;
+
+/// How much work the pipeline does.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Profile {
+    Quick,
+    Full,
+}
+
+impl Profile {
+    pub fn name(self) -> &'static str {
+        match self {
+            Profile::Quick => "quick",
+            Profile::Full => "full",
+        }
+    }
+}
+
+impl std::str::FromStr for Profile {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, String> {
+        match s {
+            "quick" => Ok(Profile::Quick),
+            "full" => Ok(Profile::Full),
+            _ => Err(format!("unknown profile `{s}`: expected quick or full")),
+        }
+    }
+}
+
+/// Everything a profile decides, resolved; saved in the run folder and hashed for resume.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ProfileSettings {
+    pub profile: Profile,
+    /// Training configuration per tier, in training order.
+    pub train: Vec<(Tier, TrainConfig)>,
+    /// Upper bound on generated tokens per evaluated product.
+    pub eval_max_tokens: usize,
+    /// Products generated together.
+    pub eval_batch_size: usize,
+    /// Evaluate at most this many products (`None`: all).
+    pub eval_limit: Option<usize>,
+    /// GGUF quantization of the exported tiers.
+    pub quant: String,
+    /// Validation share of the deduplicated samples.
+    pub val_fraction: f64,
+    /// Validation samples used for the eval loss during training (`None`: all).
+    pub val_limit: Option<usize>,
+}
+
+impl ProfileSettings {
+    /// The settings of `profile`, starting from the tier configs in `config_dir`
+    /// (`basic.toml`, `advanced.toml`, `expert.toml`) when they exist.
+    pub fn resolve(profile: Profile, config_dir: &Path) -> Result<Self, PipelineError> {
+        let mut train = Vec::new();
+        for tier in Tier::ALL {
+            let path = config_dir.join(format!("{}.toml", tier.name()));
+            let mut cfg = if path.exists() {
+                TrainConfig::from_file(&path)?
+            } else {
+                TrainConfig::default()
+            };
+            if profile == Profile::Quick {
+                quick_overrides(tier, &mut cfg);
+            }
+            train.push((tier, cfg));
+        }
+        Ok(match profile {
+            // Evaluation dominates on a CPU (every product's ~300-token prompt is prefilled and
+            // ~350 tokens decoded, per model): the quick profile evaluates the first 12 products.
+            Profile::Quick => Self {
+                profile,
+                train,
+                eval_max_tokens: 400,
+                eval_batch_size: 12,
+                eval_limit: Some(12),
+                quant: "q8_0".into(),
+                val_fraction: 0.1,
+                val_limit: Some(16),
+            },
+            Profile::Full => Self {
+                profile,
+                train,
+                eval_max_tokens: 768,
+                eval_batch_size: 16,
+                eval_limit: None,
+                quant: "q8_0".into(),
+                val_fraction: 0.1,
+                val_limit: None,
+            },
+        })
+    }
+}
+
+/// The quick profile: a fixed, small number of optimizer steps per tier at a higher learning
+/// rate, each tier continuing from the one before, so the whole progression fits in minutes on
+/// two CPU cores. The data sets are the same as in the full profile; only fewer of their
+/// samples are seen.
+fn quick_overrides(tier: Tier, cfg: &mut TrainConfig) {
+    let steps = match tier {
+        Tier::Basic => 3,
+        Tier::Advanced => 3,
+        Tier::Expert => 4,
+    };
+    cfg.max_steps = Some(steps);
+    // One sequence per micro-batch: candle keeps every activation of the graph, and a batch of
+    // four 1k-token sequences needs over 20 GB on the CPU.
+    cfg.batch_size = 1;
+    cfg.grad_accum_steps = 4;
+    cfg.learning_rate = 1e-3;
+    cfg.lr_scheduler = tierforge_train::Schedule::Constant;
+    cfg.warmup_steps = 0;
+    cfg.lora_dropout = 0.0;
+    cfg.max_seq_len = cfg.max_seq_len.min(1024);
+    cfg.save_every = 1;
+    cfg.eval_every = 0;
+    cfg.early_stopping_patience = None;
+}
