@@ -10,7 +10,7 @@
 use rayon::prelude::*;
 use serde::Serialize;
 
-use crate::rng::{hash_bytes, mix64};
+use crate::rng::mix64;
 use crate::sample::Sample;
 use crate::text::normalise;
 
@@ -86,11 +86,35 @@ pub fn dedup_text(s: &Sample) -> String {
 
 /// A MinHash signature (one-permutation hashing with rotation densification).
 pub fn signature(normalised: &str, shingle_words: usize) -> [u32; BINS] {
-    let word_hashes: Vec<u64> = normalised
-        .split(' ')
-        .filter(|w| !w.is_empty())
-        .map(|w| hash_bytes(0, w.as_bytes()))
-        .collect();
+    signature_of_words(&word_hashes(normalised.as_bytes()), shingle_words)
+}
+
+const FNV_OFFSET: u64 = 0xCBF2_9CE4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01B3;
+
+/// `hash_bytes(0, w)` of every non-empty space-separated word.
+fn word_hashes(b: &[u8]) -> Vec<u64> {
+    let mut out = Vec::with_capacity(b.len() / 5 + 1);
+    let (mut h, mut len) = (FNV_OFFSET, 0);
+    for &c in b {
+        if c == b' ' {
+            if len > 0 {
+                out.push(mix64(h));
+            }
+            (h, len) = (FNV_OFFSET, 0);
+        } else {
+            h = (h ^ c as u64).wrapping_mul(FNV_PRIME);
+            len += 1;
+        }
+    }
+    if len > 0 {
+        out.push(mix64(h));
+    }
+    out
+}
+
+/// [`signature`] from the word hashes.
+fn signature_of_words(word_hashes: &[u64], shingle_words: usize) -> [u32; BINS] {
     let k = shingle_words.max(1);
     let mut sig = [u32::MAX; BINS];
     let mut add = |h: u64| {
@@ -102,7 +126,7 @@ pub fn signature(normalised: &str, shingle_words: usize) -> [u32; BINS] {
     };
     if word_hashes.len() <= k {
         let mut h = 0u64;
-        for w in &word_hashes {
+        for w in word_hashes {
             h = mix64(h.rotate_left(5) ^ w);
         }
         add(h);
@@ -170,9 +194,16 @@ impl Fingerprint {
     /// Fingerprints a normalised text (see [`crate::text::normalise`]).
     pub fn of(normalised: &str, shingle_words: usize) -> Self {
         let b = normalised.as_bytes();
+        // `hash_bytes(1, b)` and `hash_bytes(2, b)` in one loop: two independent chains of
+        // multiplications overlap, where two loops would run them one after the other.
+        let (mut h1, mut h2) = (FNV_OFFSET ^ 1, FNV_OFFSET ^ 2);
+        for &c in b {
+            h1 = (h1 ^ c as u64).wrapping_mul(FNV_PRIME);
+            h2 = (h2 ^ c as u64).wrapping_mul(FNV_PRIME);
+        }
         Self {
-            exact: (hash_bytes(1, b), hash_bytes(2, b) ^ b.len() as u64),
-            signature: signature(normalised, shingle_words),
+            exact: (mix64(h1), mix64(h2) ^ b.len() as u64),
+            signature: signature_of_words(&word_hashes(b), shingle_words),
         }
     }
 }
@@ -328,6 +359,7 @@ pub fn dedup(samples: &[Sample], scores: &[u8], cfg: DedupConfig) -> DedupOutcom
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::rng::hash_bytes;
 
     fn words(n: usize, seed: u64) -> String {
         let mut r = crate::rng::Rng::new(seed);
@@ -358,6 +390,32 @@ mod tests {
             .clusters
             .iter()
             .any(|c| c.kind == DupKind::Near && c.kept == "s2" && c.dropped == ["s3"]));
+    }
+
+    /// The one-pass fingerprint equals the straightforward one (hashes of the whole text and of
+    /// each word with `hash_bytes`).
+    #[test]
+    fn fingerprints_match_the_straightforward_hashes() {
+        let mut r = crate::rng::Rng::new(3);
+        for i in 0..3000 {
+            let mut t = words(r.below(40), i);
+            if i % 7 == 0 {
+                t = format!(" {t}  x ");
+            }
+            let b = t.as_bytes();
+            let f = Fingerprint::of(&t, 5);
+            assert_eq!(
+                f.exact,
+                (hash_bytes(1, b), hash_bytes(2, b) ^ b.len() as u64)
+            );
+            let hashes: Vec<u64> = t
+                .split(' ')
+                .filter(|w| !w.is_empty())
+                .map(|w| hash_bytes(0, w.as_bytes()))
+                .collect();
+            assert_eq!(word_hashes(b), hashes);
+            assert_eq!(f.signature, signature(&t, 5));
+        }
     }
 
     #[test]

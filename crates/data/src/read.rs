@@ -4,7 +4,7 @@
 //! `file:line: field: reason`.
 
 use memchr::memchr_iter;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
 use std::path::Path;
@@ -294,7 +294,24 @@ pub fn parse_record(
     }
 }
 
+/// Deserialises a whole app record with plain serde, or `None` on any error. The fast path:
+/// `serde_path_to_error` costs a good share of the parse on every record, but its path is only
+/// needed to report an error, so records that fail here are parsed again with it.
+fn parse_app_fast(text: &str) -> Option<AppRecord> {
+    let mut de = serde_json::Deserializer::from_str(text);
+    let rec = AppRecord::deserialize(&mut de).ok()?;
+    de.end().ok()?;
+    Some(rec)
+}
+
 fn parse_app(text: &str, origin: Origin, line_offset: usize) -> Result<Sample, Vec<Problem>> {
+    match parse_app_fast(text) {
+        Some(rec) => app_sample(rec, text, origin),
+        None => parse_app_slow(text, origin, line_offset),
+    }
+}
+
+fn parse_app_slow(text: &str, origin: Origin, line_offset: usize) -> Result<Sample, Vec<Problem>> {
     let mut de = serde_json::Deserializer::from_str(text);
     let rec: AppRecord = match serde_path_to_error::deserialize(&mut de) {
         Ok(r) => r,
@@ -354,6 +371,11 @@ fn parse_app(text: &str, origin: Origin, line_offset: usize) -> Result<Sample, V
             ),
         }]);
     }
+    app_sample(rec, text, origin)
+}
+
+/// The checks on a deserialised app record, and the sample it makes.
+fn app_sample(rec: AppRecord, text: &str, origin: Origin) -> Result<Sample, Vec<Problem>> {
     let mut problems = Vec::new();
     if rec.input.product_name.trim().is_empty() {
         problems.push(Problem {

@@ -5,10 +5,11 @@
 //! lexicon row's source). Hard-fail rules cap the total at 59 (Walmart's "Poor" band). The rule
 //! table, its points and sources are documented in the README ("The rubric").
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
+use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
-use std::collections::{HashMap, HashSet};
+use std::borrow::Cow;
+use std::collections::HashSet;
 
 use crate::lexicon::{Entry, Lexicons};
 use crate::sample::{Listing, ProductInput};
@@ -206,6 +207,11 @@ pub struct Rubric {
     attributes: HashSet<String>,
     contact_re: Regex,
     commerce_re: Regex,
+    /// Unicode digits, whitespace and word characters: how [`Rubric::ascii_standin`] classifies
+    /// a non-ASCII character, the way the patterns' `\d`, `\s`, `\w` and `\b` do.
+    digit_re: Regex,
+    space_re: Regex,
+    word_char_re: Regex,
 }
 
 const ALLOWED_TAGS: &[&str] = &["p", "ul", "ol", "li", "br", "b", "strong", "em", "i"];
@@ -245,9 +251,12 @@ impl Rubric {
             }
         }
         // Phrases are plain strings from data files; building cannot fail for them.
+        // A full DFA: the same matches as the default (NFA) automaton, found several times faster;
+        // a few hundred phrases keep it small.
         let phrases = AhoCorasickBuilder::new()
             .ascii_case_insensitive(true)
             .match_kind(MatchKind::LeftmostLongest)
+            .kind(Some(AhoCorasickKind::DFA))
             .build(meta.iter().map(|(_, e)| e.phrase.as_str()))
             .expect("lexicon phrases build a matcher");
         let attributes = lex
@@ -276,7 +285,47 @@ impl Rubric {
             attributes,
             contact_re,
             commerce_re,
+            digit_re: Regex::new(r"^\d$").expect("fixed pattern compiles"),
+            space_re: Regex::new(r"^\s$").expect("fixed pattern compiles"),
+            word_char_re: Regex::new(r"^\w$").expect("fixed pattern compiles"),
         }
+    }
+
+    /// An ASCII stand-in for `s` on which the contact and commerce patterns find the same
+    /// matches, one stand-in byte per character of `s`, with the byte offset in `s` of every
+    /// stand-in byte (and of the end); `None` when `s` holds a non-ASCII digit (then `s` itself
+    /// is searched).
+    ///
+    /// Why: the patterns use Unicode word boundaries, which the regex crate's fast (lazy DFA)
+    /// engine supports on ASCII text only; on any other text it falls back to an NFA simulation
+    /// that is tens of times slower. Each non-ASCII character stands for itself by an ASCII
+    /// character that belongs to exactly the same pattern classes and literals (checked for every
+    /// character by a test): whitespace by a space, `€` and `£` by `$`, `ſ` (U+017F) and the
+    /// Kelvin sign (U+212A), which case-fold to ASCII letters, by `s` and `k`, other word
+    /// characters by `_` and everything else by `#`. Non-ASCII digits have no such stand-in.
+    fn ascii_standin(&self, s: &str) -> Option<(String, Vec<usize>)> {
+        let mut out = String::with_capacity(s.len());
+        let mut at = Vec::with_capacity(s.len() + 1);
+        let mut buf = [0u8; 4];
+        for (i, c) in s.char_indices() {
+            at.push(i);
+            if c.is_ascii() {
+                out.push(c);
+                continue;
+            }
+            let cs: &str = c.encode_utf8(&mut buf);
+            out.push(match c {
+                '\u{20AC}' | '\u{A3}' => '$',
+                '\u{17F}' => 's',
+                '\u{212A}' => 'k',
+                _ if self.digit_re.is_match(cs) => return None,
+                _ if self.space_re.is_match(cs) => ' ',
+                _ if self.word_char_re.is_match(cs) => '_',
+                _ => '#',
+            });
+        }
+        at.push(s.len());
+        Some((out, at))
     }
 
     /// Scores a listing. `input` (the product) lets T-FORM check the product noun and X-RETAIL
@@ -286,7 +335,9 @@ impl Rubric {
         let title = listing.title.trim();
         let title_chars = char_len(title);
         let visible = text::strip_html(&listing.description);
-        let description_words = text::word_count(&visible);
+        // Word, stopword and letter counts of the visible description, in one pass.
+        let counts = text::text_counts(&visible);
+        let description_words = counts.words;
         let feature_count = listing.features.len();
         let automotive = input.is_some_and(|i| i.top_category().eq_ignore_ascii_case("automotive"));
 
@@ -423,13 +474,18 @@ impl Rubric {
 
         // T-REP
         {
-            let mut counts: HashMap<String, (usize, usize, &str)> = HashMap::new();
+            // Lower-cased word -> (count, first offset, first spelling); a title has a dozen
+            // words, so a list beats a hash map.
+            let mut counts: Vec<(String, (usize, usize, &str))> = Vec::new();
             for (at, w) in &title_words {
                 if w.chars().count() < 2 || is_stopword(w) || !w.chars().any(char::is_alphabetic) {
                     continue;
                 }
-                let e = counts.entry(w.to_lowercase()).or_insert((0, *at, w));
-                e.0 += 1;
+                let lower = w.to_lowercase();
+                match counts.iter_mut().find(|(k, _)| *k == lower) {
+                    Some((_, e)) => e.0 += 1,
+                    None => counts.push((lower, (1, *at, w))),
+                }
             }
             let mut reps: Vec<_> = counts.into_iter().filter(|(_, c)| c.0 > 2).collect();
             reps.sort_by_key(|(_, c)| c.1);
@@ -467,11 +523,8 @@ impl Rubric {
             }
         };
         check_chars("title", title);
-        let feature_fields: Vec<String> = (0..feature_count)
-            .map(|i| format!("features[{i}]"))
-            .collect();
         for (i, f) in listing.features.iter().enumerate() {
-            check_chars(&feature_fields[i], f);
+            check_chars(&feature_field(i), f);
         }
 
         // F-CNT
@@ -492,9 +545,10 @@ impl Rubric {
         }
 
         // F-LEN and F-FMT
-        let mut seen_features: HashSet<String> = HashSet::new();
+        // Lower-cased features seen so far (a handful: a list beats hashing).
+        let mut seen_features: Vec<String> = Vec::with_capacity(feature_count);
         for (i, f) in listing.features.iter().enumerate() {
-            let field = &feature_fields[i];
+            let field = &*feature_field(i);
             let t = f.trim();
             let n = char_len(t);
             if n == 0 || n > cfg.feature_max_chars {
@@ -508,8 +562,13 @@ impl Rubric {
                     false,
                 );
             }
-            if n > 0 && !seen_features.insert(t.to_lowercase()) {
-                fail("F-LEN", whole(field, t, "duplicate feature".into()), false);
+            if n > 0 {
+                let lower = t.to_lowercase();
+                if seen_features.contains(&lower) {
+                    fail("F-LEN", whole(field, t, "duplicate feature".into()), false);
+                } else {
+                    seen_features.push(lower);
+                }
             }
             if t.contains('<') && t.contains('>') {
                 fail(
@@ -562,6 +621,9 @@ impl Rubric {
 
         // D-HTML
         for (start, end, tag) in html_tags(&listing.description) {
+            if plain_allowed_tag(tag) {
+                continue;
+            }
             let lower = tag.to_ascii_lowercase();
             let name: String = lower
                 .trim_start_matches('<')
@@ -622,7 +684,26 @@ impl Rubric {
                     }
                 }
             }
-            for caps in self.contact_re.captures_iter(s) {
+            // On non-ASCII text, search an ASCII stand-in and map its offsets back to `s`.
+            let standin = if s.is_ascii() {
+                None
+            } else {
+                self.ascii_standin(s)
+            };
+            let (hay, offsets): (&str, Option<&[usize]>) = match &standin {
+                Some((t, at)) => (t, Some(at)),
+                None => (s, None),
+            };
+            let at = |i: usize| offsets.map_or(i, |o| o[i]);
+            // `is_match` first: most fields match neither pattern, and it skips the capture
+            // slots `captures_iter` allocates.
+            let contact = self.contact_re.is_match(hay);
+            let commerce = self.commerce_re.is_match(hay);
+            for caps in contact
+                .then(|| self.contact_re.captures_iter(hay))
+                .into_iter()
+                .flatten()
+            {
                 let (name, m) = ["url", "email", "phone", "address"]
                     .iter()
                     .find_map(|n| caps.name(n).map(|m| (*n, m)))
@@ -632,25 +713,41 @@ impl Rubric {
                     ev(
                         field,
                         s,
-                        m.start(),
-                        m.end(),
+                        at(m.start()),
+                        at(m.end()),
                         format!("{name} [W1, W2, A-1]"),
                     ),
                     true,
                 );
             }
-            for caps in self.commerce_re.captures_iter(s) {
+            for caps in commerce
+                .then(|| self.commerce_re.captures_iter(hay))
+                .into_iter()
+                .flatten()
+            {
                 if let Some(m) = caps.name("price") {
                     fail(
                         "X-COMMERCE",
-                        ev(field, s, m.start(), m.end(), "price [W2, A-1]".into()),
+                        ev(
+                            field,
+                            s,
+                            at(m.start()),
+                            at(m.end()),
+                            "price [W2, A-1]".into(),
+                        ),
                         false,
                     );
                 } else if let Some(m) = caps.name("year") {
-                    if !automotive && !followed_by_unit(&s[m.end()..]) {
+                    if !automotive && !followed_by_unit(&s[at(m.end())..]) {
                         fail(
                             "X-COMMERCE",
-                            ev(field, s, m.start(), m.end(), "year or date [W1]".into()),
+                            ev(
+                                field,
+                                s,
+                                at(m.start()),
+                                at(m.end()),
+                                "year or date [W1]".into(),
+                            ),
                             false,
                         );
                     }
@@ -659,24 +756,19 @@ impl Rubric {
         };
         scan("title", title, false);
         for (i, f) in listing.features.iter().enumerate() {
-            scan(&feature_fields[i], f, true);
+            scan(&feature_field(i), f, true);
         }
         scan("description", &visible, false);
 
         // X-LANG: mostly Latin letters, and English function words in longer descriptions.
         {
-            let all = format!("{title} {visible}");
-            let (mut letters, mut foreign) = (0usize, 0usize);
-            for c in all.chars().filter(|c| c.is_alphabetic()) {
-                letters += 1;
-                if (c as u32) > 0x024F {
-                    foreign += 1;
-                }
-            }
+            // Letters of "{title} {visible}" (the joining space is no letter).
+            let (l1, f1) = count_letters(title);
+            let (letters, foreign) = (l1 + counts.letters, f1 + counts.non_latin_letters);
             if letters > 0 && foreign * 10 > letters {
                 fail("X-LANG", whole("description", &visible, format!("{foreign} of {letters} letters are not Latin; listings must be in English")), false);
             } else if description_words >= 40 {
-                let stop = words(&visible).filter(|(_, w)| is_stopword(w)).count();
+                let stop = counts.stopwords;
                 if stop * 100 < description_words * 5 {
                     fail("X-LANG", whole("description", &visible, format!("only {stop} English function words in {description_words}; listings must be in English")), false);
                 }
@@ -768,6 +860,80 @@ impl Rubric {
     }
 }
 
+/// The field name of feature `i`, without allocating for the usual counts.
+fn feature_field(i: usize) -> Cow<'static, str> {
+    const NAMES: [&str; 16] = [
+        "features[0]",
+        "features[1]",
+        "features[2]",
+        "features[3]",
+        "features[4]",
+        "features[5]",
+        "features[6]",
+        "features[7]",
+        "features[8]",
+        "features[9]",
+        "features[10]",
+        "features[11]",
+        "features[12]",
+        "features[13]",
+        "features[14]",
+        "features[15]",
+    ];
+    match NAMES.get(i) {
+        Some(n) => Cow::Borrowed(n),
+        None => Cow::Owned(format!("features[{i}]")),
+    }
+}
+
+/// Alphabetic characters in `s`, and how many of them are past U+024F (not Latin).
+fn count_letters(s: &str) -> (usize, usize) {
+    if s.is_ascii() {
+        return (ascii_letters(s.as_bytes()), 0);
+    }
+    let (mut letters, mut foreign) = (0, 0);
+    let mut rest = s;
+    loop {
+        // An ASCII run, counted bytewise, then one decoded character.
+        let run = rest
+            .bytes()
+            .position(|b| !b.is_ascii())
+            .unwrap_or(rest.len());
+        letters += ascii_letters(&rest.as_bytes()[..run]);
+        rest = &rest[run..];
+        let Some(c) = rest.chars().next() else {
+            return (letters, foreign);
+        };
+        if c.is_alphabetic() {
+            letters += 1;
+            if (c as u32) > 0x024F {
+                foreign += 1;
+            }
+        }
+        rest = &rest[c.len_utf8()..];
+    }
+}
+
+/// ASCII letters among ASCII bytes (written to vectorise).
+fn ascii_letters(b: &[u8]) -> usize {
+    b.iter()
+        .map(|&c| ((c | 0x20).wrapping_sub(b'a') < 26) as usize)
+        .sum()
+}
+
+/// Whether a tag is trivially allowed by D-HTML: an allowed name, no whitespace, so no
+/// attributes (what the full check concludes for such a tag, without its allocations).
+fn plain_allowed_tag(tag: &str) -> bool {
+    let b = tag.as_bytes();
+    if !tag.is_ascii() || b.iter().any(|c| c.is_ascii_whitespace() || *c == b'\x0B') {
+        return false;
+    }
+    let rest = tag.trim_start_matches('<').trim_start_matches('/');
+    let len = rest.bytes().take_while(u8::is_ascii_alphanumeric).count();
+    let name = &rest[..len];
+    !tag.starts_with("<!--") && ALLOWED_TAGS.iter().any(|t| t.eq_ignore_ascii_case(name))
+}
+
 fn is_emoji(c: char) -> bool {
     matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0xFE0F | 0x2B50 | 0x2B55)
 }
@@ -808,4 +974,167 @@ fn html_tags(s: &str) -> Vec<(usize, usize, &str)> {
         i = start + 1;
     }
     out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::rng::Rng;
+    use regex::RegexSet;
+
+    /// Every non-ASCII character but digits has a stand-in that every class and literal of the
+    /// contact and commerce patterns treats exactly like it, case-insensitively (contact) and
+    /// not (commerce).
+    #[test]
+    fn standin_characters_belong_to_the_same_classes() {
+        let r = Rubric::default();
+        // The classes (`\w` for `\b`) and literal characters of each pattern.
+        let contact_classes = [
+            r"\w",
+            r"\s",
+            r"\d",
+            r"[^\s<]",
+            r"[\w.+-]",
+            r"[\w-]",
+            r"[\w.-]",
+            r"[a-z0-9]",
+            r"[a-z0-9-]",
+            r"[A-Z]",
+            r"[a-z]",
+            r"[\s.-]",
+        ];
+        let contact_literals = "httpswwwcomnetorgiocoshopstorebizinfousStreetAvenueRoadRdBoulevard\
+                                BlvdLaneLnDriveSuite:/.@()+1";
+        let commerce_classes = [r"\w", r"\s", r"\d", r"[$€£]", r"[\d,]"];
+        let commerce_literals = "USDEURGBP1920.,";
+        let set = |flags: &str, classes: &[&str], literals: &str| {
+            let literals = literals.chars().map(|c| regex::escape(&c.to_string()));
+            let patterns: Vec<String> = classes
+                .iter()
+                .map(|c| c.to_string())
+                .chain(literals)
+                .collect();
+            RegexSet::new(patterns.iter().map(|p| format!("{flags}^{p}$"))).unwrap()
+        };
+        let sets = [
+            set("(?i)", &contact_classes, contact_literals),
+            set("", &commerce_classes, commerce_literals),
+        ];
+        let mut buf = [0u8; 4];
+        for c in (0x80u32..=0x10FFFF).filter_map(char::from_u32) {
+            let cs: &str = c.encode_utf8(&mut buf);
+            let Some((standin, at)) = r.ascii_standin(cs) else {
+                assert!(r.digit_re.is_match(cs), "{c:?} has no stand-in");
+                continue;
+            };
+            assert!(standin.len() == 1 && standin.is_ascii(), "{c:?}");
+            assert_eq!(at, [0, cs.len()]);
+            for set in &sets {
+                assert_eq!(
+                    set.matches(cs).into_iter().collect::<Vec<_>>(),
+                    set.matches(&standin).into_iter().collect::<Vec<_>>(),
+                    "{c:?} stood in for by {standin:?}"
+                );
+            }
+        }
+    }
+
+    fn spans(re: &Regex, s: &str) -> Vec<Vec<Option<(usize, usize)>>> {
+        re.captures_iter(s)
+            .map(|c| c.iter().map(|m| m.map(|m| (m.start(), m.end()))).collect())
+            .collect()
+    }
+
+    /// The contact and commerce patterns find the same spans on a text and on its stand-in.
+    #[test]
+    fn standin_matches_like_the_text() {
+        let r = Rubric::default();
+        let parts = [
+            "é", "–", "’", "°", "€", "£", "\u{17F}", "\u{212A}", "٣", "\u{a0}", "\u{2009}",
+            "\u{3000}", "\u{85}", "\u{200d}", "\u{301}", "™", "😀", "中", "ß", "_", "½", "²", "Ω",
+            " ", "  ", ".", ",", "-", "+", "@", "(", ")", "<", "$", "1", "2", "19", "20", "2019",
+            "555", "123", "4567", "a", "b", "x", "com", "co", "us", "io", "www", "http",
+            "https://", "://", "Main", "Street", "St", "Ave", "USD", "EUR", "mAh", "shop", ".com",
+            "mail", "host", "\n",
+        ];
+        let mut rng = Rng::new(7);
+        let mut checked = 0;
+        for _ in 0..60_000 {
+            let n = 1 + rng.below(14);
+            let s: String = (0..n).map(|_| parts[rng.below(parts.len())]).collect();
+            let Some((standin, at)) = r.ascii_standin(&s) else {
+                continue;
+            };
+            assert!(standin.is_ascii() && at.len() == standin.len() + 1);
+            for re in [&r.contact_re, &r.commerce_re] {
+                let mapped: Vec<Vec<Option<(usize, usize)>>> = spans(re, &standin)
+                    .into_iter()
+                    .map(|c| {
+                        c.into_iter()
+                            .map(|m| m.map(|(a, b)| (at[a], at[b])))
+                            .collect()
+                    })
+                    .collect();
+                assert_eq!(spans(re, &s), mapped, "{s:?} vs {standin:?}");
+            }
+            checked += 1;
+        }
+        assert!(checked > 30_000, "{checked}");
+    }
+
+    #[test]
+    fn count_letters_agrees_with_a_char_scan() {
+        let mut r = Rng::new(5);
+        for _ in 0..100_000 {
+            let s = crate::text::tests::random_text(&mut r);
+            let (mut letters, mut foreign) = (0, 0);
+            for c in s.chars().filter(|c| c.is_alphabetic()) {
+                letters += 1;
+                foreign += ((c as u32) > 0x024F) as usize;
+            }
+            assert_eq!(count_letters(&s), (letters, foreign), "{s:?}");
+        }
+    }
+
+    #[test]
+    fn plain_allowed_tags_are_the_ones_the_full_check_allows() {
+        for tag in [
+            "<p>",
+            "</P>",
+            "<li>",
+            "<br/>",
+            "<br />",
+            "<b>",
+            "<STRONG>",
+            "<em>",
+            "<i>",
+            "<ul>",
+            "<ol>",
+            "<div>",
+            "<p\x0Bonclick=x>",
+            "<p\tstyle=x>",
+            "<a>",
+            "<!-- c -->",
+            "<p2>",
+            "<pé>",
+            "<<p>",
+            "<//li>",
+            "</>",
+            "<x",
+        ] {
+            if plain_allowed_tag(tag) {
+                let lower = tag.to_ascii_lowercase();
+                assert!(lower.split_whitespace().nth(1).is_none(), "{tag:?}");
+                let name: String = lower
+                    .trim_start_matches('<')
+                    .trim_start_matches('/')
+                    .chars()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .collect();
+                assert!(ALLOWED_TAGS.contains(&name.as_str()), "{tag:?}");
+            }
+        }
+        assert!(plain_allowed_tag("<p>") && plain_allowed_tag("</LI>"));
+        assert!(!plain_allowed_tag("<div>") && !plain_allowed_tag("<p style=x>"));
+    }
 }

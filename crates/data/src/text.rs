@@ -6,39 +6,46 @@
 /// Block-level tags (`p`, `li`, `br`, ...) become a space so that words on either side stay apart.
 /// Unknown entities are kept verbatim. Never fails: malformed markup degrades to text.
 pub fn strip_html(s: &str) -> String {
-    if !s.contains(['<', '&']) {
+    let bytes = s.as_bytes();
+    // `<` and `&` are ASCII: byte positions found by memchr are character boundaries.
+    let Some(first) = memchr::memchr2(b'<', b'&', bytes) else {
         return s.to_owned();
-    }
+    };
     let mut out = String::with_capacity(s.len());
-    let mut rest = s;
-    while let Some(pos) = rest.find(['<', '&']) {
-        out.push_str(&rest[..pos]);
-        let tail = &rest[pos..];
-        if let Some(after) = tail.strip_prefix('<') {
+    let mut done = 0; // bytes of `s` consumed
+    let mut pos = first; // next `<` or `&` at or after `done`
+    loop {
+        out.push_str(&s[done..pos]);
+        let tail = &s[pos..];
+        if tail.as_bytes()[0] == b'<' {
             match tag_end(tail) {
                 Some(end) => {
                     out.push(' ');
-                    rest = &tail[end..];
+                    done = pos + end;
                 }
                 None => {
                     out.push('<');
-                    rest = after;
+                    done = pos + 1;
                 }
             }
         } else {
             match decode_entity(tail) {
                 Some((ch, len)) => {
                     out.push(ch);
-                    rest = &tail[len..];
+                    done = pos + len;
                 }
                 None => {
                     out.push('&');
-                    rest = &tail[1..];
+                    done = pos + 1;
                 }
             }
         }
+        match memchr::memchr2(b'<', b'&', &bytes[done..]) {
+            Some(i) => pos = done + i,
+            None => break,
+        }
     }
-    out.push_str(rest);
+    out.push_str(&s[done..]);
     out
 }
 
@@ -49,7 +56,7 @@ fn tag_end(s: &str) -> Option<usize> {
     if !(next.is_ascii_alphabetic() || next == b'/' || next == b'!') {
         return None;
     }
-    s.find('>').map(|i| i + 1)
+    memchr::memchr(b'>', b).map(|i| i + 1)
 }
 
 /// Decodes one entity at the start of `s` (which starts with `&`): returns the character and the
@@ -95,10 +102,177 @@ pub fn decode_entity(s: &str) -> Option<(char, usize)> {
 /// Counts words: maximal runs of characters that are neither whitespace nor pure punctuation.
 /// A run counts when it holds at least one letter or digit ("—" alone is not a word).
 pub fn word_count(visible: &str) -> usize {
-    visible
-        .split_whitespace()
-        .filter(|w| w.chars().any(char::is_alphanumeric))
-        .count()
+    // The number of `split_whitespace` runs holding an alphanumeric character: a run counts at
+    // its first alphanumeric character, and whitespace arms the next run. ASCII bytes are
+    // classified by table; other characters are decoded.
+    let bytes = visible.as_bytes();
+    if visible.is_ascii() {
+        // Branch-free over the class table.
+        let (mut count, mut armed) = (0usize, 1u8);
+        for &b in bytes {
+            let c = ASCII_CLASS[(b & 0x7F) as usize];
+            let alnum = (c >> 1) & 1; // ALNUM is bit 1, WS bit 0
+            count += (armed & alnum) as usize;
+            armed = (armed & !alnum & 1) | (c & WS);
+        }
+        return count;
+    }
+    let (mut count, mut armed, mut i) = (0, true, 0);
+    while i < bytes.len() {
+        let b = bytes[i];
+        let (space, alnum) = if b.is_ascii() {
+            i += 1;
+            let c = ASCII_CLASS[b as usize];
+            (c & WS != 0, c & ALNUM != 0)
+        } else {
+            let Some(c) = visible[i..].chars().next() else {
+                break;
+            };
+            i += c.len_utf8();
+            (c.is_whitespace(), c.is_alphanumeric())
+        };
+        count += (armed && alnum) as usize;
+        armed = (armed && !alnum) || space;
+    }
+    count
+}
+
+/// ASCII character classes: `char::is_whitespace` (which, unlike `u8::is_ascii_whitespace`,
+/// includes `\x0B`) and `char::is_alphanumeric`.
+const WS: u8 = 1;
+const ALNUM: u8 = 2;
+/// Alphabetic (also ALNUM).
+const ALPHA: u8 = 4;
+/// `'` and `-`, which join a word when a letter or digit follows.
+const JOIN: u8 = 8;
+static ASCII_CLASS: [u8; 128] = {
+    let mut t = [0u8; 128];
+    let mut i = 0;
+    while i < 128 {
+        let b = i as u8;
+        if matches!(b, b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r' | b' ') {
+            t[i] = WS;
+        } else if b.is_ascii_alphabetic() {
+            t[i] = ALNUM | ALPHA;
+        } else if b.is_ascii_digit() {
+            t[i] = ALNUM;
+        } else if b == b'\'' || b == b'-' {
+            t[i] = JOIN;
+        }
+        i += 1;
+    }
+    t
+};
+
+/// Counts over a visible text, in one pass when it is ASCII: [`word_count`], the number of
+/// [`words`] that are stopwords (see [`count_stopwords`]) and the number of alphabetic
+/// characters, with how many of those are past U+024F (not Latin).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct TextCounts {
+    pub words: usize,
+    pub stopwords: usize,
+    pub letters: usize,
+    pub non_latin_letters: usize,
+}
+
+pub fn text_counts(s: &str) -> TextCounts {
+    if !s.is_ascii() {
+        let (mut letters, mut non_latin_letters) = (0, 0);
+        for c in s.chars().filter(|c| c.is_alphabetic()) {
+            letters += 1;
+            non_latin_letters += ((c as u32) > 0x024F) as usize;
+        }
+        return TextCounts {
+            words: word_count(s),
+            stopwords: count_stopwords(s),
+            letters,
+            non_latin_letters,
+        };
+    }
+    // ASCII: token by token (runs between whitespace). A token counts as a word when it holds a
+    // letter or digit; [`words`] never span whitespace, so stopwords are found inside tokens: a
+    // token of letters only is one word, others are split as `words` would.
+    let b = s.as_bytes();
+    let n = b.len();
+    let (mut words, mut stopwords, mut letters) = (0usize, 0usize, 0usize);
+    let mut i = 0;
+    while i < n {
+        while i < n && ASCII_CLASS[(b[i] & 0x7F) as usize] & WS != 0 {
+            i += 1;
+        }
+        if i == n {
+            break;
+        }
+        let start = i;
+        let (mut any, mut all) = (0u8, ALPHA);
+        while i < n {
+            let c = ASCII_CLASS[(b[i] & 0x7F) as usize];
+            if c & WS != 0 {
+                break;
+            }
+            any |= c;
+            all &= c;
+            letters += (c >> 2) as usize & 1; // ALPHA is bit 2
+            i += 1;
+        }
+        let token = &b[start..i];
+        words += (any & ALNUM != 0) as usize;
+        if all & ALPHA != 0 {
+            stopwords += stopword_bytes(token) as usize;
+        } else if any & ALPHA != 0 {
+            stopwords += stopwords_ascii(token);
+        }
+    }
+    TextCounts {
+        words,
+        stopwords,
+        letters,
+        non_latin_letters: 0,
+    }
+}
+
+/// The number of [`words`] of `s` that are stopwords: `words(s).filter(is_stopword).count()`,
+/// with a byte loop for ASCII text.
+pub fn count_stopwords(s: &str) -> usize {
+    if s.is_ascii() {
+        stopwords_ascii(s.as_bytes())
+    } else {
+        words(s).filter(|(_, w)| is_stopword(w)).count()
+    }
+}
+
+/// [`count_stopwords`] of ASCII text.
+fn stopwords_ascii(b: &[u8]) -> usize {
+    let n = b.len();
+    let (mut i, mut count) = (0, 0);
+    while i < n {
+        // Skip to the start of a word.
+        while i < n && !b[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i == n {
+            break;
+        }
+        let start = i;
+        // Letters and digits, and `'` or `-` before one (ASCII text has no `’`).
+        let mut letters_only = true;
+        loop {
+            while i < n && b[i].is_ascii_alphanumeric() {
+                letters_only &= b[i].is_ascii_alphabetic();
+                i += 1;
+            }
+            if i + 1 < n && (b[i] == b'\'' || b[i] == b'-') && b[i + 1].is_ascii_alphanumeric() {
+                letters_only = false;
+                i += 1;
+            } else {
+                break;
+            }
+        }
+        if letters_only && stopword_bytes(&b[start..i]) {
+            count += 1;
+        }
+    }
+    count
 }
 
 /// Number of words in an HTML description, counted after stripping tags and entities.
@@ -113,48 +287,113 @@ pub fn char_len(s: &str) -> usize {
 
 /// Iterates over words as `(byte_start, word)`: runs of alphanumerics, apostrophes and inner
 /// hyphens. Used for repeated-word, capitalisation and year checks.
-pub fn words(s: &str) -> impl Iterator<Item = (usize, &str)> {
-    let mut idx = 0;
-    std::iter::from_fn(move || {
-        let bytes = s.as_bytes();
+pub fn words(s: &str) -> Words<'_> {
+    Words { s, idx: 0 }
+}
+
+/// The iterator of [`words`]. ASCII bytes are classified directly; only non-ASCII characters
+/// are decoded.
+#[derive(Debug, Clone)]
+pub struct Words<'a> {
+    s: &'a str,
+    idx: usize,
+}
+
+impl Words<'_> {
+    /// The character at byte `i` (a character boundary) and its length in bytes.
+    #[inline]
+    fn char_at(&self, i: usize) -> Option<(char, usize)> {
+        let b = *self.s.as_bytes().get(i)?;
+        if b.is_ascii() {
+            Some((b as char, 1))
+        } else {
+            self.s[i..].chars().next().map(|c| (c, c.len_utf8()))
+        }
+    }
+
+    /// Whether the character at byte `i` is alphanumeric (false past the end).
+    #[inline]
+    fn alnum_at(&self, i: usize) -> bool {
+        match self.s.as_bytes().get(i) {
+            None => false,
+            Some(b) if b.is_ascii() => b.is_ascii_alphanumeric(),
+            Some(_) => self.s[i..]
+                .chars()
+                .next()
+                .is_some_and(char::is_alphanumeric),
+        }
+    }
+}
+
+impl<'a> Iterator for Words<'a> {
+    type Item = (usize, &'a str);
+
+    fn next(&mut self) -> Option<(usize, &'a str)> {
+        let bytes = self.s.as_bytes();
         // Skip to the start of a word.
-        while idx < s.len() {
-            let ch = s[idx..].chars().next()?;
-            if ch.is_alphanumeric() {
+        loop {
+            let b = *bytes.get(self.idx)?;
+            if b.is_ascii_alphanumeric() {
                 break;
             }
-            idx += ch.len_utf8();
+            if b.is_ascii() {
+                self.idx += 1;
+            } else {
+                let (c, len) = self.char_at(self.idx)?;
+                if c.is_alphanumeric() {
+                    break;
+                }
+                self.idx += len;
+            }
         }
-        if idx >= s.len() {
-            return None;
-        }
-        let start = idx;
-        while idx < s.len() {
-            let ch = s[idx..].chars().next()?;
-            let inner = (ch == '\'' || ch == '’' || ch == '-')
-                && s[idx + ch.len_utf8()..]
-                    .chars()
-                    .next()
-                    .is_some_and(char::is_alphanumeric);
-            if ch.is_alphanumeric() || inner {
-                idx += ch.len_utf8();
+        let start = self.idx;
+        loop {
+            // A run of ASCII letters and digits, then whatever ends it.
+            while bytes.get(self.idx).is_some_and(u8::is_ascii_alphanumeric) {
+                self.idx += 1;
+            }
+            let Some(&b) = bytes.get(self.idx) else {
+                break;
+            };
+            let (ch, len) = if b.is_ascii() {
+                (b as char, 1)
+            } else {
+                match self.char_at(self.idx) {
+                    Some(x) => x,
+                    None => break,
+                }
+            };
+            // Apostrophes and hyphens count inside a word, before a letter or digit.
+            let inner = (ch == '\'' || ch == '’' || ch == '-') && self.alnum_at(self.idx + len);
+            if (!ch.is_ascii() && ch.is_alphanumeric()) || inner {
+                self.idx += len;
             } else {
                 break;
             }
         }
-        let _ = bytes;
-        Some((start, &s[start..idx]))
-    })
+        Some((start, &self.s[start..self.idx]))
+    }
 }
 
 /// Normalises text for duplicate detection: visible text, lower case, letters and digits only,
 /// single spaces.
 pub fn normalise(s: &str) -> String {
     let visible = strip_html(s);
+    if visible.is_ascii() {
+        return normalise_ascii(visible.as_bytes());
+    }
     let mut out = String::with_capacity(visible.len());
     for (_, w) in words(&visible) {
         if !out.is_empty() {
             out.push(' ');
+        }
+        if w.is_ascii() {
+            out.extend(
+                w.bytes()
+                    .filter(u8::is_ascii_alphanumeric)
+                    .map(|b| b.to_ascii_lowercase() as char),
+            );
+            continue;
         }
         for ch in w.chars() {
             if ch.is_alphanumeric() {
@@ -163,6 +402,39 @@ pub fn normalise(s: &str) -> String {
         }
     }
     out
+}
+
+/// [`normalise`] of ASCII visible text: the [`words`] of it, letters and digits only, lower-cased,
+/// joined by single spaces.
+fn normalise_ascii(b: &[u8]) -> String {
+    let n = b.len();
+    let mut out: Vec<u8> = Vec::with_capacity(n);
+    let mut i = 0;
+    while i < n {
+        while i < n && !b[i].is_ascii_alphanumeric() {
+            i += 1;
+        }
+        if i == n {
+            break;
+        }
+        if !out.is_empty() {
+            out.push(b' ');
+        }
+        loop {
+            let start = i;
+            while i < n && b[i].is_ascii_alphanumeric() {
+                i += 1;
+            }
+            out.extend(b[start..i].iter().map(u8::to_ascii_lowercase));
+            // `'` and `-` join a word when a letter or digit follows; they are dropped.
+            if i + 1 < n && (b[i] == b'\'' || b[i] == b'-') && b[i + 1].is_ascii_alphanumeric() {
+                i += 1;
+            } else {
+                break;
+            }
+        }
+    }
+    String::from_utf8(out).expect("ASCII in, ASCII out")
 }
 
 /// Small English function words: not counted as content words in repetition checks, and used as
@@ -175,12 +447,282 @@ pub const STOPWORDS: &[&str] = &[
 
 /// Whether `w` (any case) is one of [`STOPWORDS`].
 pub fn is_stopword(w: &str) -> bool {
-    STOPWORDS.iter().any(|s| s.eq_ignore_ascii_case(w))
+    stopword_bytes(w.as_bytes())
 }
 
+/// [`is_stopword`] of the bytes of a word.
+fn stopword_bytes(b: &[u8]) -> bool {
+    // Same answer as comparing with every stopword (ASCII case-insensitively), without the scan:
+    // stopwords are ASCII and at most 6 bytes long, so a lower-cased word packs into a `u64`
+    // (its length in the top byte) that is looked up in a sorted table.
+    if b.is_empty() || b.len() > 6 {
+        return false;
+    }
+    let mut key = (b.len() as u64) << 56;
+    for (i, c) in b.iter().enumerate() {
+        key |= (c.to_ascii_lowercase() as u64) << (8 * i);
+    }
+    STOPWORD_KEYS.binary_search(&key).is_ok()
+}
+
+/// The packed keys of [`STOPWORDS`], sorted.
+static STOPWORD_KEYS: [u64; STOPWORDS.len()] = {
+    let mut keys = [0u64; STOPWORDS.len()];
+    let mut i = 0;
+    while i < STOPWORDS.len() {
+        let w = STOPWORDS[i].as_bytes();
+        assert!(!w.is_empty() && w.len() <= 6);
+        let mut key = (w.len() as u64) << 56;
+        let mut j = 0;
+        while j < w.len() {
+            key |= (w[j].to_ascii_lowercase() as u64) << (8 * j);
+            j += 1;
+        }
+        keys[i] = key;
+        i += 1;
+    }
+    // Insertion sort (a const context has no `sort`).
+    let mut i = 1;
+    while i < keys.len() {
+        let mut j = i;
+        while j > 0 && keys[j - 1] > keys[j] {
+            let t = keys[j];
+            keys[j] = keys[j - 1];
+            keys[j - 1] = t;
+            j -= 1;
+        }
+        i += 1;
+    }
+    keys
+};
+
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
+
+    /// The straightforward versions the fast ones must agree with.
+    mod reference {
+        pub fn strip_html(s: &str) -> String {
+            if !s.contains(['<', '&']) {
+                return s.to_owned();
+            }
+            let mut out = String::with_capacity(s.len());
+            let mut rest = s;
+            while let Some(pos) = rest.find(['<', '&']) {
+                out.push_str(&rest[..pos]);
+                let tail = &rest[pos..];
+                if let Some(after) = tail.strip_prefix('<') {
+                    let b = tail.as_bytes();
+                    let end = b
+                        .get(1)
+                        .filter(|n| n.is_ascii_alphabetic() || **n == b'/' || **n == b'!')
+                        .and_then(|_| tail.find('>').map(|i| i + 1));
+                    match end {
+                        Some(end) => {
+                            out.push(' ');
+                            rest = &tail[end..];
+                        }
+                        None => {
+                            out.push('<');
+                            rest = after;
+                        }
+                    }
+                } else {
+                    match super::decode_entity(tail) {
+                        Some((ch, len)) => {
+                            out.push(ch);
+                            rest = &tail[len..];
+                        }
+                        None => {
+                            out.push('&');
+                            rest = &tail[1..];
+                        }
+                    }
+                }
+            }
+            out.push_str(rest);
+            out
+        }
+
+        pub fn word_count(visible: &str) -> usize {
+            visible
+                .split_whitespace()
+                .filter(|w| w.chars().any(char::is_alphanumeric))
+                .count()
+        }
+
+        pub fn words(s: &str) -> Vec<(usize, &str)> {
+            let mut out = Vec::new();
+            let mut idx = 0;
+            loop {
+                while idx < s.len() {
+                    let ch = s[idx..].chars().next().unwrap();
+                    if ch.is_alphanumeric() {
+                        break;
+                    }
+                    idx += ch.len_utf8();
+                }
+                if idx >= s.len() {
+                    return out;
+                }
+                let start = idx;
+                while idx < s.len() {
+                    let ch = s[idx..].chars().next().unwrap();
+                    let inner = (ch == '\'' || ch == '’' || ch == '-')
+                        && s[idx + ch.len_utf8()..]
+                            .chars()
+                            .next()
+                            .is_some_and(char::is_alphanumeric);
+                    if ch.is_alphanumeric() || inner {
+                        idx += ch.len_utf8();
+                    } else {
+                        break;
+                    }
+                }
+                out.push((start, &s[start..idx]));
+            }
+        }
+
+        pub fn normalise(s: &str) -> String {
+            let visible = strip_html(s);
+            let mut out = String::with_capacity(visible.len());
+            for (_, w) in words(&visible) {
+                if !out.is_empty() {
+                    out.push(' ');
+                }
+                for ch in w.chars() {
+                    if ch.is_alphanumeric() {
+                        out.extend(ch.to_lowercase());
+                    }
+                }
+            }
+            out
+        }
+
+        pub fn is_stopword(w: &str) -> bool {
+            super::STOPWORDS.iter().any(|s| s.eq_ignore_ascii_case(w))
+        }
+    }
+
+    /// Random texts built from pieces that exercise every branch: markup, entities, ASCII and
+    /// Unicode whitespace, letters, digits, apostrophes, hyphens, `\x0B`.
+    pub(crate) fn random_text(r: &mut crate::rng::Rng) -> String {
+        const PIECES: &[&str] = &[
+            "a",
+            "Z",
+            "9",
+            "word",
+            "ALL",
+            "The",
+            "and",
+            "it's",
+            "all-weather",
+            "5-pack",
+            "-",
+            "'",
+            "’",
+            "’s",
+            " ",
+            "  ",
+            "\t",
+            "\n",
+            "\r",
+            "\x0B",
+            "\x0C",
+            "\u{85}",
+            "\u{a0}",
+            "\u{2009}",
+            "\u{3000}",
+            "\u{1c}",
+            "é",
+            "ß",
+            "İ",
+            "ſ",
+            "\u{212A}",
+            "中文",
+            "٣",
+            "½",
+            "²",
+            "\u{301}",
+            "\u{200d}",
+            "😀",
+            "™",
+            "–",
+            ".",
+            ",",
+            "!",
+            "<p>",
+            "</p>",
+            "<br/>",
+            "<!-- x -->",
+            "<",
+            ">",
+            "< 3",
+            "<a href=x>",
+            "&",
+            "&amp;",
+            "&nbsp;",
+            "&#233;",
+            "&#x41;",
+            "&bogus;",
+            "&#99999999;",
+            "&#xD800;",
+            "&amp",
+            ";",
+            "&#;",
+            "&#x;",
+            "_",
+        ];
+        let n = r.below(24);
+        // Half the texts ASCII only, to exercise the ASCII fast paths.
+        let ascii = r.below(2) == 0;
+        let mut out = String::new();
+        while out.chars().count() < n {
+            let p = PIECES[r.below(PIECES.len())];
+            if !ascii || p.is_ascii() {
+                out.push_str(p);
+            }
+        }
+        out
+    }
+
+    #[test]
+    fn fast_text_helpers_agree_with_the_straightforward_ones() {
+        let mut r = crate::rng::Rng::new(11);
+        for _ in 0..200_000 {
+            let s = random_text(&mut r);
+            assert_eq!(strip_html(&s), reference::strip_html(&s), "{s:?}");
+            assert_eq!(word_count(&s), reference::word_count(&s), "{s:?}");
+            assert_eq!(words(&s).collect::<Vec<_>>(), reference::words(&s), "{s:?}");
+            assert_eq!(normalise(&s), reference::normalise(&s), "{s:?}");
+            for (_, w) in words(&s) {
+                assert_eq!(is_stopword(w), reference::is_stopword(w), "{w:?}");
+            }
+            let stops = reference::words(&s)
+                .iter()
+                .filter(|(_, w)| reference::is_stopword(w))
+                .count();
+            assert_eq!(count_stopwords(&s), stops, "{s:?}");
+            let (mut letters, mut non_latin_letters) = (0, 0);
+            for c in s.chars().filter(|c| c.is_alphabetic()) {
+                letters += 1;
+                non_latin_letters += ((c as u32) > 0x024F) as usize;
+            }
+            let counts = TextCounts {
+                words: reference::word_count(&s),
+                stopwords: stops,
+                letters,
+                non_latin_letters,
+            };
+            assert_eq!(text_counts(&s), counts, "{s:?}");
+        }
+        for w in STOPWORDS {
+            assert!(is_stopword(w) && is_stopword(&w.to_uppercase()), "{w}");
+        }
+        for w in ["", "aa", "bef", "beforex", "thé", "ALL", "Ａ"] {
+            assert_eq!(is_stopword(w), reference::is_stopword(w), "{w:?}");
+        }
+    }
 
     #[test]
     fn strips_tags_and_entities() {
