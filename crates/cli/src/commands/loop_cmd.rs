@@ -1,7 +1,7 @@
 //! `tierforge loop --once | --watch --every 24h`: argument plumbing and printing; the work is in
 //! `tierforge_eval::cycle`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use anyhow::{bail, Context, Result};
@@ -83,7 +83,7 @@ impl LoopReporter for Stderr {
 pub fn run(a: &LoopArgs) -> Result<ExitStatus> {
     let config = if a.config.exists() {
         LoopConfig::from_file(&a.config)?
-    } else if a.config == PathBuf::from("configs/loop.toml") {
+    } else if a.config == Path::new("configs/loop.toml") {
         LoopConfig::default()
     } else {
         bail!(
