@@ -21,11 +21,16 @@ where
         _ => Path::new("."),
     };
     std::fs::create_dir_all(dir).map_err(err)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(".tierforge-")
-        .suffix(".tmp")
-        .tempfile_in(dir)
-        .map_err(err)?;
+    let mut builder = tempfile::Builder::new();
+    builder.prefix(".tierforge-").suffix(".tmp");
+    // Temporary files are private (0600); outputs get the mode a plain `File::create` gives
+    // (0666 less the umask), so reports and data files stay readable as users expect.
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        builder.permissions(std::fs::Permissions::from_mode(0o666));
+    }
+    let tmp = builder.tempfile_in(dir).map_err(err)?;
     {
         let mut w = BufWriter::with_capacity(1 << 16, tmp.as_file());
         fill(&mut w).map_err(err)?;
@@ -86,5 +91,21 @@ mod tests {
         assert_eq!(std::fs::read_to_string(&path).unwrap(), "old\n");
         let leftovers: Vec<_> = std::fs::read_dir(dir.path()).unwrap().collect();
         assert_eq!(leftovers.len(), 1, "temporary file left behind");
+    }
+}
+
+#[cfg(all(test, unix))]
+mod mode_tests {
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn outputs_get_the_mode_a_plain_create_gets() {
+        let dir = tempfile::tempdir().unwrap();
+        let ours = dir.path().join("ours.txt");
+        super::write_string(&ours, "x").unwrap();
+        let plain = dir.path().join("plain.txt");
+        std::fs::write(&plain, "x").unwrap();
+        let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+        assert_eq!(mode(&ours), mode(&plain));
     }
 }
