@@ -8,6 +8,7 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
 pub mod augment;
+pub mod clock;
 pub mod completion;
 pub mod dedup;
 pub mod error;

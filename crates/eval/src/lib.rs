@@ -19,7 +19,8 @@ pub use evaluate::{
 };
 pub use report::{store_in_registry, write_report};
 
-pub mod clock;
+/// Time helpers live in the data crate (deploy needs them too); re-exported for the loop.
+pub use tierforge_data::clock;
 mod csv;
 pub mod cycle;
 pub mod decide;
