@@ -1,8 +1,10 @@
 //! `tierforge export` and `tierforge deploy` through the binary: bad input is exit code 1 with
 //! the path named, and nothing is written.
 
-use std::path::Path;
 use std::process::{Command, Output};
+
+mod common;
+use common::model;
 
 fn tierforge(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tierforge"))
@@ -10,16 +12,6 @@ fn tierforge(args: &[&str]) -> Output {
         .env_remove("OLLAMA_HOST")
         .output()
         .expect("run tierforge")
-}
-
-fn model() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-model");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("run fetch-model");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 #[test]

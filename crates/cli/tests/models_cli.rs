@@ -6,6 +6,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::model;
+
 fn tierforge(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_tierforge"))
         .args(args)
@@ -13,16 +16,6 @@ fn tierforge(args: &[&str]) -> Output {
         .env_remove("OLLAMA_HOST")
         .output()
         .expect("run tierforge")
-}
-
-fn model() -> String {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-model");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("run fetch-model");
-    assert!(out.status.success());
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn text(o: &Output) -> String {

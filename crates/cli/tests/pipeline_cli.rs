@@ -4,6 +4,9 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+mod common;
+use common::model;
+
 fn root() -> PathBuf {
     Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
 }
@@ -15,19 +18,6 @@ fn tierforge(args: &[&str]) -> Output {
         .env_remove("OLLAMA_HOST")
         .output()
         .expect("run tierforge")
-}
-
-fn model() -> String {
-    let out = Command::new("bash")
-        .arg(root().join("scripts/fetch-model"))
-        .output()
-        .expect("run fetch-model");
-    assert!(
-        out.status.success(),
-        "fetch-model failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 fn text(o: &Output) -> (String, String) {
