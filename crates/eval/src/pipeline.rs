@@ -601,21 +601,6 @@ fn train_outcome(
     })
 }
 
-/// `(step, loss)` of every optimizer step in a training folder's `metrics.jsonl`.
-fn loss_curve(dir: &Path) -> Vec<(usize, f64)> {
-    let Ok(text) = std::fs::read_to_string(dir.join("metrics.jsonl")) else {
-        return Vec::new();
-    };
-    text.lines()
-        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
-        .filter_map(|v| {
-            let step = v.get("step")?.as_u64()? as usize;
-            let loss = v.get("loss")?.as_f64()?;
-            Some((step, loss))
-        })
-        .collect()
-}
-
 fn read_last_eval_loss(dir: &Path) -> Option<f64> {
     let text = std::fs::read_to_string(dir.join("metrics.jsonl")).ok()?;
     text.lines()
@@ -709,7 +694,11 @@ pub fn run(
     let eval = p.evaluate(&trained, reporter)?;
     let curves: Vec<(String, Vec<(usize, f64)>)> = trained
         .iter()
-        .map(|(t, _)| (t.tier.name().to_owned(), loss_curve(&t.dir)))
+        .map(|(t, _)| {
+            // A curve is decoration for the report: an unreadable metrics file shows none.
+            let curve = crate::report::read_loss_curve(&t.dir.join("metrics.jsonl"));
+            (t.tier.name().to_owned(), curve.unwrap_or_default())
+        })
         .collect();
     reporter.on_stage_start("report", "write report.html and eval.json");
     let report = crate::report::write_report(&opts.out.join("eval"), &eval, &curves)?;
