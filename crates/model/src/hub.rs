@@ -1,11 +1,38 @@
 //! Hugging Face hub repositories through `hf-hub` (cache layout shared with Python's client).
+//!
+//! The cache is `HF_HUB_CACHE`, else `HF_HOME/hub`, else `~/.cache/huggingface/hub`, or the
+//! folder given in [`LoadOptions::hub_cache`]. Offline (`HF_HUB_OFFLINE=1` or
+//! [`LoadOptions::offline`]) only that cache is read: `refs/<revision>` names the snapshot, or the
+//! revision is itself a commit hash.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use hf_hub::{HFClient, HFClientSync};
+use hf_hub::api::sync::ApiBuilder;
+use hf_hub::{Cache, Repo, RepoType};
 
 use crate::error::{ModelError, Result};
 use crate::LoadOptions;
+
+/// The hub cache folder that `opts` and the environment select.
+fn cache_dir(opts: &LoadOptions) -> PathBuf {
+    if let Some(dir) = &opts.hub_cache {
+        return dir.clone();
+    }
+    match std::env::var_os("HF_HUB_CACHE") {
+        Some(dir) if !dir.is_empty() => PathBuf::from(dir),
+        _ => Cache::from_env().path().clone(),
+    }
+}
+
+/// A file of a cached snapshot, without touching the network.
+fn cached(cache: &Path, org: &str, name: &str, revision: &str, file: &str) -> Option<PathBuf> {
+    let repo = cache.join(format!("models--{org}--{name}"));
+    let commit = std::fs::read_to_string(repo.join("refs").join(revision))
+        .map(|s| s.trim().to_owned())
+        .unwrap_or_else(|_| revision.to_owned());
+    let path = repo.join("snapshots").join(commit).join(file);
+    path.exists().then_some(path)
+}
 
 /// Download (or, offline, find in the cache) the files of a llama checkpoint and return the
 /// snapshot folder that holds them.
@@ -23,33 +50,38 @@ pub(crate) fn snapshot(
         repo: repo_id.clone(),
         reason,
     };
-    let mut builder = HFClient::builder();
-    if let Some(dir) = &opts.hub_cache {
-        builder = builder.cache_dir(dir.clone());
-    }
-    if opts.offline {
-        // Offline: no retries against an unreachable network, only the cache is read.
-        builder = builder.retry_max_attempts(0);
-    }
-    let client = builder
-        .build()
-        .map_err(|e| herr(format!("cannot create the hub client: {e}")))?;
-    let client = HFClientSync::from_inner(client)
-        .map_err(|e| herr(format!("cannot create the hub client: {e}")))?;
-    let repo = client.model(org, name);
-    let fetch = |file: &str| -> std::result::Result<PathBuf, hf_hub::HFError> {
-        repo.download_file()
-            .filename(file)
-            .maybe_revision(revision.map(str::to_string))
-            .local_files_only(opts.offline)
-            .send()
-    };
-    let offline_hint = if opts.offline {
-        " (offline: HF_HUB_OFFLINE is set, only the local cache was searched)"
+    let rev = revision.unwrap_or("main");
+    let cache = cache_dir(opts);
+    let api = if opts.offline {
+        None
     } else {
-        ""
+        let mut builder = ApiBuilder::from_cache(Cache::new(cache.clone())).with_progress(false);
+        if let Ok(endpoint) = std::env::var("HF_ENDPOINT") {
+            builder = builder.with_endpoint(endpoint);
+        }
+        let api = builder
+            .build()
+            .map_err(|e| herr(format!("cannot create the hub client: {e}")))?;
+        Some(api.repo(Repo::with_revision(
+            format!("{org}/{name}"),
+            RepoType::Model,
+            rev.to_owned(),
+        )))
     };
-    let required = |file: &str| fetch(file).map_err(|e| herr(format!("{file}: {e}{offline_hint}")));
+    let fetch = |file: &str| -> std::result::Result<PathBuf, String> {
+        if let Some(p) = cached(&cache, org, name, rev, file) {
+            return Ok(p);
+        }
+        match &api {
+            Some(repo) => repo.download(file).map_err(|e| e.to_string()),
+            None => Err(format!(
+                "not in the hub cache {} (offline: HF_HUB_OFFLINE is set, only the local cache \
+                 was searched)",
+                cache.display()
+            )),
+        }
+    };
+    let required = |file: &str| fetch(file).map_err(|e| herr(format!("{file}: {e}")));
     let config = required("config.json")?;
     let dir = config
         .parent()
