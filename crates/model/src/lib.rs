@@ -8,6 +8,7 @@
 pub mod chat_template;
 pub mod error;
 pub mod frozen_matmul;
+pub mod fused_grad;
 pub mod generate;
 pub mod gguf;
 pub mod hf;

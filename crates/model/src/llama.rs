@@ -1,9 +1,11 @@
 //! The llama architecture in one file: wire config, resolved config, KV cache, layers, model.
 //!
 //! Two forward flavours share every weight:
-//! - [`Kernels::Composed`] builds RMSNorm, rotary embeddings and softmax from primitive ops that
-//!   all have a backward, so a LoRA adapter attached with [`Linear::set_lora`] receives gradients
-//!   through the whole network. Base weights are plain tensors (never `Var`s), hence frozen.
+//! - [`Kernels::Composed`] is differentiable end to end, so a LoRA adapter attached with
+//!   [`Linear::set_lora`] receives gradients through the whole network: RMSNorm, rotary
+//!   embeddings and the masked softmax run as the fused kernels with a backward pass of
+//!   [`crate::fused_grad`] on the CPU, and as primitive ops elsewhere. Base weights are plain
+//!   tensors (never `Var`s), hence frozen.
 //! - [`Kernels::Fused`] uses candle's fused CPU/GPU kernels (`rms_norm`, `rope`,
 //!   `softmax_last_dim`) which have no backward; inference only.
 //!
@@ -567,6 +569,8 @@ pub struct Cache {
     pad: Vec<usize>,
     /// Tokens seen so far per row (padding included).
     len: usize,
+    /// Tokens each layer's cache holds before it grows.
+    capacity: usize,
 }
 
 impl Cache {
@@ -584,7 +588,35 @@ impl Cache {
                 .collect(),
             pad,
             len: 0,
+            capacity,
         }
+    }
+
+    /// Keep only the batch rows `rows` (in that order), e.g. when the others have finished
+    /// generating: later steps then compute nothing for them.
+    pub fn retain_rows(&mut self, rows: &[usize]) -> candle_core::Result<()> {
+        if let Some(&bad) = rows.iter().find(|&&r| r >= self.pad.len()) {
+            candle_core::bail!("cache has {} rows, asked to keep row {bad}", self.pad.len());
+        }
+        let capacity = self.capacity.max(self.len);
+        for kv in &mut self.kvs {
+            let (Some(k), Some(v)) = (kv.k()?, kv.v()?) else {
+                continue;
+            };
+            let idx = Tensor::from_vec(
+                rows.iter().map(|&r| r as u32).collect::<Vec<_>>(),
+                rows.len(),
+                k.device(),
+            )?;
+            let mut fresh = candle_nn::kv_cache::KvCache::new(2, capacity);
+            fresh.append(
+                &k.index_select(&idx, 0)?.contiguous()?,
+                &v.index_select(&idx, 0)?.contiguous()?,
+            )?;
+            *kv = fresh;
+        }
+        self.pad = rows.iter().map(|&r| self.pad[r]).collect();
+        Ok(())
     }
 
     /// Tokens held per row, padding included.
@@ -633,6 +665,9 @@ impl RmsNorm {
             Kernels::Fused => {
                 candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)
             }
+            Kernels::Composed if crate::fused_grad::supported(x) => {
+                crate::fused_grad::rms_norm(x, &self.weight, self.eps)
+            }
             Kernels::Composed => {
                 let dtype = x.dtype();
                 let xf = x.to_dtype(DType::F32)?;
@@ -649,8 +684,14 @@ struct Step {
     /// `(batch, 1, seq, head_dim)` for the composed path, `(batch, seq, head_dim/2)` for fused.
     cos: Tensor,
     sin: Tensor,
-    /// Additive mask `(batch, 1, 1, seq, kv_len)`, or `None` when nothing is masked.
+    /// Additive mask `(batch, 1, 1, seq, kv_len)`, or `None` when nothing is masked (or when
+    /// the fused softmax applies `attention` itself).
     mask: Option<Tensor>,
+    /// The same mask as ranges, for [`crate::fused_grad::masked_softmax`].
+    attention: crate::fused_grad::AttentionMask,
+    /// Composed kernels through [`crate::fused_grad`] (CPU, f32/f64): `cos`/`sin` then have the
+    /// fused layout.
+    grad_kernels: bool,
 }
 
 fn rotate_half(x: &Tensor) -> candle_core::Result<Tensor> {
@@ -662,6 +703,7 @@ fn rotate_half(x: &Tensor) -> candle_core::Result<Tensor> {
 
 fn apply_rope(x: &Tensor, step: &Step, kernels: Kernels) -> candle_core::Result<Tensor> {
     match kernels {
+        Kernels::Composed if step.grad_kernels => crate::fused_grad::rope(x, &step.cos, &step.sin),
         Kernels::Fused => candle_nn::rotary_emb::rope(&x.contiguous()?, &step.cos, &step.sin),
         Kernels::Composed => {
             x.broadcast_mul(&step.cos)? + rotate_half(x)?.broadcast_mul(&step.sin)?
@@ -751,6 +793,16 @@ impl Attention {
         let group = nh / nkv;
         let q = q.reshape((b, nkv, group * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
+        if kernels == Kernels::Composed && step.grad_kernels {
+            let scores = q.matmul(&k.t()?)?;
+            let probs = crate::fused_grad::masked_softmax(&scores, scale, step.attention.clone())?;
+            let y = probs.matmul(&v)?;
+            let y = y
+                .reshape((b, nh, t, hd))?
+                .transpose(1, 2)?
+                .reshape((b, t, nh * hd))?;
+            return self.o_proj.forward(&y);
+        }
         let scores = (q.matmul(&k.t()?)? * scale)?;
         let scores = scores.reshape((b, nkv, group, t, kv_len))?;
         let scores = match &step.mask {
@@ -1014,12 +1066,22 @@ impl Llama {
         let pad: &[usize] = cache.map_or(&[], |c| &c.pad);
         let kv_len = offset + t;
         let padded = pad.iter().any(|&p| p > 0);
+        let grad_kernels = self.kernels == Kernels::Composed
+            && self.device.is_cpu()
+            && matches!(self.dtype(), DType::F32 | DType::F64);
+        // The fused layout of the rotary tables, for the fused kernels of either kind.
+        let fused_tables = self.kernels == Kernels::Fused || grad_kernels;
+        let attention = crate::fused_grad::AttentionMask {
+            seq: t,
+            offset,
+            pad: if padded { pad.to_vec() } else { Vec::new() },
+        };
         let (cos, sin) = if !padded {
             let cos = self.cos.narrow(0, offset, t)?;
             let sin = self.sin.narrow(0, offset, t)?;
-            match self.kernels {
-                Kernels::Fused => (cos.contiguous()?, sin.contiguous()?),
-                Kernels::Composed => (
+            match fused_tables {
+                true => (cos.contiguous()?, sin.contiguous()?),
+                false => (
                     Tensor::cat(&[&cos, &cos], D::Minus1)?.reshape((1, 1, t, ()))?,
                     Tensor::cat(&[&sin, &sin], D::Minus1)?.reshape((1, 1, t, ()))?,
                 ),
@@ -1034,15 +1096,15 @@ impl Llama {
             let pos = Tensor::from_vec(pos, b * t, &self.device)?;
             let cos = self.cos.index_select(&pos, 0)?.reshape((b, t, ()))?;
             let sin = self.sin.index_select(&pos, 0)?.reshape((b, t, ()))?;
-            match self.kernels {
-                Kernels::Fused => (cos, sin),
-                Kernels::Composed => (
+            match fused_tables {
+                true => (cos, sin),
+                false => (
                     Tensor::cat(&[&cos, &cos], D::Minus1)?.reshape((b, 1, t, ()))?,
                     Tensor::cat(&[&sin, &sin], D::Minus1)?.reshape((b, 1, t, ()))?,
                 ),
             }
         };
-        let mask = if t == 1 && !padded {
+        let mask = if (t == 1 && !padded) || grad_kernels {
             None
         } else {
             let rows = if padded { b } else { 1 };
@@ -1067,7 +1129,13 @@ impl Llama {
             let m = Tensor::from_vec(m, (rows, 1, 1, t, kv_len), &self.device)?;
             Some(m.to_dtype(self.dtype())?)
         };
-        Ok(Step { cos, sin, mask })
+        Ok(Step {
+            cos,
+            sin,
+            mask,
+            attention,
+            grad_kernels,
+        })
     }
 
     /// Final hidden states (after the last norm), `(batch, seq, hidden)`.

@@ -202,13 +202,18 @@ fn forward_batch(llama: &Llama, batch: &[&Example], pad_id: u32) -> Result<Batch
         DType::F64 | DType::F32 => logits,
         _ => logits.to_dtype(DType::F32)?,
     };
-    let targets = Tensor::from_vec(tgt.clone(), (n, 1), &dev)?;
-    // log-softmax from primitive ops; the max is a constant shift (same gradient, smaller graph).
-    let max = logits.max_keepdim(D::Minus1)?.detach();
-    let shifted = logits.broadcast_sub(&max)?;
-    let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
-    let picked = shifted.gather(&targets, D::Minus1)?;
-    let nll_sum = (lse - picked)?.sum_all()?;
+    let nll_sum = if tierforge_model::fused_grad::supported(&logits) {
+        tierforge_model::fused_grad::cross_entropy(&logits, &tgt)?.sum_all()?
+    } else {
+        // log-softmax from primitive ops; the max is a constant shift (same gradient, smaller
+        // graph).
+        let targets = Tensor::from_vec(tgt.clone(), (n, 1), &dev)?;
+        let max = logits.max_keepdim(D::Minus1)?.detach();
+        let shifted = logits.broadcast_sub(&max)?;
+        let lse = shifted.exp()?.sum_keepdim(D::Minus1)?.log()?;
+        let picked = shifted.gather(&targets, D::Minus1)?;
+        (lse - picked)?.sum_all()?
+    };
     let pred = logits.detach().argmax(D::Minus1)?.to_vec1::<u32>()?;
     let correct = pred.iter().zip(&tgt).filter(|(p, t)| p == t).count();
     Ok(BatchOut {
