@@ -110,15 +110,13 @@ impl RmsNorm {
         let mut y = vec![T::zero(); x.len()];
         let eps = T::cast(self.eps);
         let inv_n = T::cast(1.0 / n as f64);
-        y.par_chunks_mut(n)
-            .zip(x.par_chunks(n))
-            .for_each(|(y, x)| {
-                let ms = x.iter().fold(T::zero(), |a, &v| a + v * v) * inv_n;
-                let r = T::one() / (ms + eps).sqrt();
-                for ((y, &x), &w) in y.iter_mut().zip(x).zip(&w) {
-                    *y = x * r * w;
-                }
-            });
+        y.par_chunks_mut(n).zip(x.par_chunks(n)).for_each(|(y, x)| {
+            let ms = x.iter().fold(T::zero(), |a, &v| a + v * v) * inv_n;
+            let r = T::one() / (ms + eps).sqrt();
+            for ((y, &x), &w) in y.iter_mut().zip(x).zip(&w) {
+                *y = x * r * w;
+            }
+        });
         Ok((T::to_cpu_storage_owned(y), l.shape().clone()))
     }
 }
@@ -197,7 +195,10 @@ impl CustomOp2 for RmsNormBackward {
 pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
     let n = x.dim(candle_core::D::Minus1)?;
     if weight.elem_count() != n {
-        candle_core::bail!("rms-norm: weight has {} values for {n}", weight.elem_count());
+        candle_core::bail!(
+            "rms-norm: weight has {} values for {n}",
+            weight.elem_count()
+        );
     }
     x.contiguous()?.apply_op1(RmsNorm {
         weight: weight.clone(),
@@ -232,7 +233,10 @@ impl Rope {
         };
         let want = if per_row { b * t * d2 } else { t * d2 };
         if cos.len() != want || sin.len() != want || d % 2 != 0 {
-            candle_core::bail!("rope: tables do not match an input of shape {:?}", l.shape());
+            candle_core::bail!(
+                "rope: tables do not match an input of shape {:?}",
+                l.shape()
+            );
         }
         let mut y = vec![T::zero(); x.len()];
         y.par_chunks_mut(d)
@@ -241,7 +245,11 @@ impl Rope {
             .for_each(|(row, (y, x))| {
                 let pos = row % t;
                 let bi = row / (h * t);
-                let at = if per_row { (bi * t + pos) * d2 } else { pos * d2 };
+                let at = if per_row {
+                    (bi * t + pos) * d2
+                } else {
+                    pos * d2
+                };
                 let (c, s) = (&cos[at..at + d2], &sin[at..at + d2]);
                 for i in 0..d2 {
                     let (x1, x2) = (x[i], x[i + d2]);
@@ -325,7 +333,9 @@ struct MaskedSoftmax {
 impl MaskedSoftmax {
     fn dims(&self, shape: &Shape) -> Result<(usize, usize, usize)> {
         let (_, h, rows, keys) = shape.dims4()?;
-        if self.mask.seq == 0 || rows % self.mask.seq != 0 || self.mask.offset + self.mask.seq > keys
+        if self.mask.seq == 0
+            || rows % self.mask.seq != 0
+            || self.mask.offset + self.mask.seq > keys
         {
             candle_core::bail!("masked softmax: mask does not fit scores of shape {shape:?}");
         }
@@ -367,7 +377,9 @@ impl CustomOp1 for MaskedSoftmax {
     }
     fn bwd(&self, _x: &Tensor, p: &Tensor, dp: &Tensor) -> Result<Option<Tensor>> {
         let op = SoftmaxBackward { scale: self.scale };
-        Ok(Some(p.contiguous()?.apply_op2_no_bwd(&dp.contiguous()?, &op)?))
+        Ok(Some(
+            p.contiguous()?.apply_op2_no_bwd(&dp.contiguous()?, &op)?,
+        ))
     }
 }
 
@@ -419,7 +431,9 @@ impl CustomOp2 for SoftmaxBackward {
 /// Attention probabilities from raw `q·kᵀ` scores `(batch, heads, rows, keys)`:
 /// `softmax(scale · scores)` under `mask`, differentiable in the scores.
 pub fn masked_softmax(scores: &Tensor, scale: f64, mask: AttentionMask) -> Result<Tensor> {
-    scores.contiguous()?.apply_op1(MaskedSoftmax { scale, mask })
+    scores
+        .contiguous()?
+        .apply_op1(MaskedSoftmax { scale, mask })
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -552,7 +566,11 @@ mod tests {
         let xb = Var::from_tensor(x0)?;
         let yb = reference(xb.as_tensor())?;
         let gb = (&yb * &up)?.sum_all()?.backward()?;
-        let tol = if x0.dtype() == DType::F64 { 1e-10 } else { 1e-4 };
+        let tol = if x0.dtype() == DType::F64 {
+            1e-10
+        } else {
+            1e-4
+        };
         let diff = (&ya - &yb)?.abs()?.max_all()?.to_dtype(DType::F64)?;
         assert!(diff.to_scalar::<f64>()? < tol, "forward differs by {diff}");
         let (Some(da), Some(db)) = (ga.get(xa.as_tensor()), gb.get(xb.as_tensor())) else {
@@ -588,7 +606,11 @@ mod tests {
     fn rope_matches_primitive_ops_with_shared_and_per_row_tables() -> Result<()> {
         let (b, h, t, d) = (2, 3, 5, 8);
         for per_row in [false, true] {
-            let tshape: Vec<usize> = if per_row { vec![b, t, d / 2] } else { vec![t, d / 2] };
+            let tshape: Vec<usize> = if per_row {
+                vec![b, t, d / 2]
+            } else {
+                vec![t, d / 2]
+            };
             let cos = randn(&tshape, DType::F64)?;
             let sin = randn(&tshape, DType::F64)?;
             let x = randn(&[b, h, t, d], DType::F64)?;

@@ -286,10 +286,12 @@ fn run_batch(
     let mut logits = llama.forward_last(&ids, Some(&mut cache))?;
     let prefill_secs = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
+    // The prompts still generating, in cache-row order: finished rows leave the batch.
+    let mut active: Vec<usize> = (0..b).collect();
     loop {
         let rows: Vec<Vec<f32>> = logits.to_vec2()?;
         let mut next = vec![0u32; b];
-        for (r, mut row) in rows.into_iter().enumerate() {
+        for (&r, mut row) in active.iter().zip(rows) {
             if stop[r].is_some() {
                 continue;
             }
@@ -311,7 +313,15 @@ fn run_batch(
         if stop.iter().all(Option::is_some) {
             break;
         }
-        let ids = Tensor::from_vec(next, (b, 1), dev)?;
+        if active.iter().any(|&r| stop[r].is_some()) {
+            let keep: Vec<usize> = (0..active.len())
+                .filter(|&i| stop[active[i]].is_none())
+                .collect();
+            cache.retain_rows(&keep)?;
+            active = keep.iter().map(|&i| active[i]).collect();
+        }
+        let next: Vec<u32> = active.iter().map(|&r| next[r]).collect();
+        let ids = Tensor::from_vec(next, (active.len(), 1), dev)?;
         logits = llama.forward_last(&ids, Some(&mut cache))?;
     }
     let decode_secs = t1.elapsed().as_secs_f64();

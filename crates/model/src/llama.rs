@@ -610,8 +610,8 @@ impl Cache {
             )?;
             let mut fresh = candle_nn::kv_cache::KvCache::new(2, capacity);
             fresh.append(
-                &k.index_select(&idx, 0)?.contiguous()?,
-                &v.index_select(&idx, 0)?.contiguous()?,
+                &k.contiguous()?.index_select(&idx, 0)?,
+                &v.contiguous()?.index_select(&idx, 0)?,
             )?;
             *kv = fresh;
         }
@@ -1390,6 +1390,33 @@ mod tests {
         )?;
         let alone2 = m.forward_last(&Tensor::new(&[[4u32, 8, 15, 7]], &Device::Cpu)?, None)?;
         assert!(max_abs_diff(&next.narrow(0, 0, 1)?, &alone2) < 1e-4);
+        Ok(())
+    }
+
+    #[test]
+    fn dropping_finished_rows_leaves_the_others_unchanged() -> Result<()> {
+        for format in [WeightFormat::Dense(DType::F32), WeightFormat::Quantized] {
+            let mut m = tiny_model(format);
+            m.set_kernels(Kernels::Fused);
+            let cfg = m.config().clone();
+            // Row 0 is left-padded by one token; row 1 is the one that keeps going.
+            let ids = Tensor::new(&[[0u32, 4, 9], [2, 6, 3]], &Device::Cpu)?;
+            let mut cache = Cache::with_padding(&cfg, vec![1, 0], 8);
+            m.forward_last(&ids, Some(&mut cache))?;
+            cache.retain_rows(&[1])?;
+            assert_eq!(cache.batch(), 1);
+            let after = m.forward_last(&Tensor::new(&[[5u32]], &Device::Cpu)?, Some(&mut cache))?;
+
+            let mut alone = Cache::new(&cfg, 1, 8);
+            m.forward_last(
+                &Tensor::new(&[[2u32, 6, 3]], &Device::Cpu)?,
+                Some(&mut alone),
+            )?;
+            let want = m.forward_last(&Tensor::new(&[[5u32]], &Device::Cpu)?, Some(&mut alone))?;
+            let diff = (after - want)?.abs()?.max_all()?.to_scalar::<f32>()?;
+            assert!(diff < 1e-4, "{format:?}: logits differ by {diff}");
+            assert!(cache.retain_rows(&[3]).is_err());
+        }
         Ok(())
     }
 
