@@ -167,7 +167,7 @@ pub fn modelfile_for(
         temperature,
         num_ctx: num_ctx.min(model.info.context_length),
         top_p: None,
-        repeat_penalty: None,
+        repeat_penalty: Some(crate::modelfile::REPEAT_PENALTY),
         license: base_license(model),
         header,
     })

@@ -8,6 +8,13 @@
 use serde::Serialize;
 use std::fmt::Write as _;
 
+/// Repetition penalty of every tier (Ollama's own default, written out so that it is explicit):
+/// small models fall into loops under greedy decoding without it. Evaluation decodes with the
+/// same value, so the scores describe what `ollama run` does.
+pub const REPEAT_PENALTY: f64 = 1.1;
+/// Tokens the repetition penalty looks back over (Ollama's default `repeat_last_n`).
+pub const REPEAT_LAST_N: usize = 64;
+
 /// Everything a tier's Modelfile says.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct Modelfile {

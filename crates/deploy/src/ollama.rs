@@ -120,6 +120,30 @@ pub struct Progress {
     pub error: Option<String>,
 }
 
+/// Decoding options of a chat request (`options` of `/api/chat`).
+#[derive(Debug, Clone, PartialEq)]
+pub struct ChatDecoding {
+    pub temperature: f32,
+    pub seed: i32,
+    pub repeat_penalty: f32,
+    pub repeat_last_n: i32,
+    /// Most tokens to generate (`None`: the model's own limit).
+    pub num_predict: Option<i32>,
+}
+
+impl ChatDecoding {
+    /// Greedy decoding with the tiers' repetition penalty, as evaluation uses.
+    pub fn greedy(seed: i32) -> Self {
+        Self {
+            temperature: 0.0,
+            seed,
+            repeat_penalty: crate::modelfile::REPEAT_PENALTY as f32,
+            repeat_last_n: crate::modelfile::REPEAT_LAST_N as i32,
+            num_predict: None,
+        }
+    }
+}
+
 /// A chat reply.
 #[derive(Debug, Clone, PartialEq, Serialize)]
 pub struct ChatReply {
@@ -413,13 +437,13 @@ impl Ollama {
         Ok((info.template, info.parameters))
     }
 
-    /// `POST /api/chat` (ollama-rs), not streamed: what `ollama run` would answer.
+    /// `POST /api/chat` (ollama-rs), not streamed: what `ollama run` would answer under
+    /// `decoding`.
     pub fn chat(
         &self,
         model: &str,
         messages: &[(&str, &str)],
-        temperature: f32,
-        seed: i32,
+        decoding: &ChatDecoding,
     ) -> Result<ChatReply, OllamaError> {
         use ollama_rs::generation::chat::{request::ChatMessageRequest, ChatMessage};
         let msgs: Vec<ChatMessage> = messages
@@ -430,9 +454,14 @@ impl Ollama {
                 _ => ChatMessage::user((*content).to_owned()),
             })
             .collect();
-        let opts = ollama_rs::models::ModelOptions::default()
-            .temperature(temperature)
-            .seed(seed);
+        let mut opts = ollama_rs::models::ModelOptions::default()
+            .temperature(decoding.temperature)
+            .seed(decoding.seed)
+            .repeat_penalty(decoding.repeat_penalty)
+            .repeat_last_n(decoding.repeat_last_n);
+        if let Some(n) = decoding.num_predict {
+            opts = opts.num_predict(n);
+        }
         let req = ChatMessageRequest::new(model.to_owned(), msgs).options(opts);
         let resp = self
             .rt

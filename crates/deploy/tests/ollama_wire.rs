@@ -243,7 +243,14 @@ fn copy_delete_list_and_chat_through_ollama_rs() {
     c.delete("tierforge-basic:0.9.0").unwrap();
     assert_eq!(c.list().unwrap(), ["tierforge-basic:1.0.0"]);
     let reply = c
-        .chat("tierforge-basic:latest", &[("user", "Product: X")], 0.0, 1)
+        .chat(
+            "tierforge-basic:latest",
+            &[("user", "Product: X")],
+            &tierforge_deploy::ollama::ChatDecoding {
+                num_predict: Some(640),
+                ..tierforge_deploy::ollama::ChatDecoding::greedy(1)
+            },
+        )
         .unwrap();
     assert_eq!(reply.content, "{\"title\":\"T\"}");
     assert_eq!(reply.eval_count, Some(5));
@@ -272,6 +279,12 @@ fn copy_delete_list_and_chat_through_ollama_rs() {
     let body: serde_json::Value = serde_json::from_slice(&log[3].body).unwrap();
     assert_eq!(body["messages"][0]["role"], "user");
     assert_eq!(body["options"]["temperature"], 0.0);
+    // Ollama's documented option names (api.md, "Valid Parameters and Values").
+    assert_eq!(body["options"]["seed"], 1);
+    assert_eq!(body["options"]["num_predict"], 640);
+    assert_eq!(body["options"]["repeat_last_n"], 64);
+    let penalty = body["options"]["repeat_penalty"].as_f64().unwrap();
+    assert!((penalty - 1.1).abs() < 1e-6, "{penalty}");
 }
 
 /// Opt-in: with `OLLAMA_HOST` set, talks to a real Ollama (version and list only; the full

@@ -90,6 +90,10 @@ pub struct EvalOptions {
     pub limit: Option<usize>,
     /// Seed of the (greedy) sampler, of Ollama's sampler and of the bootstrap.
     pub seed: u64,
+    /// Repetition penalty over the last 64 tokens (`1.0`: none); by default the one every tier's
+    /// Modelfile sets, so that scores describe what `ollama run` does.
+    #[serde(default = "no_repeat_penalty")]
+    pub repeat_penalty: f32,
     pub weights: Weights,
     /// CPU or CUDA (candle backend). Not read back from `eval.json`.
     #[serde(skip_deserializing)]
@@ -102,6 +106,11 @@ pub struct EvalOptions {
     pub compare: CompareOptions,
 }
 
+/// What evaluations written before the option existed decoded with.
+fn no_repeat_penalty() -> f32 {
+    1.0
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         Self {
@@ -110,6 +119,7 @@ impl Default for EvalOptions {
             backend: Backend::Candle,
             limit: None,
             seed: 0,
+            repeat_penalty: tierforge_deploy::modelfile::REPEAT_PENALTY as f32,
             weights: Weights::Dense,
             device: DeviceKind::Cpu,
             ollama_host: None,
@@ -452,6 +462,8 @@ fn eval_candle(
         max_tokens: opts.max_tokens,
         sampling: SamplingParams {
             seed: opts.seed,
+            repeat_penalty: opts.repeat_penalty,
+            repeat_last_n: tierforge_deploy::modelfile::REPEAT_LAST_N,
             ..SamplingParams::greedy()
         },
         stop_tokens: lm.stop_tokens(),
@@ -504,7 +516,7 @@ fn eval_ollama(
     rubric: &Rubric,
     reporter: &mut dyn EvalReporter,
 ) -> Result<ModelResult> {
-    use tierforge_deploy::ollama::{host_from_env, Ollama};
+    use tierforge_deploy::ollama::{host_from_env, ChatDecoding, Ollama};
     let name = m.ollama_model();
     let oerr = |source| EvalError::Ollama {
         label: m.label.clone(),
@@ -530,8 +542,11 @@ fn eval_ollama(
             .chat(
                 &name,
                 &[("system", system), ("user", &user)],
-                0.0,
-                opts.seed as i32,
+                &ChatDecoding {
+                    repeat_penalty: opts.repeat_penalty,
+                    num_predict: Some(opts.max_tokens as i32),
+                    ..ChatDecoding::greedy(opts.seed as i32)
+                },
             )
             .map_err(oerr)?;
         let latency = ts.elapsed().as_secs_f64();

@@ -65,6 +65,10 @@ pub struct EvalArgs {
     /// Maximum generated tokens per product, in tokens.
     #[arg(long, default_value_t = 400)]
     pub max_tokens: usize,
+    /// Repetition penalty over the last 64 tokens (1.0: none); the default is the one every
+    /// tier's Modelfile sets, so scores describe what `ollama run` does.
+    #[arg(long, default_value_t = tierforge_deploy::modelfile::REPEAT_PENALTY as f32)]
+    pub repeat_penalty: f32,
     /// Products generated together (candle), in prompts.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
@@ -200,6 +204,12 @@ pub fn resolve(args: &EvalArgs) -> Result<(Vec<ModelUnderTest>, EvalOptions)> {
     if args.max_tokens == 0 || args.batch_size == 0 {
         bail!("--max-tokens and --batch-size must be at least 1");
     }
+    if !(args.repeat_penalty > 0.0 && args.repeat_penalty.is_finite()) {
+        bail!(
+            "--repeat-penalty {}: must be a positive number",
+            args.repeat_penalty
+        );
+    }
     let opts = EvalOptions {
         max_tokens: args.max_tokens,
         batch_size: args.batch_size,
@@ -209,6 +219,7 @@ pub fn resolve(args: &EvalArgs) -> Result<(Vec<ModelUnderTest>, EvalOptions)> {
         },
         limit: args.limit,
         seed: args.seed,
+        repeat_penalty: args.repeat_penalty,
         weights: if args.quantized {
             Weights::Quantized
         } else {
