@@ -29,6 +29,9 @@ trait Real:
     + std::ops::Sub<Output = Self>
     + std::ops::Mul<Output = Self>
     + std::ops::Div<Output = Self>
+    + std::ops::AddAssign
+    + std::ops::SubAssign
+    + std::ops::MulAssign
     + PartialOrd
 {
     fn exp(self) -> Self;
@@ -165,7 +168,7 @@ impl RmsNormBackward {
                 let r = T::one() / (ms + eps).sqrt();
                 let mut xg = T::zero();
                 for i in 0..n {
-                    xg = xg + x[i] * w[i] * dy[i];
+                    xg += x[i] * w[i] * dy[i];
                 }
                 let c = r * r * r * xg * inv_n;
                 for i in 0..n {
@@ -357,11 +360,11 @@ impl MaskedSoftmax {
                 let mut sum = T::zero();
                 for (y, &x) in y.iter_mut().zip(x) {
                     *y = ((x - max) * scale).exp();
-                    sum = sum + *y;
+                    sum += *y;
                 }
                 let inv = T::one() / sum;
                 for y in y.iter_mut() {
-                    *y = *y * inv;
+                    *y *= inv;
                 }
             });
         Ok((T::to_cpu_storage_owned(y), l.shape().clone()))
@@ -519,7 +522,7 @@ impl CrossEntropyBackward {
                 for (dx, &x) in dx.iter_mut().zip(x) {
                     *dx = (x - lse).exp() * g;
                 }
-                dx[t as usize] = dx[t as usize] - g;
+                dx[t as usize] -= g;
             });
         Ok((T::to_cpu_storage_owned(dx), xl.shape().clone()))
     }
