@@ -143,3 +143,69 @@ fn preview_mask_marks_trained_tokens() {
         "{out}"
     );
 }
+
+#[test]
+fn unreadable_rows_are_skipped_into_a_rejects_file_and_training_goes_on() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let d = data(dir.path());
+    let mut text = std::fs::read_to_string(&d).expect("read");
+    text.push_str("{\"messages\": [{\"role\": \"wizard\", \"content\": \"hi\"}]}\nnot json\n");
+    std::fs::write(&d, text).expect("write");
+    let out = dir.path().join("run");
+    let m = model();
+    let o = tierforge(&[
+        "train",
+        "--model",
+        &m,
+        "--data",
+        d.to_str().expect("utf8"),
+        "--out",
+        out.to_str().expect("utf8"),
+        "--max-steps",
+        "1",
+        "--batch-size",
+        "1",
+        "--grad-accum-steps",
+        "1",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", stderr(&o));
+    let err = stderr(&o);
+    assert!(
+        err.contains("skipped 2 of 4 records") && err.contains("train.jsonl:3"),
+        "{err}"
+    );
+    let rejects = std::fs::read_to_string(out.join("rejects.jsonl")).expect("rejects file");
+    let rows: Vec<serde_json::Value> = rejects
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("json"))
+        .collect();
+    assert_eq!(rows.len(), 2, "{rejects}");
+    assert_eq!(rows[0]["line"], 3);
+    assert_eq!(rows[1]["line"], 4);
+    assert!(
+        rows[0]["reasons"][0]
+            .as_str()
+            .expect("reason")
+            .contains("wizard"),
+        "{rejects}"
+    );
+    assert!(out.join("last").is_dir(), "trained anyway");
+
+    // Nothing readable at all: an error before any step, naming the first line.
+    let bad = dir.path().join("bad.jsonl");
+    std::fs::write(&bad, "not json\n").expect("write");
+    let o = tierforge(&[
+        "train",
+        "--model",
+        &m,
+        "--data",
+        bad.to_str().expect("utf8"),
+        "--out",
+        dir.path().join("run2").to_str().expect("utf8"),
+        "--quiet",
+    ]);
+    assert!(!o.status.success());
+    assert!(stderr(&o).contains("bad.jsonl:1"), "{}", stderr(&o));
+    assert!(!dir.path().join("run2/last").exists());
+}

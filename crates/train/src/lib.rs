@@ -78,7 +78,9 @@ pub struct PreparedData {
     pub val: Option<Prepared>,
 }
 
-/// Callbacks before the loop starts (loading, tokenizing, truncation warnings).
+/// Callbacks before the loop starts (loading, tokenizing, truncation warnings). Messages that
+/// start with `warning: ` are about the data (skipped records) and should be shown even when
+/// progress is not.
 pub trait PrepareReporter {
     fn on_message(&mut self, _msg: &str) {}
 }
@@ -99,31 +101,79 @@ pub fn stop_ids(model: &LoadedModel) -> Vec<u32> {
     model.stop_tokens()
 }
 
-/// Read and tokenize a data file for `model`.
+/// Read and tokenize a data file for `model`. Unreadable records are skipped and kept in
+/// [`Prepared::rejects`]; a file with no readable record at all is an error.
 pub fn prepare_file(model: &LoadedModel, path: &Path, max_seq_len: usize) -> Result<Prepared> {
     let read = tierforge_data::read::read_file(path)?;
-    if let Some(r) = read.rejects.first() {
-        let p = r.problems.first();
-        return Err(TrainError::data(
-            format!("{}:{}", r.file, r.line),
-            format!(
-                "{} of {} records cannot be read; first: {}: {}",
-                read.rejects.len(),
-                read.rejects.len() + read.samples.len(),
-                p.map_or("-", |p| p.field.as_str()),
-                p.map_or("unreadable record", |p| p.reason.as_str())
-            ),
-        ));
+    if read.samples.is_empty() {
+        if let Some(r) = read.rejects.first() {
+            let p = r.problems.first();
+            return Err(TrainError::data(
+                format!("{}:{}", r.file, r.line),
+                format!(
+                    "none of the {} records can be read; first: {}: {}",
+                    read.rejects.len(),
+                    p.map_or("-", |p| p.field.as_str()),
+                    p.map_or("unreadable record", |p| p.reason.as_str())
+                ),
+            ));
+        }
     }
     let template = model.template()?;
-    tokens::prepare(
+    let mut prepared = tokens::prepare(
         &read.samples,
         template,
         &model.tokenizer,
         &stop_ids(model),
         max_seq_len,
         &path.display().to_string(),
-    )
+    )?;
+    prepared.rejects = read.rejects;
+    Ok(prepared)
+}
+
+/// Tells about the skipped records of `prepared` and writes them, with their reasons, to
+/// `rejects` (JSON Lines: file, line, record, reasons).
+fn report_rejects(
+    prepared: &Prepared,
+    rejects: &Path,
+    reporter: &mut dyn PrepareReporter,
+) -> Result<()> {
+    let Some(first) = prepared.rejects.first() else {
+        return Ok(());
+    };
+    if let Some(dir) = rejects.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir)
+            .map_err(|e| TrainError::data(dir.display().to_string(), e.to_string()))?;
+    }
+    let rows: Vec<serde_json::Value> = prepared
+        .rejects
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "file": r.file,
+                "line": r.line,
+                "record": r.raw,
+                "reasons": r.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
+            })
+        })
+        .collect();
+    tierforge_data::write::write_jsonl(rejects, rows)
+        .map_err(|e| TrainError::data(rejects.display().to_string(), e.to_string()))?;
+    let why = first
+        .problems
+        .first()
+        .map_or_else(|| "unreadable record".to_owned(), |p| p.to_string());
+    reporter.on_message(&format!(
+        "warning: skipped {} of {} records that cannot be read (first: {}:{}: {why}); all of them \
+         with their reasons in {}",
+        prepared.rejects.len(),
+        prepared.rejects.len() + prepared.examples.len(),
+        first.file,
+        first.line,
+        rejects.display()
+    ));
+    Ok(())
 }
 
 fn check_seq_len(model: &LoadedModel, cfg: &TrainConfig) -> Result<()> {
@@ -174,6 +224,7 @@ pub fn train(
     let mut model = load_model(&opts.model, opts.device)?;
     check_seq_len(&model, &opts.config)?;
     let train = prepare_file(&model, &opts.data, opts.config.max_seq_len)?;
+    report_rejects(&train, &opts.out.join("rejects.jsonl"), prep_reporter)?;
     if let Some(n) = truncation_note(
         &opts.data.display().to_string(),
         &train,
@@ -184,6 +235,7 @@ pub fn train(
     let val = match &opts.val {
         Some(v) => {
             let p = prepare_file(&model, v, opts.config.max_seq_len)?;
+            report_rejects(&p, &opts.out.join("val-rejects.jsonl"), prep_reporter)?;
             if let Some(n) = truncation_note(&v.display().to_string(), &p, opts.config.max_seq_len)
             {
                 prep_reporter.on_message(&n);

@@ -36,6 +36,8 @@ pub struct Prepared {
     pub tokens_lost: usize,
     /// Supervised tokens cut off by truncation.
     pub supervised_lost: usize,
+    /// Records of the file that could not be read (skipped), with every reason.
+    pub rejects: Vec<tierforge_data::read::Reject>,
 }
 
 impl Prepared {

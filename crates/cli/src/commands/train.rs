@@ -208,7 +208,9 @@ struct Prep {
 
 impl PrepareReporter for Prep {
     fn on_message(&mut self, msg: &str) {
-        if msg.contains("truncated") {
+        if msg.starts_with("warning: ") {
+            eprintln!("{msg}");
+        } else if msg.contains("truncated") {
             eprintln!("warning: {msg}");
         } else if !self.quiet {
             eprintln!("{msg}");
