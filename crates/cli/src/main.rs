@@ -1,5 +1,6 @@
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
+    tierforge_model::settle_thread_count();
     tierforge_cli::main(std::env::args_os())
 }

@@ -315,7 +315,7 @@ pub struct AttentionMask {
 
 impl AttentionMask {
     /// The inclusive range of keys that query `i` of batch row `b` attends to.
-    fn range(&self, b: usize, i: usize) -> (usize, usize) {
+    pub(crate) fn range(&self, b: usize, i: usize) -> (usize, usize) {
         let q = self.offset + i;
         let p = self.pad.get(b).copied().unwrap_or(0);
         if q < p {

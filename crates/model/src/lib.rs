@@ -5,6 +5,7 @@
 //! `model info`), [`generate::generate`] / [`generate::generate_batch`], and [`hf::convert`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod cached_attention;
 pub mod chat_template;
 pub mod error;
 pub mod frozen_matmul;
@@ -385,4 +386,22 @@ pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
         chat_template: p.chat_template,
         info: p.info,
     })
+}
+
+/// Settles the number of compute threads once, for a process that has not set
+/// `RAYON_NUM_THREADS`: call it first thing in `main`, before any thread starts.
+///
+/// candle asks for its thread count at every matrix product. With `RAYON_NUM_THREADS` unset it
+/// counts physical cores, which on Linux means reading and parsing `/proc/cpuinfo`, on every
+/// call: thousands of times per decoding step, a sixth of the CPU time of a generation run.
+/// This sets the variable to the count candle would have found, after starting rayon's global
+/// pool at its own default (one thread per logical CPU), so neither changes.
+pub fn settle_thread_count() {
+    if std::env::var_os("RAYON_NUM_THREADS").is_some() {
+        return;
+    }
+    let threads = candle_core::utils::get_num_threads();
+    // Already started (e.g. called twice): its size stays what it was.
+    let _ = rayon::ThreadPoolBuilder::new().build_global();
+    std::env::set_var("RAYON_NUM_THREADS", threads.to_string());
 }

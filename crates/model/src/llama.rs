@@ -793,6 +793,18 @@ impl Attention {
         let group = nh / nkv;
         let q = q.reshape((b, nkv, group * t, hd))?;
         let scale = 1.0 / (hd as f64).sqrt();
+        if kernels == Kernels::Fused && t <= crate::cached_attention::MAX_NEW_TOKENS {
+            // Decoding: one pass over the cache instead of a gemm call per (row, kv head).
+            if let Some(y) =
+                crate::cached_attention::attend(&q, &k, &v, scale as f32, &step.attention)?
+            {
+                let y = y
+                    .reshape((b, nh, t, hd))?
+                    .transpose(1, 2)?
+                    .reshape((b, t, nh * hd))?;
+                return self.o_proj.forward(&y);
+            }
+        }
         if kernels == Kernels::Composed && step.grad_kernels {
             let scores = q.matmul(&k.t()?)?;
             let probs = crate::fused_grad::masked_softmax(&scores, scale, step.attention.clone())?;
