@@ -111,22 +111,22 @@ fn attend_block(
     let (bi, hi, d) = (block / s.h, block % s.h, s.d);
     let mut scores = vec![0f32; s.keys];
     for r in 0..s.rows {
-        let (lo, hi_key) = mask.range(bi, r % mask.seq);
+        let segs = mask.segments(bi, r % mask.seq);
+        let keys = || segs.iter().flat_map(|s| s.clone());
         let qr = &q[r * d..(r + 1) * d];
-        let sc = &mut scores[lo..=hi_key];
         let mut max = f32::NEG_INFINITY;
-        for (j, x) in (lo..=hi_key).zip(sc.iter_mut()) {
-            *x = dot(qr, k.row(bi, hi, j, d)) * s.scale;
-            max = max.max(*x);
+        for j in keys() {
+            scores[j] = dot(qr, k.row(bi, hi, j, d)) * s.scale;
+            max = max.max(scores[j]);
         }
         let mut sum = 0f32;
-        for x in sc.iter_mut() {
-            *x = (*x - max).exp();
-            sum += *x;
+        for j in keys() {
+            scores[j] = (scores[j] - max).exp();
+            sum += scores[j];
         }
         let o = &mut out[r * d..(r + 1) * d];
-        for (j, &p) in (lo..=hi_key).zip(sc.iter()) {
-            axpy(p / sum, v.row(bi, hi, j, d), o);
+        for j in keys() {
+            axpy(scores[j] / sum, v.row(bi, hi, j, d), o);
         }
     }
 }
@@ -218,9 +218,8 @@ mod tests {
         let mut m = vec![0f32; b * rows * keys];
         for bi in 0..b {
             for r in 0..rows {
-                let (lo, hi) = mask.range(bi, r % mask.seq);
                 for j in 0..keys {
-                    if j < lo || j > hi {
+                    if !mask.allows(bi, r % mask.seq, j) {
                         m[(bi * rows + r) * keys + j] = f32::NEG_INFINITY;
                     }
                 }
@@ -249,11 +248,15 @@ mod tests {
     fn matches_masked_softmax_attention_over_a_narrowed_cache_with_padding() {
         let dev = Device::Cpu;
         let (b, h, group, d, cap) = (3, 2, 3, 20, 40);
-        for (t, offset, pad) in [
-            (1, 10, vec![0, 4, 10]),
-            (3, 7, vec![2, 0, 9]),
-            (1, 0, vec![]),
-            (2, 5, vec![]),
+        // (new tokens, cached keys, padding per row, where the padding starts)
+        for (t, offset, pad, pad_at) in [
+            (1, 10, vec![0, 4, 10], 0),
+            (3, 7, vec![2, 0, 9], 0),
+            (1, 0, vec![], 0),
+            (2, 5, vec![], 0),
+            // A shared prefix of 6, then padding: decoding, and the suffix's first tokens.
+            (1, 14, vec![3, 0, 5], 6),
+            (3, 6, vec![2, 0, 1], 6),
         ] {
             let keys = offset + t;
             // Keys and values live in a larger preallocated buffer, as in the KV cache.
@@ -266,12 +269,16 @@ mod tests {
                 seq: t,
                 offset,
                 pad: pad.clone(),
+                pad_at,
             };
             let got = attend(&q, &k, &v, 0.3, &mask).unwrap().unwrap();
             let want = reference(&q, &k, &v, 0.3, &mask);
             assert_eq!(got.dims(), want.dims());
             let diff = max_diff(&got, &want);
-            assert!(diff < 1e-5, "t={t} offset={offset} pad={pad:?}: {diff}");
+            assert!(
+                diff < 1e-5,
+                "t={t} offset={offset} pad={pad:?} at {pad_at}: {diff}"
+            );
         }
     }
 
@@ -282,7 +289,7 @@ mod tests {
         let mask = AttentionMask {
             seq: 1,
             offset: 0,
-            pad: vec![],
+            ..Default::default()
         };
         assert!(attend(&q, &q, &q, 1.0, &mask).unwrap().is_none());
         let q = Tensor::zeros((1, 1, 1, 4), DType::F32, &dev).unwrap();
@@ -290,7 +297,7 @@ mod tests {
         let bad = AttentionMask {
             seq: 1,
             offset: 5,
-            pad: vec![],
+            ..Default::default()
         };
         assert!(attend(&q, &k, &k, 1.0, &bad).is_err());
     }

@@ -302,27 +302,41 @@ pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
 // ---------------------------------------------------------------------------------------------
 
 /// Which keys a query row may see: causal, shifted by the cached length, and blind to each
-/// batch row's left padding (a padding query sees itself only, so no row is empty).
-#[derive(Debug, Clone)]
+/// batch row's padding (a padding query sees itself only, so no row is empty).
+///
+/// Row `b`'s padding is the `pad[b]` positions from `pad_at` on: `pad_at = 0` is plain left
+/// padding; a shared prompt prefix computed once puts the padding after the prefix instead.
+#[derive(Debug, Clone, Default)]
 pub struct AttentionMask {
     /// Query rows per (batch, head) block that repeat the same `seq` positions (grouped heads).
     pub seq: usize,
     /// Keys already cached before the first query.
     pub offset: usize,
-    /// Left padding per batch row (empty: none).
+    /// Padding per batch row (empty: none).
     pub pad: Vec<usize>,
+    /// Position where every row's padding starts.
+    pub pad_at: usize,
 }
 
 impl AttentionMask {
-    /// The inclusive range of keys that query `i` of batch row `b` attends to.
-    pub(crate) fn range(&self, b: usize, i: usize) -> (usize, usize) {
+    /// The keys that query `i` of batch row `b` attends to: two half-open ranges, before and
+    /// after the row's padding (either may be empty).
+    pub(crate) fn segments(&self, b: usize, i: usize) -> [std::ops::Range<usize>; 2] {
         let q = self.offset + i;
         let p = self.pad.get(b).copied().unwrap_or(0);
-        if q < p {
-            (q, q)
+        let (start, end) = (self.pad_at, self.pad_at + p);
+        if (start..end).contains(&q) {
+            [q..q + 1, 0..0]
+        } else if q < start {
+            [0..q + 1, 0..0]
         } else {
-            (p, q)
+            [0..start, end..q + 1]
         }
+    }
+
+    /// Whether query `i` of batch row `b` attends to key `j`.
+    pub(crate) fn allows(&self, b: usize, i: usize, j: usize) -> bool {
+        self.segments(b, i).iter().any(|s| s.contains(&j))
     }
 }
 
@@ -354,17 +368,28 @@ impl MaskedSoftmax {
             .zip(x.par_chunks(keys))
             .enumerate()
             .for_each(|(r, (y, x))| {
-                let (lo, hi) = self.mask.range(r / per_batch, (r % rows) % self.mask.seq);
-                let (x, y) = (&x[lo..=hi], &mut y[lo..=hi]);
-                let max = x.iter().fold(x[0], |m, &v| if v > m { v } else { m });
+                let segs = self
+                    .mask
+                    .segments(r / per_batch, (r % rows) % self.mask.seq);
+                let keys = || segs.iter().flat_map(|s| s.clone());
+                let max = keys().fold(
+                    T::cast(f64::NEG_INFINITY),
+                    |m, j| {
+                        if x[j] > m {
+                            x[j]
+                        } else {
+                            m
+                        }
+                    },
+                );
                 let mut sum = T::zero();
-                for (y, &x) in y.iter_mut().zip(x) {
-                    *y = ((x - max) * scale).exp();
-                    sum += *y;
+                for j in keys() {
+                    y[j] = ((x[j] - max) * scale).exp();
+                    sum += y[j];
                 }
                 let inv = T::one() / sum;
-                for y in y.iter_mut() {
-                    *y *= inv;
+                for j in keys() {
+                    y[j] *= inv;
                 }
             });
         Ok((T::to_cpu_storage_owned(y), l.shape().clone()))
@@ -650,13 +675,13 @@ mod tests {
             seq,
             offset,
             pad: vec![0, 2],
+            pad_at: 0,
         };
         let mut m = vec![0f64; b * rows * keys];
         for bi in 0..b {
             for r in 0..rows {
-                let (lo, hi) = mask.range(bi, r % seq);
                 for j in 0..keys {
-                    if j < lo || j > hi {
+                    if !mask.allows(bi, r % seq, j) {
                         m[(bi * rows + r) * keys + j] = -1e30;
                     }
                 }

@@ -256,6 +256,31 @@ pub fn generate_batch(
     Ok(out)
 }
 
+/// Shared prefixes shorter than this are not worth a separate pass.
+const MIN_SHARED_PREFIX: usize = 16;
+
+/// Tokens at the start of every prompt that all prompts have in common, leaving at least one
+/// token of each prompt to compute with its own row (its logits start the generation).
+fn shared_prefix(prompts: &[Vec<u32>]) -> usize {
+    let Some((first, rest)) = prompts.split_first() else {
+        return 0;
+    };
+    let mut n = first.len();
+    for p in rest {
+        n = n
+            .min(p.len())
+            .min(first.iter().zip(p).take_while(|(a, b)| a == b).count());
+    }
+    n.min(
+        prompts
+            .iter()
+            .map(Vec::len)
+            .min()
+            .unwrap_or(0)
+            .saturating_sub(1),
+    )
+}
+
 fn run_batch(
     llama: &Llama,
     prompts: &[Vec<u32>],
@@ -267,13 +292,7 @@ fn run_batch(
     let b = prompts.len();
     let longest = prompts.iter().map(Vec::len).max().unwrap_or(0);
     let pad: Vec<usize> = prompts.iter().map(|p| longest - p.len()).collect();
-    let mut flat = Vec::with_capacity(b * longest);
-    for (p, &n) in prompts.iter().zip(&pad) {
-        flat.extend(std::iter::repeat_n(0u32, n));
-        flat.extend_from_slice(p);
-    }
     let budget = opts.max_tokens.min(ctx.saturating_sub(longest));
-    let mut cache = Cache::with_padding(llama.config(), pad, longest + budget);
     let mut samplers = (0..b)
         .map(|_| Sampler::new(opts.sampling.clone()))
         .collect::<Result<Vec<_>>>()?;
@@ -282,7 +301,28 @@ fn run_batch(
     let mut stop: Vec<Option<StopReason>> = vec![None; b];
 
     let t0 = Instant::now();
-    let ids = Tensor::from_vec(flat, (b, longest), dev)?;
+    // The prefix every prompt shares (the system prompt, the template's header) is computed
+    // once; each row then continues from it with its own tokens, padded after the prefix.
+    let shared = if b > 1 { shared_prefix(prompts) } else { 0 };
+    let (mut cache, skip) = if shared >= MIN_SHARED_PREFIX {
+        let mut prefix = Cache::new(llama.config(), 1, shared);
+        let ids = Tensor::from_vec(prompts[0][..shared].to_vec(), (1, shared), dev)?;
+        llama.forward_hidden(&ids, Some(&mut prefix))?;
+        let cache = Cache::from_shared_prefix(&prefix, pad.clone(), longest + budget)?;
+        (cache, shared)
+    } else {
+        (
+            Cache::with_padding(llama.config(), pad.clone(), longest + budget),
+            0,
+        )
+    };
+    let width = longest - skip;
+    let mut flat = Vec::with_capacity(b * width);
+    for (p, &n) in prompts.iter().zip(&pad) {
+        flat.extend(std::iter::repeat_n(0u32, n));
+        flat.extend_from_slice(&p[skip..]);
+    }
+    let ids = Tensor::from_vec(flat, (b, width), dev)?;
     let mut logits = llama.forward_last(&ids, Some(&mut cache))?;
     let prefill_secs = t0.elapsed().as_secs_f64();
     let t1 = Instant::now();
@@ -343,6 +383,15 @@ fn run_batch(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_shared_prefix_leaves_every_prompt_a_token_of_its_own() {
+        assert_eq!(shared_prefix(&[vec![1, 2, 3, 4], vec![1, 2, 3, 9, 9]]), 3);
+        assert_eq!(shared_prefix(&[vec![1, 2, 3], vec![1, 2, 3, 4]]), 2);
+        assert_eq!(shared_prefix(&[vec![1, 2], vec![1, 2]]), 1);
+        assert_eq!(shared_prefix(&[vec![5, 2], vec![1, 2]]), 0);
+        assert_eq!(shared_prefix(&[]), 0);
+    }
 
     #[test]
     fn greedy_is_argmax() {

@@ -565,8 +565,10 @@ fn norm_dtype(format: WeightFormat) -> DType {
 pub struct Cache {
     /// Per layer: `(batch, kv_heads, len, head_dim)` keys and values.
     kvs: Vec<candle_nn::kv_cache::KvCache>,
-    /// Left padding of each row, in tokens.
+    /// Padding of each row, in tokens, from position `pad_at` on.
     pad: Vec<usize>,
+    /// Where every row's padding starts: 0 (left padding) or after a shared prefix.
+    pad_at: usize,
     /// Tokens seen so far per row (padding included).
     len: usize,
     /// Tokens each layer's cache holds before it grows.
@@ -587,9 +589,46 @@ impl Cache {
                 .map(|_| candle_nn::kv_cache::KvCache::new(2, capacity))
                 .collect(),
             pad,
+            pad_at: 0,
             len: 0,
             capacity,
         }
+    }
+
+    /// A cache for `pad.len()` rows that all start with the sequence cached in `prefix` (one
+    /// row), each followed by `pad[b]` padding tokens: the shared part of a batch of prompts
+    /// (e.g. the system prompt) is computed once. Rotary positions skip the padding, so every
+    /// row sees exactly what it would see alone.
+    pub fn from_shared_prefix(
+        prefix: &Cache,
+        pad: Vec<usize>,
+        capacity: usize,
+    ) -> candle_core::Result<Self> {
+        if prefix.batch() != 1 || prefix.pad.iter().any(|&p| p > 0) {
+            candle_core::bail!("a shared prefix must be one unpadded row");
+        }
+        let capacity = capacity.max(prefix.len).max(1);
+        let rows = pad.len();
+        let mut kvs = Vec::with_capacity(prefix.kvs.len());
+        for kv in &prefix.kvs {
+            let mut fresh = candle_nn::kv_cache::KvCache::new(2, capacity);
+            if let (Some(k), Some(v)) = (kv.k()?, kv.v()?) {
+                let expand = |t: &Tensor| -> candle_core::Result<Tensor> {
+                    let mut dims = t.dims().to_vec();
+                    dims[0] = rows;
+                    t.broadcast_as(dims)?.contiguous()
+                };
+                fresh.append(&expand(&k)?, &expand(&v)?)?;
+            }
+            kvs.push(fresh);
+        }
+        Ok(Self {
+            kvs,
+            pad,
+            pad_at: prefix.len,
+            len: prefix.len,
+            capacity,
+        })
     }
 
     /// Keep only the batch rows `rows` (in that order), e.g. when the others have finished
@@ -1076,6 +1115,7 @@ impl Llama {
     fn step(&self, b: usize, t: usize, cache: Option<&Cache>) -> candle_core::Result<Step> {
         let offset = cache.map_or(0, |c| c.len);
         let pad: &[usize] = cache.map_or(&[], |c| &c.pad);
+        let pad_at = cache.map_or(0, |c| c.pad_at);
         let kv_len = offset + t;
         let padded = pad.iter().any(|&p| p > 0);
         let grad_kernels = self.kernels == Kernels::Composed
@@ -1087,6 +1127,7 @@ impl Llama {
             seq: t,
             offset,
             pad: if padded { pad.to_vec() } else { Vec::new() },
+            pad_at,
         };
         let (cos, sin) = if !padded {
             let cos = self.cos.narrow(0, offset, t)?;
@@ -1099,10 +1140,16 @@ impl Llama {
                 ),
             }
         } else {
+            // Positions skip each row's padding (whatever a padding token gets is never seen).
             let mut pos = Vec::with_capacity(b * t);
             for &p in pad {
                 for i in offset..offset + t {
-                    pos.push(i.saturating_sub(p) as u32);
+                    let at = if i < pad_at {
+                        i
+                    } else {
+                        pad_at + (i - pad_at).saturating_sub(p)
+                    };
+                    pos.push(at as u32);
                 }
             }
             let pos = Tensor::from_vec(pos, b * t, &self.device)?;
@@ -1122,17 +1169,9 @@ impl Llama {
             let rows = if padded { b } else { 1 };
             let mut m = vec![0f32; rows * t * kv_len];
             for r in 0..rows {
-                let p = pad.get(r).copied().unwrap_or(0);
                 for i in 0..t {
-                    let qpos = offset + i;
                     for j in 0..kv_len {
-                        // A padding query attends to itself only, so its row is never empty.
-                        let allowed = if qpos < p {
-                            j == qpos
-                        } else {
-                            j <= qpos && j >= p
-                        };
-                        if !allowed {
+                        if !attention.allows(r, i, j) {
                             m[(r * t + i) * kv_len + j] = MASK_VALUE;
                         }
                     }
@@ -1402,6 +1441,69 @@ mod tests {
         )?;
         let alone2 = m.forward_last(&Tensor::new(&[[4u32, 8, 15, 7]], &Device::Cpu)?, None)?;
         assert!(max_abs_diff(&next.narrow(0, 0, 1)?, &alone2) < 1e-4);
+        Ok(())
+    }
+
+    #[test]
+    fn a_shared_prefix_computed_once_gives_each_row_what_it_gets_alone() -> Result<()> {
+        for kernels in [Kernels::Fused, Kernels::Composed] {
+            let mut m = tiny_model(WeightFormat::Dense(DType::F32));
+            m.set_kernels(kernels);
+            let cfg = m.config().clone();
+            let prefix = [3u32, 1, 4, 1, 5];
+            let rows: [&[u32]; 3] = [&[9, 2], &[6, 5, 3, 5], &[8]];
+            let mut pc = Cache::new(&cfg, 1, 8);
+            m.forward_hidden(&Tensor::new(&[prefix], &Device::Cpu)?, Some(&mut pc))?;
+            // Padding sits after the prefix: 2, 0 and 3 tokens.
+            let pad = vec![2, 0, 3];
+            let mut cache = Cache::from_shared_prefix(&pc, pad.clone(), 16)?;
+            assert_eq!((cache.batch(), cache.len()), (3, prefix.len()));
+            let mut flat = Vec::new();
+            for (r, &p) in rows.iter().zip(&pad) {
+                flat.extend(std::iter::repeat_n(0u32, p));
+                flat.extend_from_slice(r);
+            }
+            let both = m.forward_last(
+                &Tensor::from_vec(flat, (3, 4), &Device::Cpu)?,
+                Some(&mut cache),
+            )?;
+            // Two decoding steps (the kernel for a few new tokens), the last after a row left.
+            let step1 = m.forward_last(
+                &Tensor::new(&[[7u32], [7], [7]], &Device::Cpu)?,
+                Some(&mut cache),
+            )?;
+            cache.retain_rows(&[0, 2])?;
+            let step2 = m.forward_last(
+                &Tensor::new(&[[11u32], [11]], &Device::Cpu)?,
+                Some(&mut cache),
+            )?;
+            for (i, r) in rows.iter().enumerate() {
+                let mut ids: Vec<u32> = prefix.iter().chain(r.iter()).copied().collect();
+                let alone = m.forward_last(
+                    &Tensor::new(ids.as_slice(), &Device::Cpu)?.unsqueeze(0)?,
+                    None,
+                )?;
+                let d = max_abs_diff(&both.narrow(0, i, 1)?, &alone);
+                assert!(d < 1e-4, "{kernels:?} row {i} after the prefill: diff {d}");
+                ids.push(7);
+                let alone = m.forward_last(
+                    &Tensor::new(ids.as_slice(), &Device::Cpu)?.unsqueeze(0)?,
+                    None,
+                )?;
+                let d = max_abs_diff(&step1.narrow(0, i, 1)?, &alone);
+                assert!(d < 1e-4, "{kernels:?} row {i} after one step: diff {d}");
+                if let Some(k) = [0usize, 2].iter().position(|&k| k == i) {
+                    ids.push(11);
+                    let alone = m.forward_last(
+                        &Tensor::new(ids.as_slice(), &Device::Cpu)?.unsqueeze(0)?,
+                        None,
+                    )?;
+                    let d = max_abs_diff(&step2.narrow(0, k, 1)?, &alone);
+                    assert!(d < 1e-4, "{kernels:?} row {i} after two steps: diff {d}");
+                }
+            }
+            assert!(Cache::from_shared_prefix(&cache, vec![0], 4).is_err());
+        }
         Ok(())
     }
 
