@@ -63,9 +63,9 @@ pub fn attend(
     let (Storage::Cpu(qs), Storage::Cpu(ks), Storage::Cpu(vs)) = (&*qs, &*ks, &*vs) else {
         return Ok(None);
     };
-    let q = f32_view(qs, &ql)?;
-    let kv = KvView::new(ks, &kl)?;
-    let vv = KvView::new(vs, &vl)?;
+    let q = f32_view(qs, ql)?;
+    let kv = KvView::new(ks, kl)?;
+    let vv = KvView::new(vs, vl)?;
     let mut out = vec![0f32; b * h * rows * d];
     let shape = Shape {
         h,

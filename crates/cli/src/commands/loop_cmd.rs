@@ -4,7 +4,7 @@
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use clap::{Args, ValueEnum};
 
 use tierforge_eval::clock;
@@ -81,15 +81,23 @@ impl LoopReporter for Stderr {
 }
 
 pub fn run(a: &LoopArgs) -> Result<ExitStatus> {
+    // A missing or unreadable config is bad input: exit 1 with the file and the reason.
     let config = if a.config.exists() {
-        LoopConfig::from_file(&a.config)?
+        match LoopConfig::from_file(&a.config) {
+            Ok(c) => c,
+            Err(e) => {
+                eprintln!("error: {e:#}");
+                return Ok(ExitStatus::Failure);
+            }
+        }
     } else if a.config == Path::new("configs/loop.toml") {
         LoopConfig::default()
     } else {
-        bail!(
-            "Failed to read the loop config {}: no such file",
+        eprintln!(
+            "error: cannot read the loop config {}: no such file",
             a.config.display()
         );
+        return Ok(ExitStatus::Failure);
     };
     let device = match a.device {
         crate::commands::train::DeviceArg::Cpu => tierforge_train::DeviceKind::Cpu,
