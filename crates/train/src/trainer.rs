@@ -224,6 +224,27 @@ fn forward_batch(llama: &Llama, batch: &[&Example], pad_id: u32) -> Result<Batch
     })
 }
 
+/// One batch's mean loss (cross-entropy per supervised token) and the gradient of every adapter
+/// tensor, by PEFT tensor name, with `adapter` attached (trainable) to `llama`: the numbers of
+/// one training step before the optimizer, for checks against other implementations.
+pub fn loss_and_gradients(
+    llama: &Llama,
+    adapter: &Adapter,
+    examples: &[&Example],
+    pad_id: u32,
+) -> Result<(f64, HashMap<String, Tensor>)> {
+    let out = forward_batch(llama, examples, pad_id)?;
+    let loss = (out.nll_sum / out.targets.max(1) as f64)?;
+    let g = loss.backward()?;
+    let mut grads = HashMap::new();
+    for (name, v) in adapter.names().into_iter().zip(adapter.vars()) {
+        if let Some(t) = g.get(v.as_tensor()) {
+            grads.insert(name, t.clone());
+        }
+    }
+    Ok((loss.to_dtype(DType::F64)?.to_scalar::<f64>()?, grads))
+}
+
 /// Loss (mean cross-entropy per target) and token accuracy over `examples`, without gradients.
 pub fn evaluate(
     llama: &mut Llama,
