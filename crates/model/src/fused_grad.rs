@@ -500,8 +500,9 @@ impl CrossEntropy {
 
 fn log_sum_exp<T: Real>(x: &[T]) -> T {
     let max = x.iter().fold(x[0], |m, &v| if v > m { v } else { m });
-    let sum = x.iter().fold(T::zero(), |a, &v| a + (v - max).exp());
-    max + sum.ln()
+    // Accumulated in f64: tens of thousands of f32 terms would lose digits.
+    let sum: f64 = x.iter().map(|&v| (v - max).exp().to_f64()).sum();
+    max + T::cast(sum.ln())
 }
 
 impl CustomOp1 for CrossEntropy {

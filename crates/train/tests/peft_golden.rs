@@ -4,8 +4,7 @@
 //! assistant's tokens of one conversation, the LoRA gradients and the logits. Here the same
 //! adapter (a fixed formula) is attached to our dense model, trainable, on the same token ids.
 //!
-//! Tolerances: loss within 2e-4 absolute (measured: 1.1e-4, i.e. 4e-5 relative; the issue asks
-//! for 1e-4, which this misses by a hair, and the cause is not pinned down); logits within 2e-3 (f32 sums
+//! Tolerances: loss within 1e-4 absolute (measured: 1.7e-5); logits within 2e-3 (f32 sums
 //! over ~600 positions in a different order, attention included); gradients: norm within 0.5%
 //! and each of the first 16 values within 1% of the tensor's largest listed value. Gradients
 //! add up rounding over every position and layer above, so they agree less tightly than the loss.
@@ -121,7 +120,7 @@ fn one_step_matches_pytorch_peft_on_an_adapter_we_exported() {
     let (loss, grads) = loss_and_gradients(&m.llama, &adapter, &[&example], 0).expect("step");
     let want = g["loss"].as_f64().expect("loss");
     assert!(
-        (loss - want).abs() < 2e-4,
+        (loss - want).abs() < 1e-4,
         "loss {loss:.6} vs PEFT's {want:.6}"
     );
 
