@@ -35,7 +35,6 @@ trait Real:
     + PartialOrd
 {
     fn exp(self) -> Self;
-    fn ln(self) -> Self;
     fn sqrt(self) -> Self;
     fn cast(v: f64) -> Self;
 }
@@ -43,9 +42,6 @@ trait Real:
 impl Real for f32 {
     fn exp(self) -> Self {
         f32::exp(self)
-    }
-    fn ln(self) -> Self {
-        f32::ln(self)
     }
     fn sqrt(self) -> Self {
         f32::sqrt(self)
@@ -58,9 +54,6 @@ impl Real for f32 {
 impl Real for f64 {
     fn exp(self) -> Self {
         f64::exp(self)
-    }
-    fn ln(self) -> Self {
-        f64::ln(self)
     }
     fn sqrt(self) -> Self {
         f64::sqrt(self)
