@@ -53,7 +53,7 @@ pub fn attend(
             v.dims()
         );
     }
-    if mask.seq == 0 || rows % mask.seq != 0 || mask.offset + mask.seq > keys {
+    if !mask.fits(rows, keys) {
         candle_core::bail!("cached attention: mask does not fit {rows} rows over {keys} keys");
     }
     let q = q.contiguous()?;
@@ -63,7 +63,7 @@ pub fn attend(
     let (Storage::Cpu(qs), Storage::Cpu(ks), Storage::Cpu(vs)) = (&*qs, &*ks, &*vs) else {
         return Ok(None);
     };
-    let q = f32_view(qs, ql)?;
+    let q = crate::fused_grad::slice::<f32>(qs, ql, "cached attention")?;
     let kv = KvView::new(ks, kl)?;
     let vv = KvView::new(vs, vl)?;
     let mut out = vec![0f32; b * h * rows * d];
@@ -144,13 +144,6 @@ unsafe fn attend_block_avx2(
     out: &mut [f32],
 ) {
     attend_block(s, block, q, k, v, mask, out)
-}
-
-fn f32_view<'a>(s: &'a CpuStorage, l: &Layout) -> candle_core::Result<&'a [f32]> {
-    let Some((a, b)) = l.contiguous_offsets() else {
-        candle_core::bail!("cached attention: query is not contiguous");
-    };
-    Ok(&s.as_slice::<f32>()?[a..b])
 }
 
 /// Rows of a `(batch, heads, keys, head_dim)` tensor with a unit last stride.

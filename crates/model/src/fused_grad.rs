@@ -20,7 +20,7 @@ pub fn supported(x: &Tensor) -> bool {
 }
 
 /// The float types the kernels are written for.
-trait Real:
+pub(crate) trait Real:
     candle_core::WithDType
     + Copy
     + Send
@@ -64,7 +64,7 @@ impl Real for f64 {
 }
 
 /// The contiguous slice of a CPU storage, or an error naming the op.
-fn slice<'a, T: Real>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [T]> {
+pub(crate) fn slice<'a, T: Real>(s: &'a CpuStorage, l: &Layout, op: &str) -> Result<&'a [T]> {
     let Some((a, b)) = l.contiguous_offsets() else {
         candle_core::bail!("{op}: input is not contiguous");
     };
@@ -331,6 +331,23 @@ impl AttentionMask {
     pub(crate) fn allows(&self, b: usize, i: usize, j: usize) -> bool {
         self.segments(b, i).iter().any(|s| s.contains(&j))
     }
+
+    /// The rotary position of query `i` of batch row `b`: its index with the row's padding
+    /// skipped (a padding token's own position is never seen by anything).
+    pub(crate) fn position(&self, b: usize, i: usize) -> usize {
+        let q = self.offset + i;
+        let p = self.pad.get(b).copied().unwrap_or(0);
+        if q < self.pad_at {
+            q
+        } else {
+            self.pad_at + (q - self.pad_at).saturating_sub(p)
+        }
+    }
+
+    /// Whether the mask describes `rows` query rows (whole repeats of `seq`) over `keys` keys.
+    pub(crate) fn fits(&self, rows: usize, keys: usize) -> bool {
+        self.seq > 0 && rows.is_multiple_of(self.seq) && self.offset + self.seq <= keys
+    }
 }
 
 /// `softmax(scale · scores + mask)` over the last axis of `(batch, heads, rows, keys)` scores,
@@ -343,10 +360,7 @@ struct MaskedSoftmax {
 impl MaskedSoftmax {
     fn dims(&self, shape: &Shape) -> Result<(usize, usize, usize)> {
         let (_, h, rows, keys) = shape.dims4()?;
-        if self.mask.seq == 0
-            || rows % self.mask.seq != 0
-            || self.mask.offset + self.mask.seq > keys
-        {
+        if !self.mask.fits(rows, keys) {
             candle_core::bail!("masked softmax: mask does not fit scores of shape {shape:?}");
         }
         Ok((h * rows, rows, keys))

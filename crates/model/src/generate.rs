@@ -265,20 +265,11 @@ fn shared_prefix(prompts: &[Vec<u32>]) -> usize {
     let Some((first, rest)) = prompts.split_first() else {
         return 0;
     };
-    let mut n = first.len();
-    for p in rest {
-        n = n
-            .min(p.len())
-            .min(first.iter().zip(p).take_while(|(a, b)| a == b).count());
-    }
-    n.min(
-        prompts
-            .iter()
-            .map(Vec::len)
-            .min()
-            .unwrap_or(0)
-            .saturating_sub(1),
-    )
+    let common = rest.iter().fold(first.len(), |n, p| {
+        n.min(first.iter().zip(p).take_while(|(a, b)| a == b).count())
+    });
+    let shortest = prompts.iter().map(Vec::len).min().unwrap_or(0);
+    common.min(shortest.saturating_sub(1))
 }
 
 fn run_batch(

@@ -1140,18 +1140,10 @@ impl Llama {
                 ),
             }
         } else {
-            // Positions skip each row's padding (whatever a padding token gets is never seen).
-            let mut pos = Vec::with_capacity(b * t);
-            for &p in pad {
-                for i in offset..offset + t {
-                    let at = if i < pad_at {
-                        i
-                    } else {
-                        pad_at + (i - pad_at).saturating_sub(p)
-                    };
-                    pos.push(at as u32);
-                }
-            }
+            let pos: Vec<u32> = (0..b)
+                .flat_map(|r| (0..t).map(move |i| (r, i)))
+                .map(|(r, i)| attention.position(r, i) as u32)
+                .collect();
             let pos = Tensor::from_vec(pos, b * t, &self.device)?;
             let cos = self.cos.index_select(&pos, 0)?.reshape((b, t, ()))?;
             let sin = self.sin.index_select(&pos, 0)?.reshape((b, t, ()))?;
