@@ -2,19 +2,10 @@
 //! run (2 products, 16 tokens) of the base model and a zero LoRA adapter writes the report, and
 //! the zero adapter, merged, gives the base model's outputs exactly.
 
-use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
-use common::model;
-
-fn tierforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierforge"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("run tierforge")
-}
+use common::{model, tierforge};
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()

@@ -5,15 +5,10 @@
 //! by the loop's library tests; it needs minutes of training.)
 
 use std::path::Path;
-use std::process::{Command, Output};
+use std::process::Output;
 
-fn tierforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierforge"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .output()
-        .expect("run tierforge")
-}
+mod common;
+use common::tierforge;
 
 fn text(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()

@@ -4,19 +4,10 @@
 //! fails and production must stay as it was; with `--min-pass-rate 0` it passes.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 
 mod common;
-use common::model;
-
-fn tierforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierforge"))
-        .args(args)
-        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
-        .env_remove("OLLAMA_HOST")
-        .output()
-        .expect("run tierforge")
-}
+use common::{model, tierforge};
 
 fn text(o: &Output) -> String {
     format!(

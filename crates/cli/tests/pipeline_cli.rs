@@ -1,24 +1,11 @@
 //! `tierforge pipeline` through the binary: a whole (tiny) progression on the bundled data with
 //! the real model, then a second run that skips every finished stage; and bad input.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::path::PathBuf;
+use std::process::Output;
 
 mod common;
-use common::model;
-
-fn root() -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("../..")
-}
-
-fn tierforge(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tierforge"))
-        .args(args)
-        .current_dir(root())
-        .env_remove("OLLAMA_HOST")
-        .output()
-        .expect("run tierforge")
-}
+use common::{model, tierforge};
 
 fn text(o: &Output) -> (String, String) {
     (

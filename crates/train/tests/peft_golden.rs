@@ -9,8 +9,7 @@
 //! and each of the first 16 values within 1% of the tensor's largest listed value. Gradients
 //! add up rounding over every position and layer above, so they agree less tightly than the loss.
 
-use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::path::Path;
 
 use candle_core::{DType, Device, Tensor, Var};
 use tierforge_model::{Kernels, LoadOptions, Proj};
@@ -18,19 +17,8 @@ use tierforge_train::lora::{Adapter, LoraParam, LoraShape};
 use tierforge_train::trainer::loss_and_gradients;
 use tierforge_train::Example;
 
-fn model_path() -> PathBuf {
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-model");
-    let out = Command::new("bash")
-        .arg(&script)
-        .output()
-        .expect("run fetch-model");
-    assert!(
-        out.status.success(),
-        "fetch-model failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
+mod common;
+use common::model_path;
 
 fn golden() -> serde_json::Value {
     let p = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden/peft_step.json");

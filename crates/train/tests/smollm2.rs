@@ -2,7 +2,6 @@
 //! masking with its own chat template, bad input caught before any step, and a short overfit.
 
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::sync::OnceLock;
 
 use tierforge_data::sample::Message;
@@ -10,23 +9,8 @@ use tierforge_model::{LoadOptions, LoadedModel};
 use tierforge_train::tokens::encode_conversation;
 use tierforge_train::{NoReporter, PrepareReporter, TrainConfig, TrainError, TrainOptions};
 
-fn model_path() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../scripts/fetch-model");
-        let out = Command::new("bash")
-            .arg(&script)
-            .output()
-            .expect("run fetch-model");
-        assert!(
-            out.status.success(),
-            "fetch-model failed: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-        PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-    })
-    .clone()
-}
+mod common;
+use common::model_path;
 
 /// Quantized load: same tokenizer and template as the dense one, faster to read.
 fn model() -> &'static LoadedModel {
