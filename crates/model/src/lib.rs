@@ -9,6 +9,7 @@ pub mod cached_attention;
 pub mod chat_template;
 pub mod error;
 pub mod frozen_matmul;
+pub mod fused_attention;
 pub mod fused_grad;
 pub mod generate;
 pub mod gguf;

@@ -845,9 +845,7 @@ impl Attention {
             }
         }
         if kernels == Kernels::Composed && step.grad_kernels {
-            let scores = q.matmul(&k.t()?)?;
-            let probs = crate::fused_grad::masked_softmax(&scores, scale, step.attention.clone())?;
-            let y = probs.matmul(&v)?;
+            let y = crate::fused_attention::attention(&q, &k, &v, scale, step.attention.clone())?;
             let y = y
                 .reshape((b, nh, t, hd))?
                 .transpose(1, 2)?
