@@ -14,9 +14,9 @@
 use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
-use gemm::Parallelism;
 use rayon::prelude::*;
 
+use crate::cpu_gemm::{matmul, rows_of, transposed, Threads};
 use crate::fused_grad::{slice, AttentionMask, Real};
 
 /// Query rows per task. Small enough that causal blocks skip most hidden keys and that two
@@ -71,84 +71,6 @@ impl Dims {
     }
 }
 
-/// A matrix view: values with a row stride and a column stride.
-#[derive(Clone, Copy)]
-struct View<'a, T> {
-    data: &'a [T],
-    row_stride: usize,
-    col_stride: usize,
-}
-
-fn rows_of<T>(data: &[T], cols: usize) -> View<'_, T> {
-    View {
-        data,
-        row_stride: cols,
-        col_stride: 1,
-    }
-}
-
-fn transposed<T>(data: &[T], rows: usize) -> View<'_, T> {
-    View {
-        data,
-        row_stride: 1,
-        col_stride: rows,
-    }
-}
-
-/// `dst (m × n, row-major) = beta · lhs (m × k) · rhs (k × n)`, single-threaded (callers run
-/// many of these in parallel).
-fn matmul<T: Real>(
-    (m, n, k): (usize, usize, usize),
-    dst: &mut [T],
-    lhs: View<'_, T>,
-    rhs: View<'_, T>,
-    beta: T,
-) {
-    let last =
-        |v: &View<'_, T>, r: usize, c: usize| (r - 1) * v.row_stride + (c - 1) * v.col_stride;
-    if m == 0 || n == 0 {
-        return;
-    }
-    if k == 0 {
-        dst[..m * n].fill(T::zero());
-        return;
-    }
-    assert!(dst.len() >= m * n, "fused attention: output too short");
-    assert!(
-        last(&lhs, m, k) < lhs.data.len(),
-        "fused attention: lhs too short"
-    );
-    assert!(
-        last(&rhs, k, n) < rhs.data.len(),
-        "fused attention: rhs too short"
-    );
-    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices; `T` is
-    // f32 or f64 (the `Real` types), which gemm supports.
-    unsafe {
-        gemm::gemm(
-            m,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.data.as_ptr(),
-            lhs.col_stride as isize,
-            lhs.row_stride as isize,
-            rhs.data.as_ptr(),
-            rhs.col_stride as isize,
-            rhs.row_stride as isize,
-            T::zero(),
-            beta,
-            false,
-            false,
-            false,
-            Parallelism::None,
-        );
-    }
-}
-
 /// The probabilities of one block of query rows over keys `..width`, row-major `(n, width)`,
 /// where `width` is the last key any row of the block sees; masked entries are exactly zero.
 struct Block<T> {
@@ -179,6 +101,7 @@ fn probabilities<T: Real>(
         .min(d.keys);
     let mut p = vec![T::zero(); n * width];
     matmul(
+        Threads::One,
         (n, width, d.hd),
         &mut p,
         rows_of(q, d.hd),
@@ -260,6 +183,7 @@ impl FusedAttention {
                         let qb = &q[r0 * hd..(r0 + n) * hd];
                         let b = probabilities(&self.mask, &d, scale, pair, r0, qb, k);
                         matmul(
+                            Threads::One,
                             (n, hd, b.width),
                             y,
                             rows_of(&b.p, b.width),
@@ -393,6 +317,7 @@ impl FusedAttentionBackward {
                         // dp = dy · vᵀ, then ds = scale · p ⊙ (dp − Σ p·dp), in place.
                         let mut ds = vec![T::zero(); n * width];
                         matmul(
+                            Threads::One,
                             (n, width, hd),
                             &mut ds,
                             rows_of(dyb, hd),
@@ -412,6 +337,7 @@ impl FusedAttentionBackward {
                         }
                         // dq = ds · k; dk += dsᵀ · q; dv += pᵀ · dy.
                         matmul(
+                            Threads::One,
                             (n, hd, width),
                             dq,
                             rows_of(&ds, width),
@@ -420,6 +346,7 @@ impl FusedAttentionBackward {
                         );
                         let mut dk = vec![T::zero(); width * hd];
                         matmul(
+                            Threads::One,
                             (width, hd, n),
                             &mut dk,
                             transposed(&ds, width),
@@ -428,6 +355,7 @@ impl FusedAttentionBackward {
                         );
                         let mut dv = vec![T::zero(); width * hd];
                         matmul(
+                            Threads::One,
                             (width, hd, n),
                             &mut dv,
                             transposed(&p, width),

@@ -7,10 +7,12 @@
 
 pub mod cached_attention;
 pub mod chat_template;
+mod cpu_gemm;
 pub mod error;
 pub mod frozen_matmul;
 pub mod fused_attention;
 pub mod fused_grad;
+pub mod fused_lora;
 pub mod generate;
 pub mod gguf;
 pub mod hf;

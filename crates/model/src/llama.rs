@@ -396,6 +396,12 @@ impl Linear {
 
     /// `x`: `(.., in_features)` -> `(.., out_features)`, in `x`'s dtype.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+        if let (Weights::Dense(w), Some(l), None) = (&self.weights, &self.lora, &self.lora_dropout)
+        {
+            if crate::fused_lora::supported(x, w, l) {
+                return crate::fused_lora::lora_linear(x, w, l);
+            }
+        }
         let y = match &self.weights {
             Weights::Dense(w) => {
                 let dims = x.dims();
