@@ -27,7 +27,8 @@ const BLOCK: usize = 64;
 ///
 /// `q`: `(batch, kv_heads, rows, head_dim)` where `rows` repeats `mask.seq` query positions
 /// (the query heads that share a kv head, folded into rows); `k`, `v`:
-/// `(batch, kv_heads, keys, head_dim)`. Returns `(batch, kv_heads, rows, head_dim)`.
+/// `(batch, kv_heads, keys, head_dim)`. Returns `(batch, seq, heads · head_dim)`, the layout the
+/// output projection reads, so that no transposed copy of it enters the graph.
 pub fn attention(
     q: &Tensor,
     k: &Tensor,
@@ -163,9 +164,11 @@ impl FusedAttention {
         );
         let (rows, keys, hd) = (d.rows, d.keys, d.hd);
         let scale = T::cast(self.scale);
+        let (seq, heads) = (self.mask.seq, d.heads * rows / self.mask.seq);
+        let shape = Shape::from((q.len() / (heads * seq * hd).max(1), seq, heads * hd));
         let mut y = vec![T::zero(); q.len()];
         if y.is_empty() {
-            return Ok((T::to_cpu_storage_owned(y), ql.shape().clone()));
+            return Ok((T::to_cpu_storage_owned(y), shape));
         }
         y.par_chunks_mut(rows * hd)
             .enumerate()
@@ -192,8 +195,43 @@ impl FusedAttention {
                         );
                     });
             });
-        Ok((T::to_cpu_storage_owned(y), ql.shape().clone()))
+        let y = heads_to_tokens(&y, heads, seq, hd);
+        Ok((T::to_cpu_storage_owned(y), shape))
     }
+}
+
+/// `(batch, heads, seq, head_dim)` → `(batch, seq, heads, head_dim)`. The kernels' rows of kv
+/// head `g` are query heads `g · group ..` one after the other, so their layout is the former.
+fn heads_to_tokens<T: Real>(x: &[T], heads: usize, seq: usize, hd: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    if x.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(heads * hd)
+        .enumerate()
+        .for_each(|(token, out)| {
+            let (b, i) = (token / seq, token % seq);
+            for (h, out) in out.chunks_mut(hd).enumerate() {
+                let from = ((b * heads + h) * seq + i) * hd;
+                out.copy_from_slice(&x[from..from + hd]);
+            }
+        });
+    out
+}
+
+/// `(batch, seq, heads, head_dim)` → `(batch, heads, seq, head_dim)`, the inverse of
+/// [`heads_to_tokens`].
+fn tokens_to_heads<T: Real>(x: &[T], heads: usize, seq: usize, hd: usize) -> Vec<T> {
+    let mut out = vec![T::zero(); x.len()];
+    if x.is_empty() {
+        return out;
+    }
+    out.par_chunks_mut(hd).enumerate().for_each(|(row, out)| {
+        let (b, h, i) = (row / (heads * seq), (row / seq) % heads, row % seq);
+        let from = ((b * seq + i) * heads + h) * hd;
+        out.copy_from_slice(&x[from..from + hd]);
+    });
+    out
 }
 
 /// Calls `self.method::<T>(args)` with `T` the element type of `storage` (f32 or f64).
@@ -266,7 +304,7 @@ impl FusedAttentionBackward {
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         let d = Dims::of(&self.mask, ql.shape(), kl.shape(), vl.shape())?;
-        if self.dy.shape() != ql.shape() {
+        if self.dy.elem_count() != ql.shape().elem_count() {
             candle_core::bail!(
                 "fused attention: gradient {:?} does not match the output {:?}",
                 self.dy.shape(),
@@ -282,8 +320,10 @@ impl FusedAttentionBackward {
         let Storage::Cpu(dys) = &*dys else {
             candle_core::bail!("fused attention: CPU tensors only");
         };
-        let dy = slice::<T>(dys, dyl, "fused attention")?;
         let (rows, keys, hd) = (d.rows, d.keys, d.hd);
+        let (seq, heads) = (self.mask.seq, d.heads * rows / self.mask.seq);
+        let dy = tokens_to_heads(slice::<T>(dys, dyl, "fused attention")?, heads, seq, hd);
+        let dy = dy.as_slice();
         let scale = T::cast(self.scale);
         let mut out = vec![T::zero(); q.len() + 2 * k.len()];
         let shape = Shape::from(out.len());
@@ -413,8 +453,13 @@ mod tests {
         scale: f64,
         mask: &AttentionMask,
     ) -> Result<Tensor> {
+        let (b, h, rows, hd) = q.dims4()?;
         let scores = q.matmul(&k.t()?)?;
-        crate::fused_grad::masked_softmax(&scores, scale, mask.clone())?.matmul(v)
+        let y = crate::fused_grad::masked_softmax(&scores, scale, mask.clone())?.matmul(v)?;
+        let heads = h * rows / mask.seq;
+        y.reshape((b, heads, mask.seq, hd))?
+            .transpose(1, 2)?
+            .reshape((b, mask.seq, heads * hd))
     }
 
     /// Output and all three gradients of `sum(attention · up)` against the composed ops.
@@ -430,7 +475,7 @@ mod tests {
         let q0 = randn(&[b, h, rows, hd], dtype)?;
         let k0 = randn(&[b, h, keys, hd], dtype)?;
         let v0 = randn(&[b, h, keys, hd], dtype)?;
-        let up = randn(&[b, h, rows, hd], dtype)?;
+        let up = randn(&[b, mask.seq, h * group * hd], dtype)?;
         let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>| -> Result<Vec<Tensor>> {
             let (q, k, v) = (
                 Var::from_tensor(&q0)?,

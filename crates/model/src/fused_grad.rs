@@ -355,8 +355,21 @@ struct Rope {
 
 impl Rope {
     fn fwd<T: Real>(&self, s: &CpuStorage, l: &Layout) -> Result<(CpuStorage, Shape)> {
-        let x = slice::<T>(s, l, "rope")?;
         let (b, h, t, d) = l.shape().dims4()?;
+        // Any layout with contiguous rows of `head_dim`: the heads of a projection come in as a
+        // transposed view, and reading them in place saves a copy that the graph would keep.
+        let [sb, sh, st, sd] = *l.stride() else {
+            candle_core::bail!("rope: input of shape {:?}", l.shape());
+        };
+        if sd != 1 && d > 1 {
+            candle_core::bail!("rope: head_dim values are not contiguous");
+        }
+        let all = T::cpu_storage_as_slice(s)?;
+        let last =
+            l.start_offset() + (b.max(1) - 1) * sb + (h.max(1) - 1) * sh + (t.max(1) - 1) * st + d;
+        if all.len() < last {
+            candle_core::bail!("rope: input layout reaches past its storage");
+        }
         let d2 = d / 2;
         let cos = values::<T>(&self.cos)?;
         let sin = values::<T>(&self.sin)?;
@@ -372,31 +385,34 @@ impl Rope {
                 l.shape()
             );
         }
-        let mut y = vec![T::zero(); x.len()];
-        y.par_chunks_mut(d)
-            .zip(x.par_chunks(d))
-            .enumerate()
-            .for_each(|(row, (y, x))| {
-                let pos = row % t;
-                let bi = row / (h * t);
-                let at = if per_row {
-                    (bi * t + pos) * d2
+        let mut y = vec![T::zero(); b * h * t * d];
+        if y.is_empty() {
+            return Ok((T::to_cpu_storage_owned(y), l.shape().clone()));
+        }
+        y.par_chunks_mut(d).enumerate().for_each(|(row, y)| {
+            let pos = row % t;
+            let bi = row / (h * t);
+            let hi = (row / t) % h;
+            let from = l.start_offset() + bi * sb + hi * sh + pos * st;
+            let x = &all[from..from + d];
+            let at = if per_row {
+                (bi * t + pos) * d2
+            } else {
+                pos * d2
+            };
+            let (c, s) = (&cos[at..at + d2], &sin[at..at + d2]);
+            for i in 0..d2 {
+                let (x1, x2) = (x[i], x[i + d2]);
+                let (c, s) = (c[i], s[i]);
+                if self.inverse {
+                    y[i] = x1 * c + x2 * s;
+                    y[i + d2] = x2 * c - x1 * s;
                 } else {
-                    pos * d2
-                };
-                let (c, s) = (&cos[at..at + d2], &sin[at..at + d2]);
-                for i in 0..d2 {
-                    let (x1, x2) = (x[i], x[i + d2]);
-                    let (c, s) = (c[i], s[i]);
-                    if self.inverse {
-                        y[i] = x1 * c + x2 * s;
-                        y[i + d2] = x2 * c - x1 * s;
-                    } else {
-                        y[i] = x1 * c - x2 * s;
-                        y[i + d2] = x2 * c + x1 * s;
-                    }
+                    y[i] = x1 * c - x2 * s;
+                    y[i + d2] = x2 * c + x1 * s;
                 }
-            });
+            }
+        });
         Ok((T::to_cpu_storage_owned(y), l.shape().clone()))
     }
 }
@@ -421,7 +437,12 @@ impl CustomOp1 for Rope {
 /// Rotary embedding (Hugging Face half-split layout) of `x`: `(batch, heads, seq, head_dim)`;
 /// `cos`/`sin`: `(seq, head_dim/2)` or `(batch, seq, head_dim/2)`. Differentiable in `x`.
 pub fn rope(x: &Tensor, cos: &Tensor, sin: &Tensor) -> Result<Tensor> {
-    x.contiguous()?.apply_op1(Rope {
+    let x = if x.rank() == 4 && x.stride()[3] == 1 {
+        x.clone()
+    } else {
+        x.contiguous()?
+    };
+    x.apply_op1(Rope {
         cos: cos.clone(),
         sin: sin.clone(),
         inverse: false,
@@ -809,15 +830,20 @@ mod tests {
                 }
             };
             let (cf, sf) = (full(&cos)?, full(&sin)?);
+            let reference = |x: &Tensor| -> Result<Tensor> {
+                let x1 = x.narrow(D::Minus1, 0, d / 2)?;
+                let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
+                let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
+                x.broadcast_mul(&cf)? + rot.broadcast_mul(&sf)?
+            };
+            check(&x, |x| rope(x, &cos, &sin), reference)?;
+            // The heads of a projection, `(batch, seq, heads, head_dim)` seen transposed: read
+            // in place, same values and gradient.
+            let xt = randn(&[b, t, h, d], DType::F64)?;
             check(
-                &x,
-                |x| rope(x, &cos, &sin),
-                |x| {
-                    let x1 = x.narrow(D::Minus1, 0, d / 2)?;
-                    let x2 = x.narrow(D::Minus1, d / 2, d / 2)?;
-                    let rot = Tensor::cat(&[&x2.neg()?, &x1], D::Minus1)?;
-                    x.broadcast_mul(&cf)? + rot.broadcast_mul(&sf)?
-                },
+                &xt,
+                |x| rope(&x.transpose(1, 2)?, &cos, &sin),
+                |x| reference(&x.transpose(1, 2)?),
             )?;
         }
         Ok(())

@@ -852,10 +852,6 @@ impl Attention {
         }
         if kernels == Kernels::Composed && step.grad_kernels {
             let y = crate::fused_attention::attention(&q, &k, &v, scale, step.attention.clone())?;
-            let y = y
-                .reshape((b, nh, t, hd))?
-                .transpose(1, 2)?
-                .reshape((b, t, nh * hd))?;
             return self.o_proj.forward(&y);
         }
         let scores = (q.matmul(&k.t()?)? * scale)?;
