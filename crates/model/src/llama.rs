@@ -896,7 +896,10 @@ impl Mlp {
     fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         let gate = self.gate_proj.forward(x)?;
         let up = self.up_proj.forward(x)?;
-        let h = if crate::fused_grad::supported(&gate) && gate.dtype() == up.dtype() {
+        // Fused only in a graph (training): inference keeps candle's silu, whose rounding the
+        // llama.cpp logit goldens were taken against.
+        let fused = crate::fused_grad::supported(&gate) && gate.dtype() == up.dtype();
+        let h = if fused && (gate.track_op() || up.track_op()) {
             crate::fused_grad::swiglu(&gate, &up)?
         } else {
             (gate.silu()? * up)?
