@@ -216,3 +216,15 @@ fn score_filter_dedup_split_tiers_export_stats() {
     let text = std::fs::read_to_string(&svg).unwrap();
     assert!(text.starts_with("<?xml") && text.contains("<svg") && text.contains("Electronics"));
 }
+
+#[test]
+fn schema_prints_the_listing_json_schema() {
+    let out = tierforge(&["data", "schema"]);
+    assert_eq!(out.status.code(), Some(0));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, tierforge_data::completion::json_schema());
+    assert_eq!(
+        v["required"],
+        serde_json::json!(["title", "features", "description"])
+    );
+}

@@ -138,6 +138,22 @@ pub fn completion(listing: &Listing) -> String {
     serde_json::to_string(listing).expect("a listing always serialises")
 }
 
+/// The completion format as a JSON schema: what Ollama's `format` takes for structured outputs
+/// (and what `tierforge eval` decodes with by default). It fixes the shape only: the three keys
+/// in order, strings, an array of strings. How long the title is, how many features there are
+/// and what the text says are left to the model and judged by the rubric.
+pub fn json_schema() -> serde_json::Value {
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "title": {"type": "string"},
+            "features": {"type": "array", "items": {"type": "string"}},
+            "description": {"type": "string"}
+        },
+        "required": ["title", "features", "description"]
+    })
+}
+
 /// Why a model output is not a listing.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, thiserror::Error)]
 #[serde(tag = "kind", content = "detail", rename_all = "snake_case")]

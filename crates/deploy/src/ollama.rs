@@ -129,6 +129,8 @@ pub struct ChatDecoding {
     pub repeat_last_n: i32,
     /// Most tokens to generate (`None`: the model's own limit).
     pub num_predict: Option<i32>,
+    /// Structured output: a JSON schema sent as the request's `format` (Ollama 0.5 or later).
+    pub format: Option<serde_json::Value>,
 }
 
 impl ChatDecoding {
@@ -140,6 +142,7 @@ impl ChatDecoding {
             repeat_penalty: crate::modelfile::REPEAT_PENALTY as f32,
             repeat_last_n: crate::modelfile::REPEAT_LAST_N as i32,
             num_predict: None,
+            format: None,
         }
     }
 }
@@ -462,7 +465,16 @@ impl Ollama {
         if let Some(n) = decoding.num_predict {
             opts = opts.num_predict(n);
         }
-        let req = ChatMessageRequest::new(model.to_owned(), msgs).options(opts);
+        let mut req = ChatMessageRequest::new(model.to_owned(), msgs).options(opts);
+        if let Some(schema) = &decoding.format {
+            use ollama_rs::generation::parameters::{FormatType, JsonStructure};
+            let schema: JsonStructure =
+                serde_json::from_value(schema.clone()).map_err(|e| OllamaError::Protocol {
+                    what: "POST /api/chat".into(),
+                    reason: format!("the `format` schema is not a JSON schema object: {e}"),
+                })?;
+            req = req.format(FormatType::StructuredJson(Box::new(schema)));
+        }
         let resp = self
             .rt
             .block_on(self.rs.send_chat_messages(req))

@@ -280,6 +280,7 @@ pub fn health_check(
         max_tokens: opts.max_tokens,
         sampling: SamplingParams::greedy(),
         stop_tokens: model.stop_tokens(),
+        schema: None,
     };
     let outs = generate_batch(&model.llama, &prompts, &gen, prompts.len(), &mut NoReporter)
         .map_err(model_err)?;

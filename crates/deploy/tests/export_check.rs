@@ -138,6 +138,7 @@ fn merged_q8_0_greedy_matches_llama_cpp() {
         max_tokens: golden["meta"]["max_tokens"].as_u64().expect("max") as usize,
         sampling: SamplingParams::greedy(),
         stop_tokens: m.stop_tokens(),
+        schema: None,
     };
     let users = golden["users"].as_array().expect("users");
     let (mut decisive, mut total) = (0usize, 0usize);

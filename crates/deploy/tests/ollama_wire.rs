@@ -248,6 +248,11 @@ fn copy_delete_list_and_chat_through_ollama_rs() {
             &[("user", "Product: X")],
             &tierforge_deploy::ollama::ChatDecoding {
                 num_predict: Some(640),
+                format: Some(serde_json::json!({
+                    "type": "object",
+                    "properties": {"title": {"type": "string"}},
+                    "required": ["title"]
+                })),
                 ..tierforge_deploy::ollama::ChatDecoding::greedy(1)
             },
         )
@@ -283,6 +288,12 @@ fn copy_delete_list_and_chat_through_ollama_rs() {
     assert_eq!(body["options"]["seed"], 1);
     assert_eq!(body["options"]["num_predict"], 640);
     assert_eq!(body["options"]["repeat_last_n"], 64);
+    // Structured outputs: the schema itself is the request's `format` (api.md, "Request
+    // (Structured outputs)").
+    assert_eq!(
+        body["format"],
+        serde_json::json!({"type": "object", "properties": {"title": {"type": "string"}}, "required": ["title"]})
+    );
     let penalty = body["options"]["repeat_penalty"].as_f64().unwrap();
     assert!((penalty - 1.1).abs() < 1e-6, "{penalty}");
 }

@@ -8,12 +8,12 @@ use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
-use tierforge_data::completion::{parse_completion, user_prompt, Tier};
+use tierforge_data::completion::{self, parse_completion, user_prompt, Tier};
 use tierforge_data::rubric::GATES;
 use tierforge_data::{Lexicons, Listing, ProductInput, Report, Rubric, RubricConfig};
 use tierforge_model::generate::{generate_batch, GenerateReporter};
 use tierforge_model::{
-    GenerateOptions, Kernels, LoadOptions, LoadedModel, SamplingParams, WeightFormat,
+    GenerateOptions, JsonSchema, Kernels, LoadOptions, LoadedModel, SamplingParams, WeightFormat,
 };
 use tierforge_train::DeviceKind;
 
@@ -94,6 +94,9 @@ pub struct EvalOptions {
     /// Modelfile sets, so that scores describe what `ollama run` does.
     #[serde(default = "no_repeat_penalty")]
     pub repeat_penalty: f32,
+    /// Free text, or decoding constrained to the listing's JSON schema (Ollama's `format`).
+    #[serde(default = "free_text")]
+    pub format: OutputFormat,
     pub weights: Weights,
     /// CPU or CUDA (candle backend). Not read back from `eval.json`.
     #[serde(skip_deserializing)]
@@ -111,6 +114,22 @@ fn no_repeat_penalty() -> f32 {
     1.0
 }
 
+/// How the answer is decoded.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum OutputFormat {
+    /// Only JSON of the listing's schema (`tierforge_data::completion::json_schema`) can be
+    /// generated, as with Ollama's structured outputs (`format`); the content is the model's.
+    Schema,
+    /// Free text, as `ollama run` without `--format`.
+    Free,
+}
+
+/// What evaluations written before the option existed decoded with.
+fn free_text() -> OutputFormat {
+    OutputFormat::Free
+}
+
 impl Default for EvalOptions {
     fn default() -> Self {
         Self {
@@ -120,6 +139,7 @@ impl Default for EvalOptions {
             limit: None,
             seed: 0,
             repeat_penalty: tierforge_deploy::modelfile::REPEAT_PENALTY as f32,
+            format: OutputFormat::Schema,
             weights: Weights::Dense,
             device: DeviceKind::Cpu,
             ollama_host: None,
@@ -467,6 +487,12 @@ fn eval_candle(
             ..SamplingParams::greedy()
         },
         stop_tokens: lm.stop_tokens(),
+        schema: match opts.format {
+            OutputFormat::Schema => Some(std::sync::Arc::new(
+                JsonSchema::new(&completion::json_schema(), &lm.tokenizer).map_err(merr)?,
+            )),
+            OutputFormat::Free => None,
+        },
     };
     let t1 = Instant::now();
     let gens = generate_batch(
@@ -545,6 +571,10 @@ fn eval_ollama(
                 &ChatDecoding {
                     repeat_penalty: opts.repeat_penalty,
                     num_predict: Some(opts.max_tokens as i32),
+                    format: match opts.format {
+                        OutputFormat::Schema => Some(completion::json_schema()),
+                        OutputFormat::Free => None,
+                    },
                     ..ChatDecoding::greedy(opts.seed as i32)
                 },
             )

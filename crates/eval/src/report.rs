@@ -10,7 +10,7 @@ use tierforge_data::svg::{bar_chart, escape};
 use tierforge_data::write::{write_atomic, write_string};
 
 use crate::eval_error::{EvalError, Result};
-use crate::evaluate::{EvalRun, ModelResult};
+use crate::evaluate::{EvalRun, ModelResult, OutputFormat};
 
 /// A training loss curve: `(label, [(optimizer step, loss)])`.
 pub type LossCurve = (String, Vec<(usize, f64)>);
@@ -129,11 +129,16 @@ pub fn html(run: &EvalRun, loss_curves: &[LossCurve]) -> String {
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tierforge evaluation</title><style>{CSS}</style></head><body>\
-         <h1>tierforge evaluation</h1><p class=\"muted\">{} models on {n} products; backend {}; greedy decoding, at most {} tokens; finished at {} (Unix time). \
+         <h1>tierforge evaluation</h1><p class=\"muted\">{} models on {n} products; backend {}; greedy decoding with repeat penalty {}, at most {} tokens, {}; finished at {} (Unix time). \
          Scores are rubric compliance scores (0–100); an answer that does not parse as a listing scores 0 and fails every gate.</p>",
         run.models.len(),
         serde_json::to_value(run.options.backend).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        run.options.repeat_penalty,
         run.options.max_tokens,
+        match run.options.format {
+            OutputFormat::Schema => "constrained to the listing's JSON schema (as Ollama's <code>format</code>; the text of every field is the model's)",
+            OutputFormat::Free => "free text",
+        },
         run.finished_at
     );
 

@@ -59,6 +59,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
             max_tokens: gen_len,
             sampling: SamplingParams::greedy(),
             stop_tokens: vec![],
+            schema: None,
         };
         let t = Instant::now();
         let outs = generate_batch(llama, &prompts, &opts, b, &mut NoReporter)?;

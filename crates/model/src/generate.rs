@@ -9,6 +9,7 @@ use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
+use crate::json_schema::JsonSchema;
 use crate::llama::{Cache, Llama};
 
 /// How the next token is picked from the logits.
@@ -88,6 +89,51 @@ impl Sampler {
 
     /// The next token given `logits` (one row, vocabulary-sized) and the tokens so far.
     pub fn sample(&mut self, logits: &mut [f32], history: &[u32]) -> u32 {
+        self.penalise(logits, history);
+        self.pick(logits)
+    }
+
+    /// [`Self::sample`] among the tokens `allowed` accepts (a grammar). The unconstrained
+    /// choice is tried first, as llama.cpp's grammar sampler does: when it is allowed it is the
+    /// answer, otherwise every disallowed token is masked and the choice is made again.
+    /// `None` when no token is allowed.
+    pub fn sample_allowed(
+        &mut self,
+        logits: &mut [f32],
+        history: &[u32],
+        allowed: &dyn Fn(u32) -> bool,
+    ) -> Option<u32> {
+        self.penalise(logits, history);
+        if self.params.temperature == 0.0 {
+            // Greedy: walk down the ranking a little before paying for a full mask.
+            for _ in 0..8 {
+                let t = argmax(logits);
+                if logits[t as usize] == f32::NEG_INFINITY {
+                    return None;
+                }
+                if allowed(t) {
+                    return Some(t);
+                }
+                logits[t as usize] = f32::NEG_INFINITY;
+            }
+        } else {
+            let t = self.pick(&mut logits.to_vec());
+            if allowed(t) {
+                return Some(t);
+            }
+        }
+        let mut any = false;
+        for (i, l) in logits.iter_mut().enumerate() {
+            if *l != f32::NEG_INFINITY && allowed(i as u32) {
+                any = true;
+            } else {
+                *l = f32::NEG_INFINITY;
+            }
+        }
+        any.then(|| self.pick(logits))
+    }
+
+    fn penalise(&self, logits: &mut [f32], history: &[u32]) {
         let p = &self.params;
         if p.repeat_penalty != 1.0 {
             let start = history.len().saturating_sub(p.repeat_last_n);
@@ -104,6 +150,10 @@ impl Sampler {
                 }
             }
         }
+    }
+
+    fn pick(&mut self, logits: &mut [f32]) -> u32 {
+        let p = &self.params;
         if p.temperature == 0.0 {
             return argmax(logits);
         }
@@ -143,7 +193,12 @@ impl Sampler {
                 return c.0;
             }
         }
-        cand.last().map_or(0, |c| c.0)
+        // Rounding left `r` past the last step: the last token that had any probability.
+        cand.iter()
+            .zip(&probs)
+            .rev()
+            .find(|(_, x)| **x > 0.0)
+            .map_or(0, |(c, _)| c.0)
     }
 }
 
@@ -178,6 +233,10 @@ pub struct GenerateOptions {
     pub sampling: SamplingParams,
     /// Tokens that end generation; they are not part of the output.
     pub stop_tokens: Vec<u32>,
+    /// Structured output: only JSON of this schema can be generated, and a stop token only
+    /// once it is complete (Ollama's `format` with a JSON schema).
+    #[serde(skip)]
+    pub schema: Option<std::sync::Arc<JsonSchema>>,
 }
 
 /// One finished generation.
@@ -290,6 +349,8 @@ fn run_batch(
     let mut history: Vec<Vec<u32>> = prompts.to_vec();
     let mut generated: Vec<Vec<u32>> = vec![Vec::new(); b];
     let mut stop: Vec<Option<StopReason>> = vec![None; b];
+    let mut grammar: Vec<Option<crate::json_schema::JsonState>> =
+        vec![opts.schema.as_ref().map(|s| s.start()); b];
 
     let t0 = Instant::now();
     // The prefix every prompt shares (the system prompt, the template's header) is computed
@@ -326,7 +387,23 @@ fn run_batch(
             if stop[r].is_some() {
                 continue;
             }
-            let tok = samplers[r].sample(&mut row, &history[r]);
+            let tok = match (&opts.schema, &mut grammar[r]) {
+                (Some(schema), Some(state)) => {
+                    let allowed = |t: u32| schema.allows(state, t, opts.stop_tokens.contains(&t));
+                    match samplers[r].sample_allowed(&mut row, &history[r], &allowed) {
+                        Some(t) => {
+                            schema.advance(state, t);
+                            t
+                        }
+                        // Nothing fits (a vocabulary without the bytes JSON needs): stop.
+                        None => {
+                            stop[r] = Some(StopReason::Eos);
+                            continue;
+                        }
+                    }
+                }
+                _ => samplers[r].sample(&mut row, &history[r]),
+            };
             reporter.on_token(r, tok);
             if opts.stop_tokens.contains(&tok) {
                 stop[r] = Some(StopReason::Eos);

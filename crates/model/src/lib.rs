@@ -16,6 +16,7 @@ pub mod fused_lora;
 pub mod generate;
 pub mod gguf;
 pub mod hf;
+pub mod json_schema;
 pub mod llama;
 pub mod tokenizer;
 
@@ -29,6 +30,7 @@ pub use candle_core::DType;
 pub use chat_template::{ChatEncoding, ChatTemplate, Message, MessageSpan};
 pub use error::{ModelError, Result};
 pub use generate::{GenerateOptions, Generation, SamplingParams, StopReason};
+pub use json_schema::JsonSchema;
 pub use llama::{Config, Kernels, Llama, LlamaConfig, Lora, Proj, WeightFormat};
 pub use tokenizer::{SpecialToken, Tokenizer, TokenizerKind};
 
@@ -204,6 +206,7 @@ impl LoadedModel {
             max_tokens,
             sampling,
             stop_tokens: self.stop_tokens(),
+            schema: None,
         };
         generate::generate(&self.llama, prompt, &opts, reporter)
     }

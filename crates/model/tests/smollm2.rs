@@ -290,6 +290,7 @@ fn batch_of_32_equals_one_at_a_time() {
         max_tokens: 4,
         sampling: SamplingParams::greedy(),
         stop_tokens: m.stop_tokens(),
+        schema: None,
     };
     let batched =
         generate::generate_batch(&m.llama, &prompts, &opts, 32, &mut NoReporter).expect("batch");
@@ -421,4 +422,84 @@ fn info_describes_the_model() {
         .chat_template
         .expect("template")
         .contains("<|im_start|>"));
+}
+
+/// Structured output on the real model: asked for prose, the base model would answer in prose;
+/// under the schema every step it takes is a valid JSON prefix, it stops only on a complete
+/// value, and greedy decoding picks the model's own top token wherever the grammar allows it.
+#[test]
+fn schema_constrained_generation_writes_only_valid_json() {
+    use std::sync::Arc;
+    use tierforge_model::JsonSchema;
+    let m = common::quantized();
+    let schema = serde_json::json!({
+        "type": "object",
+        "properties": {
+            "name": {"type": "string"},
+            "colours": {"type": "array", "items": {"type": "string"}, "maxItems": 3}
+        },
+        "required": ["name", "colours"]
+    });
+    let grammar = Arc::new(JsonSchema::new(&schema, &m.tokenizer).expect("schema"));
+    let prompt = m
+        .chat_prompt("Write a short poem about a red kite.", None)
+        .expect("prompt");
+    let free = GenerateOptions {
+        max_tokens: 80,
+        sampling: SamplingParams::greedy(),
+        stop_tokens: m.stop_tokens(),
+        schema: None,
+    };
+    let free_text = {
+        let g = generate::generate(&m.llama, &prompt, &free, &mut NoReporter).expect("free");
+        m.tokenizer.decode(&g.token_ids, true).expect("decode")
+    };
+    assert!(
+        !grammar.accepts_text(&free_text, false),
+        "the unconstrained answer should not be JSON: {free_text:?}"
+    );
+    let constrained = GenerateOptions {
+        schema: Some(grammar.clone()),
+        ..free
+    };
+    let g = generate::generate(&m.llama, &prompt, &constrained, &mut NoReporter).expect("json");
+    let text = m.tokenizer.decode(&g.token_ids, true).expect("decode");
+    assert!(grammar.accepts_text(&text, false), "{text:?}");
+    if g.stop_reason == StopReason::Eos {
+        assert!(grammar.accepts_text(&text, true), "{text:?}");
+        let v: Value = serde_json::from_str(&text).expect("parses");
+        assert!(v["name"].is_string() && v["colours"].as_array().is_some_and(|a| a.len() <= 3));
+    }
+    // The choice stays the model's: at each step the token taken is the most likely one that
+    // the grammar allows (recomputed without the KV cache, so near ties may differ slightly).
+    let stops = m.stop_tokens();
+    let mut state = grammar.start();
+    for (j, &tok) in g.token_ids.iter().enumerate().take(12) {
+        let mut seq = prompt.clone();
+        seq.extend_from_slice(&g.token_ids[..j]);
+        let input = Tensor::new(seq.as_slice(), &Device::Cpu)
+            .and_then(|t| t.unsqueeze(0))
+            .expect("tensor");
+        let row = m
+            .llama
+            .forward_last(&input, None)
+            .and_then(|l| l.squeeze(0))
+            .and_then(|l| l.to_vec1::<f32>())
+            .expect("forward");
+        let best = (0..row.len() as u32)
+            .filter(|&t| grammar.allows(&state, t, stops.contains(&t)))
+            .max_by(|&a, &b| row[a as usize].total_cmp(&row[b as usize]))
+            .expect("some token is allowed");
+        assert!(
+            row[tok as usize] >= row[best as usize] - BATCH_NEAR_TIE,
+            "step {j}: took {tok} ({}), the best allowed is {best} ({})",
+            row[tok as usize],
+            row[best as usize]
+        );
+        assert!(
+            grammar.allows(&state, tok, false),
+            "step {j}: {tok} is not allowed"
+        );
+        grammar.advance(&mut state, tok);
+    }
 }

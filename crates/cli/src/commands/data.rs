@@ -179,6 +179,9 @@ pub enum DataCommand {
         #[arg(long)]
         json: bool,
     },
+    /// Print the completion format as a JSON schema: pass it as `format` to Ollama's chat or
+    /// generate API (structured outputs) so a tier can only answer with a parseable listing.
+    Schema,
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -277,6 +280,11 @@ pub fn run(args: &DataArgs) -> Result<ExitStatus> {
             svg,
             json,
         } => stats_cmd(files, common, svg.as_deref(), *json),
+        DataCommand::Schema => {
+            let schema = tierforge_data::completion::json_schema();
+            println!("{}", serde_json::to_string_pretty(&schema)?);
+            Ok(ExitStatus::Success)
+        }
     }
 }
 

@@ -10,7 +10,7 @@ use clap::{Args, ValueEnum};
 use indicatif::{ProgressBar, ProgressStyle};
 
 use tierforge_data::completion::Tier;
-use tierforge_eval::evaluate::{Backend, EvalReporter, ModelResult, Weights};
+use tierforge_eval::evaluate::{Backend, EvalReporter, ModelResult, OutputFormat, Weights};
 use tierforge_eval::report::{read_loss_curve, LossCurve};
 use tierforge_eval::{CompareOptions, EvalOptions, ModelUnderTest};
 use tierforge_train::DeviceKind;
@@ -26,6 +26,16 @@ pub enum BackendArg {
     Candle,
     /// Through Ollama's chat API (`OLLAMA_HOST`), models `tierforge-<tier>:latest`.
     Ollama,
+}
+
+/// `--format` values.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum FormatArg {
+    /// Only JSON of the listing's schema can be generated, as with Ollama's structured outputs
+    /// (`format`; `tierforge data schema` prints it); what the fields say is the model's.
+    Schema,
+    /// Free text, as `ollama run` without `--format`.
+    Free,
 }
 
 #[derive(Debug, Args)]
@@ -69,6 +79,9 @@ pub struct EvalArgs {
     /// tier's Modelfile sets, so scores describe what `ollama run` does.
     #[arg(long, default_value_t = tierforge_deploy::modelfile::REPEAT_PENALTY as f32)]
     pub repeat_penalty: f32,
+    /// How answers are decoded: constrained to the listing's JSON schema, or free text.
+    #[arg(long, value_enum, default_value_t = FormatArg::Schema)]
+    pub format: FormatArg,
     /// Products generated together (candle), in prompts.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
@@ -220,6 +233,10 @@ pub fn resolve(args: &EvalArgs) -> Result<(Vec<ModelUnderTest>, EvalOptions)> {
         limit: args.limit,
         seed: args.seed,
         repeat_penalty: args.repeat_penalty,
+        format: match args.format {
+            FormatArg::Schema => OutputFormat::Schema,
+            FormatArg::Free => OutputFormat::Free,
+        },
         weights: if args.quantized {
             Weights::Quantized
         } else {

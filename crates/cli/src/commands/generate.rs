@@ -243,6 +243,7 @@ fn batch(
         max_tokens: args.max_tokens,
         sampling: args.sampling(),
         stop_tokens: model.stop_tokens(),
+        schema: None,
     };
     let t0 = Instant::now();
     let outs = tierforge_model::generate::generate_batch(
