@@ -139,6 +139,51 @@ fn tiny_real_run_of_base_and_a_zero_adapter() {
         assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
         serde_json::from_slice(&o.stdout).expect("json")
     };
+    // Products through the listing schema: every answer is a valid start of a listing, and a
+    // finished one parses.
+    let out = dir.path().join("listings.jsonl");
+    let products = dir.path().join("two.jsonl");
+    let two: String = std::fs::read_to_string(
+        std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../data/eval-products.jsonl"),
+    )
+    .expect("eval products")
+    .lines()
+    .take(2)
+    .map(|l| format!("{l}\n"))
+    .collect();
+    std::fs::write(&products, two).expect("write");
+    let o = tierforge(&[
+        "generate",
+        "--model",
+        &model,
+        "--dense",
+        "--input",
+        products.to_str().expect("utf8"),
+        "-o",
+        out.to_str().expect("utf8"),
+        "--format",
+        "schema",
+        "--max-tokens",
+        "24",
+    ]);
+    assert!(o.status.code().is_some_and(|c| c <= 1), "{}", stderr(&o));
+    let grammar = tierforge_model::JsonSchema::compile(&tierforge_data::completion::json_schema())
+        .expect("schema");
+    let rows: Vec<serde_json::Value> = std::fs::read_to_string(&out)
+        .expect("listings")
+        .lines()
+        .map(|l| serde_json::from_str(l).expect("row"))
+        .collect();
+    assert_eq!(rows.len(), 2);
+    for r in &rows {
+        let text = r["completion"].as_str().expect("completion");
+        assert!(text.starts_with('{'), "{text:?}");
+        assert!(grammar.accepts_text(text, false), "{text:?}");
+        if r["stop_reason"] == "eos" {
+            assert!(r["listing"].is_object(), "{r}");
+        }
+    }
+
     let plain = gen(&[]);
     let adir_s = adir.to_str().expect("utf8");
     let adapted = gen(&["--adapter", adir_s]);

@@ -1,7 +1,7 @@
 //! `tierforge generate`: one prompt, or a JSONL file of products through the listing format.
 //! Argument plumbing, progress and printing only; the work is in `tierforge-model`.
 
-use std::io::{BufRead, Write};
+use std::io::BufRead;
 use std::path::PathBuf;
 use std::time::Instant;
 
@@ -58,6 +58,10 @@ pub struct GenerateArgs {
     /// Seed of the sampler; the same seed gives the same text.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// With `--input`: `schema` decodes under the listing's JSON schema (as `tierforge eval`
+    /// does by default, and Ollama with `format`); `free` decodes plain text.
+    #[arg(long, value_enum, default_value_t = crate::commands::eval::FormatArg::Free, requires = "input")]
+    pub format: crate::commands::eval::FormatArg,
     /// Prompts generated together for `--input`, in prompts.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
@@ -243,7 +247,16 @@ fn batch(
         max_tokens: args.max_tokens,
         sampling: args.sampling(),
         stop_tokens: model.stop_tokens(),
-        schema: None,
+        schema: match args.format {
+            crate::commands::eval::FormatArg::Schema => Some(std::sync::Arc::new(
+                tierforge_model::JsonSchema::new(
+                    &tierforge_data::completion::json_schema(),
+                    &model.tokenizer,
+                )
+                .context("Failed to compile the listing schema")?,
+            )),
+            crate::commands::eval::FormatArg::Free => None,
+        },
     };
     let t0 = Instant::now();
     let outs = tierforge_model::generate::generate_batch(
@@ -256,10 +269,7 @@ fn batch(
     .context("Failed to generate")?;
     reporter.0.finish_and_clear();
     let secs = t0.elapsed().as_secs_f64();
-    let mut w = std::io::BufWriter::new(
-        std::fs::File::create(output)
-            .with_context(|| format!("Failed to create {}", output.display()))?,
-    );
+    let mut lines = String::new();
     let (mut ok, mut tokens) = (0usize, 0usize);
     for (p, out) in products.iter().zip(&outs) {
         let text = model.tokenizer.decode(&out.token_ids, true)?;
@@ -274,9 +284,11 @@ fn batch(
             "completion_tokens": out.completion_tokens,
             "stop_reason": out.stop_reason,
         });
-        writeln!(w, "{v}").with_context(|| format!("Failed to write {}", output.display()))?;
+        lines.push_str(&v.to_string());
+        lines.push('\n');
     }
-    w.flush()
+    // Temp file + rename: an interrupted run never leaves half a file.
+    tierforge_data::write::write_string(output, &lines)
         .with_context(|| format!("Failed to write {}", output.display()))?;
     println!("{}", output.display());
     eprintln!(
