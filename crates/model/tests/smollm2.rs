@@ -26,6 +26,18 @@ const QUANT_GREEDY_DECISIVE: f32 = 1.5;
 /// as a near tie (quantized path; measured 0.16 on the one prompt of 32 that flips).
 const BATCH_NEAR_TIE: f32 = 0.5;
 
+/// Logits at the last position of `seq`, computed in one pass without a KV cache.
+fn last_logits(m: &LoadedModel, seq: &[u32]) -> Vec<f32> {
+    let input = Tensor::new(seq, &Device::Cpu)
+        .and_then(|t| t.unsqueeze(0))
+        .expect("tensor");
+    m.llama
+        .forward_last(&input, None)
+        .and_then(|l| l.squeeze(0))
+        .and_then(|l| l.to_vec1::<f32>())
+        .expect("forward")
+}
+
 fn ids_of(v: &Value) -> Vec<u32> {
     v.as_array()
         .expect("array of ids")
@@ -312,15 +324,7 @@ fn batch_of_32_equals_one_at_a_time() {
             .unwrap_or(0);
         let mut seq = p.clone();
         seq.extend_from_slice(&alone.token_ids[..j]);
-        let input = Tensor::new(seq.as_slice(), &Device::Cpu)
-            .and_then(|t| t.unsqueeze(0))
-            .expect("tensor");
-        let row = m
-            .llama
-            .forward_last(&input, None)
-            .and_then(|l| l.squeeze(0))
-            .and_then(|l| l.to_vec1::<f32>())
-            .expect("forward");
+        let row = last_logits(m, &seq);
         let (a, b) = (
             batched[i].token_ids[j] as usize,
             alone.token_ids[j] as usize,
@@ -477,15 +481,7 @@ fn schema_constrained_generation_writes_only_valid_json() {
     for (j, &tok) in g.token_ids.iter().enumerate().take(12) {
         let mut seq = prompt.clone();
         seq.extend_from_slice(&g.token_ids[..j]);
-        let input = Tensor::new(seq.as_slice(), &Device::Cpu)
-            .and_then(|t| t.unsqueeze(0))
-            .expect("tensor");
-        let row = m
-            .llama
-            .forward_last(&input, None)
-            .and_then(|l| l.squeeze(0))
-            .and_then(|l| l.to_vec1::<f32>())
-            .expect("forward");
+        let row = last_logits(m, &seq);
         let best = (0..row.len() as u32)
             .filter(|&t| grammar.allows(&state, t, stops.contains(&t)))
             .max_by(|&a, &b| row[a as usize].total_cmp(&row[b as usize]))
