@@ -756,13 +756,20 @@ fn run_tier(
                 let version = registry.next_version(tier.name())?;
                 let ds = st.dataset.clone();
                 let mut metrics = trained.metrics.clone();
+                if !metrics.is_object() {
+                    metrics = serde_json::json!({});
+                }
                 if let Some(m) = metrics.as_object_mut() {
                     m.insert(
                         "adapter".into(),
                         trained.adapter.display().to_string().into(),
                     );
-                } else {
-                    metrics = serde_json::json!({"adapter": trained.adapter});
+                    // The instructions the candidate was trained with: it is evaluated, and
+                    // later compared as production, with the same system prompt.
+                    m.insert(
+                        "instructions_version".into(),
+                        ds.as_ref().map_or(0, |d| d.instructions_version).into(),
+                    );
                 }
                 let config_hash = sha256_file(&paths.train_config).unwrap_or_default();
                 registry.add(&VersionRecord {
@@ -805,12 +812,30 @@ fn run_tier(
     report.production_version = st.production_version.clone();
     report.dataset = st.dataset.clone();
     if st.phase == Phase::Registered {
+        // Each side answers under the instructions it was trained with (production: as recorded
+        // when the loop registered it; the built-in prompt otherwise).
+        let prompt_of = |version: u32| -> Result<Option<String>, LoopError> {
+            Ok(match version {
+                0 => None,
+                v => Some(instr.text(tier, v)?.trim_end().to_string()),
+            })
+        };
+        let prod_iv = match &st.production_version {
+            Some(v) => registry.get(tier.name(), v)?.train_metrics["instructions_version"]
+                .as_u64()
+                .unwrap_or(0) as u32,
+            None => 0,
+        };
+        let cand_iv = st.dataset.as_ref().map_or(0, |d| d.instructions_version);
+        let prod_system = prompt_of(prod_iv)?;
+        let cand_system = prompt_of(cand_iv)?;
         let prod = ModelUnderTest {
             label: "production".into(),
             model: cfg.base_model.clone(),
             adapter: st.production_adapter.clone(),
             tier,
             ollama_name: None,
+            system_prompt: prod_system,
         };
         let cand = ModelUnderTest {
             label: "candidate".into(),
@@ -818,6 +843,7 @@ fn run_tier(
             adapter: Some(trained.adapter.clone()),
             tier,
             ollama_name: None,
+            system_prompt: cand_system,
         };
         reporter.on_message(&format!(
             "{tier}: evaluating the candidate against production"

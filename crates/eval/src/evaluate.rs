@@ -34,9 +34,20 @@ pub struct ModelUnderTest {
     /// The Ollama model name (Ollama backend); default `tierforge-<label>:latest` for tier
     /// labels, else `model`.
     pub ollama_name: Option<String>,
+    /// The system prompt, when it is not the tier's (`modelfiles/system/<tier>.txt`): a loop
+    /// candidate is evaluated with the instructions it was trained on.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub system_prompt: Option<String>,
 }
 
 impl ModelUnderTest {
+    /// The system prompt its answers are generated with.
+    pub fn system_prompt(&self) -> &str {
+        self.system_prompt
+            .as_deref()
+            .unwrap_or_else(|| self.tier.system_prompt())
+    }
+
     /// The name this model has in Ollama.
     pub fn ollama_model(&self) -> String {
         if let Some(n) = &self.ollama_name {
@@ -468,7 +479,7 @@ fn eval_candle(
         model: m.model.clone(),
         source: Box::new(source),
     };
-    let system = m.tier.system_prompt();
+    let system = m.system_prompt();
     let prompts = products
         .iter()
         .map(|p| lm.chat_prompt(&user_prompt(&p.input), Some(system)))
@@ -558,7 +569,7 @@ fn eval_ollama(
     let client = Ollama::new(&host).map_err(oerr)?;
     client.version().map_err(oerr)?;
     let load_s = t0.elapsed().as_secs_f64();
-    let system = m.tier.system_prompt();
+    let system = m.system_prompt();
     let t1 = Instant::now();
     let mut results = Vec::with_capacity(products.len());
     for (i, p) in products.iter().enumerate() {
@@ -787,6 +798,7 @@ mod tests {
             adapter: None,
             tier: Tier::Expert,
             ollama_name: None,
+            system_prompt: None,
         };
         let opts = EvalOptions {
             backend: Backend::Ollama,
@@ -811,6 +823,7 @@ mod tests {
             adapter: None,
             tier: Tier::Expert,
             ollama_name: None,
+            system_prompt: None,
         };
         let zero = EvalOptions {
             batch_size: 0,
@@ -852,6 +865,7 @@ mod tests {
             adapter: None,
             tier: Tier::Expert,
             ollama_name: None,
+            system_prompt: None,
         };
         assert_eq!(m.ollama_model(), "tierforge-expert:latest");
         m.label = "base".into();

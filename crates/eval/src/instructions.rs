@@ -240,6 +240,15 @@ impl InstructionStore {
         Ok((best, text))
     }
 
+    /// The text of `version` (0: the built-in prompt).
+    pub fn text(&self, tier: Tier, version: u32) -> Result<String, LoopError> {
+        if version == 0 {
+            return Ok(format!("{}\n", tier.system_prompt()));
+        }
+        let p = self.path(tier, version);
+        std::fs::read_to_string(&p).map_err(LoopError::io(&p))
+    }
+
     /// Writes the next version (atomically: the prompt file appears whole or not at all; its
     /// counts file is written first).
     pub fn write_next(

@@ -496,6 +496,7 @@ impl Pipeline<'_> {
             adapter: None,
             tier: Tier::Expert,
             ollama_name: None,
+            system_prompt: None,
         }];
         for (t, _) in trained {
             models.push(ModelUnderTest {
@@ -504,6 +505,7 @@ impl Pipeline<'_> {
                 adapter: Some(t.adapter.clone()),
                 tier: t.tier,
                 ollama_name: None,
+                system_prompt: None,
             });
         }
         let eval_opts = EvalOptions {

@@ -495,6 +495,7 @@ mod tests {
                         adapter: None,
                         tier: Tier::Expert,
                         ollama_name: None,
+                        system_prompt: None,
                     },
                     backend: Backend::Candle,
                     summary: summarise(&results, 1.0, 0.1),

@@ -41,6 +41,8 @@ impl CandidateTrainer for StubTrainer {
 struct StubEvaluator {
     better: bool,
     calls: usize,
+    /// System prompts of (production, candidate) per call.
+    prompts: Vec<(String, String)>,
 }
 impl CandidateEvaluator for StubEvaluator {
     fn compare(
@@ -51,6 +53,10 @@ impl CandidateEvaluator for StubEvaluator {
     ) -> Result<Comparison, LoopError> {
         self.calls += 1;
         assert_ne!(production.adapter, candidate.adapter);
+        self.prompts.push((
+            production.system_prompt().to_owned(),
+            candidate.system_prompt().to_owned(),
+        ));
         let d = if self.better { 4.0 } else { -0.5 };
         Ok(Comparison {
             a: production.label.clone(),
@@ -160,6 +166,7 @@ fn a_candidate_that_is_not_better_is_rejected_with_the_reason() {
         StubEvaluator {
             better: false,
             calls: 0,
+            prompts: vec![],
         },
     );
     let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
@@ -187,12 +194,26 @@ fn a_candidate_that_is_not_better_is_rejected_with_the_reason() {
     // Instructions were updated from the low-rated listings, and the lock is gone.
     let p = r.instructions.as_ref().unwrap();
     assert!(p.changed && !p.additions.is_empty(), "{p:?}");
-    assert!(opts
+    let v1 = opts
         .config
         .state_dir
-        .join("instructions/advanced/v0001.txt")
-        .is_file());
+        .join("instructions/advanced/v0001.txt");
+    assert!(v1.is_file());
     assert!(!opts.config.state_dir.join("locks/advanced.lock").exists());
+    // The candidate trained on the v0001 instructions is evaluated with them; production, trained
+    // before any update, with the tier's built-in prompt.
+    let v1 = std::fs::read_to_string(v1).unwrap();
+    assert_eq!(e.prompts.len(), 1);
+    assert_eq!(e.prompts[0].0, Tier::Advanced.system_prompt());
+    assert_eq!(e.prompts[0].1, v1.trim_end());
+    assert_ne!(e.prompts[0].0, e.prompts[0].1);
+    assert_eq!(cand_iv(&reg, "1.1.0"), 1);
+}
+
+fn cand_iv(reg: &Registry, version: &str) -> u64 {
+    reg.get("advanced", version).unwrap().train_metrics["instructions_version"]
+        .as_u64()
+        .unwrap()
 }
 
 #[test]
@@ -204,6 +225,7 @@ fn a_better_candidate_is_promoted_and_an_untriggered_tier_is_left_alone() {
         StubEvaluator {
             better: true,
             calls: 0,
+            prompts: vec![],
         },
     );
     let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
@@ -242,6 +264,7 @@ fn a_live_lock_keeps_a_second_loop_out() {
         StubEvaluator {
             better: true,
             calls: 0,
+            prompts: vec![],
         },
     );
     let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
@@ -273,6 +296,7 @@ fn a_killed_run_is_resumed_by_the_next_start() {
             StubEvaluator {
                 better: true,
                 calls: 0,
+                prompts: vec![],
             },
         );
         assert!(run_once(&opts, &mut t, &mut e, &mut Quiet).is_err());
@@ -318,6 +342,7 @@ fn instructions_only_trains_nothing_and_is_idempotent() {
         StubEvaluator {
             better: true,
             calls: 0,
+            prompts: vec![],
         },
     );
     let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();

@@ -209,6 +209,7 @@ pub fn resolve(args: &EvalArgs) -> Result<(Vec<ModelUnderTest>, EvalOptions)> {
             adapter,
             tier,
             ollama_name: None,
+            system_prompt: None,
         });
     }
     if !(args.confidence > 0.0 && args.confidence < 1.0) {
