@@ -117,7 +117,31 @@ fn unsupported(path: &str, why: impl std::fmt::Display) -> ModelError {
     ModelError::InvalidArgument(format!("JSON schema at `{path}`: {why}"))
 }
 
+/// Keywords that constrain values in ways this grammar cannot enforce: refusing them keeps the
+/// grammar from being silently looser than the schema asks. (Annotations such as `title`,
+/// `description` or `$schema` are fine and ignored.)
+const UNSUPPORTED: &[&str] = &[
+    "enum",
+    "const",
+    "pattern",
+    "minLength",
+    "maxLength",
+    "format",
+    "uniqueItems",
+    "prefixItems",
+    "contains",
+    "patternProperties",
+    "anyOf",
+    "oneOf",
+    "allOf",
+    "not",
+    "$ref",
+];
+
 fn compile(v: &Value, path: &str, shapes: &mut Vec<Shape>) -> Result<usize> {
+    if let Some(k) = UNSUPPORTED.iter().find(|k| v.get(**k).is_some()) {
+        return Err(unsupported(path, format!("`{k}` is not supported")));
+    }
     let ty = v
         .get("type")
         .and_then(Value::as_str)
@@ -537,5 +561,11 @@ mod tests {
             json!({"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]});
         let e = compile(&number, "#", &mut shapes).unwrap_err().to_string();
         assert!(e.contains("#/properties/n") && e.contains("number"), "{e}");
+        let pattern = json!({"type": "array", "items": {"type": "string", "maxLength": 80}});
+        let e = compile(&pattern, "#", &mut shapes).unwrap_err().to_string();
+        assert!(e.contains("#/items") && e.contains("maxLength"), "{e}");
+        // Annotations are not constraints.
+        let annotated = json!({"type": "string", "title": "T", "description": "d"});
+        assert!(compile(&annotated, "#", &mut shapes).is_ok());
     }
 }
