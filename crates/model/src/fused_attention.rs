@@ -17,7 +17,7 @@ use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor}
 use rayon::prelude::*;
 
 use crate::cpu_gemm::{matmul, rows_of, transposed, Threads};
-use crate::fused_grad::{slice, AttentionMask, Real};
+use crate::fused_grad::{dispatch, slice, AttentionMask, Real};
 
 /// Query rows per task. Small enough that causal blocks skip most hidden keys and that two
 /// cores share even a single sequence's heads; large enough for the matmuls to run near peak.
@@ -234,17 +234,6 @@ fn tokens_to_heads<T: Real>(x: &[T], heads: usize, seq: usize, hd: usize) -> Vec
     out
 }
 
-/// Calls `self.method::<T>(args)` with `T` the element type of `storage` (f32 or f64).
-macro_rules! dispatch {
-    ($storage:expr, $this:ident . $m:ident ( $($arg:expr),* )) => {
-        match $storage {
-            CpuStorage::F32(_) => $this.$m::<f32>($($arg),*),
-            CpuStorage::F64(_) => $this.$m::<f64>($($arg),*),
-            _ => candle_core::bail!("fused attention: only f32 and f64 are supported"),
-        }
-    };
-}
-
 impl CustomOp3 for FusedAttention {
     fn name(&self) -> &'static str {
         "fused-attention"
@@ -259,7 +248,7 @@ impl CustomOp3 for FusedAttention {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        dispatch!(qs, self.fwd(qs, ql, ks, kl, vs, vl))
+        dispatch!("fused attention", qs, self.fwd(qs, ql, ks, kl, vs, vl))
     }
 
     fn bwd(
@@ -432,7 +421,7 @@ impl CustomOp3 for FusedAttentionBackward {
         vs: &CpuStorage,
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        dispatch!(qs, self.run(qs, ql, ks, kl, vs, vl))
+        dispatch!("fused attention", qs, self.run(qs, ql, ks, kl, vs, vl))
     }
 }
 

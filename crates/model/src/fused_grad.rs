@@ -77,16 +77,18 @@ fn values<T: Real>(t: &Tensor) -> Result<Vec<T>> {
     t.flatten_all()?.to_dtype(T::DTYPE)?.to_vec1::<T>()
 }
 
-/// Calls `self.method::<T>(args)` with `T` the element type of `storage` (f32 or f64).
+/// Calls `self.method::<T>(args)` with `T` the element type of `storage` (f32 or f64); `op`
+/// names the operation in the error for other types. Shared by every fused CPU kernel.
 macro_rules! dispatch {
     ($op:expr, $storage:expr, $this:ident . $m:ident ( $($arg:expr),* )) => {
         match $storage {
-            CpuStorage::F32(_) => $this.$m::<f32>($($arg),*),
-            CpuStorage::F64(_) => $this.$m::<f64>($($arg),*),
+            candle_core::CpuStorage::F32(_) => $this.$m::<f32>($($arg),*),
+            candle_core::CpuStorage::F64(_) => $this.$m::<f64>($($arg),*),
             _ => candle_core::bail!("{}: only f32 and f64 are supported", $op),
         }
     };
 }
+pub(crate) use dispatch;
 
 // ---------------------------------------------------------------------------------------------
 // RMSNorm

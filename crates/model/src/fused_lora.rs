@@ -13,7 +13,7 @@
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 
 use crate::cpu_gemm::{matmul, matmul_add, rows_of, transposed, Threads};
-use crate::fused_grad::{slice, Real};
+use crate::fused_grad::{dispatch, slice, Real};
 use crate::llama::Lora;
 
 /// Whether [`lora_linear`] runs for this input, frozen weight and adapter: CPU, and one float
@@ -71,17 +71,6 @@ fn held<'a, T: Real>(storage: &'a Storage, layout: &Layout) -> Result<&'a [T]> {
         Storage::Cpu(s) => slice::<T>(s, layout, "LoRA linear"),
         _ => candle_core::bail!("LoRA linear: CPU tensors only"),
     }
-}
-
-/// Calls `self.method::<T>(args)` with `T` the element type of `storage` (f32 or f64).
-macro_rules! dispatch {
-    ($storage:expr, $this:ident . $m:ident ( $($arg:expr),* )) => {
-        match $storage {
-            CpuStorage::F32(_) => $this.$m::<f32>($($arg),*),
-            CpuStorage::F64(_) => $this.$m::<f64>($($arg),*),
-            _ => candle_core::bail!("LoRA linear: only f32 and f64 are supported"),
-        }
-    };
 }
 
 struct FusedLora {
@@ -152,7 +141,7 @@ impl CustomOp3 for FusedLora {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        dispatch!(xs, self.fwd(xs, xl, a_s, al, bs, bl))
+        dispatch!("LoRA linear", xs, self.fwd(xs, xl, a_s, al, bs, bl))
     }
 
     fn bwd(
@@ -284,7 +273,7 @@ impl CustomOp3 for FusedLoraBackward {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        dispatch!(xs, self.run(xs, xl, a_s, al, bs, bl))
+        dispatch!("LoRA linear", xs, self.run(xs, xl, a_s, al, bs, bl))
     }
 }
 
