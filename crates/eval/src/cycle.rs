@@ -755,22 +755,20 @@ fn run_tier(
             None => {
                 let version = registry.next_version(tier.name())?;
                 let ds = st.dataset.clone();
-                let mut metrics = trained.metrics.clone();
-                if !metrics.is_object() {
-                    metrics = serde_json::json!({});
-                }
-                if let Some(m) = metrics.as_object_mut() {
-                    m.insert(
-                        "adapter".into(),
-                        trained.adapter.display().to_string().into(),
-                    );
-                    // The instructions the candidate was trained with: it is evaluated, and
-                    // later compared as production, with the same system prompt.
-                    m.insert(
-                        "instructions_version".into(),
-                        ds.as_ref().map_or(0, |d| d.instructions_version).into(),
-                    );
-                }
+                let mut metrics = match trained.metrics.clone() {
+                    serde_json::Value::Object(m) => m,
+                    _ => serde_json::Map::new(),
+                };
+                metrics.insert(
+                    "adapter".into(),
+                    trained.adapter.display().to_string().into(),
+                );
+                // The instructions the candidate was trained with: it is evaluated, and later
+                // compared as production, with the same system prompt.
+                metrics.insert(
+                    "instructions_version".into(),
+                    ds.as_ref().map_or(0, |d| d.instructions_version).into(),
+                );
                 let config_hash = sha256_file(&paths.train_config).unwrap_or_default();
                 registry.add(&VersionRecord {
                     tier: tier.name().into(),
@@ -780,7 +778,7 @@ fn run_tier(
                     dataset_hash: ds.as_ref().map(|d| d.sha256.clone()).unwrap_or_default(),
                     dataset_size: ds.as_ref().map_or(0, |d| d.samples as u64),
                     config_hash,
-                    train_metrics: metrics,
+                    train_metrics: serde_json::Value::Object(metrics),
                     eval_metrics: serde_json::json!({}),
                     gguf_path: None,
                     gguf_sha256: None,

@@ -136,6 +136,26 @@ pub enum OutputFormat {
     Free,
 }
 
+impl OutputFormat {
+    /// The JSON schema decoding is held to (`None`: free text).
+    pub fn schema(self) -> Option<serde_json::Value> {
+        match self {
+            OutputFormat::Schema => Some(completion::json_schema()),
+            OutputFormat::Free => None,
+        }
+    }
+
+    /// [`Self::schema`] compiled for `tokenizer`, as generation takes it.
+    pub fn grammar(
+        self,
+        tokenizer: &tierforge_model::Tokenizer,
+    ) -> tierforge_model::Result<Option<std::sync::Arc<JsonSchema>>> {
+        self.schema()
+            .map(|s| JsonSchema::new(&s, tokenizer).map(std::sync::Arc::new))
+            .transpose()
+    }
+}
+
 /// What evaluations written before the option existed decoded with.
 fn free_text() -> OutputFormat {
     OutputFormat::Free
@@ -498,12 +518,7 @@ fn eval_candle(
             ..SamplingParams::greedy()
         },
         stop_tokens: lm.stop_tokens(),
-        schema: match opts.format {
-            OutputFormat::Schema => Some(std::sync::Arc::new(
-                JsonSchema::new(&completion::json_schema(), &lm.tokenizer).map_err(merr)?,
-            )),
-            OutputFormat::Free => None,
-        },
+        schema: opts.format.grammar(&lm.tokenizer).map_err(merr)?,
     };
     let t1 = Instant::now();
     let gens = generate_batch(
@@ -582,10 +597,7 @@ fn eval_ollama(
                 &ChatDecoding {
                     repeat_penalty: opts.repeat_penalty,
                     num_predict: Some(opts.max_tokens as i32),
-                    format: match opts.format {
-                        OutputFormat::Schema => Some(completion::json_schema()),
-                        OutputFormat::Free => None,
-                    },
+                    format: opts.format.schema(),
                     ..ChatDecoding::greedy(opts.seed as i32)
                 },
             )

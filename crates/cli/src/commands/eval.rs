@@ -38,6 +38,15 @@ pub enum FormatArg {
     Free,
 }
 
+impl From<FormatArg> for OutputFormat {
+    fn from(f: FormatArg) -> Self {
+        match f {
+            FormatArg::Schema => OutputFormat::Schema,
+            FormatArg::Free => OutputFormat::Free,
+        }
+    }
+}
+
 #[derive(Debug, Args)]
 pub struct EvalArgs {
     /// Labels of the models to evaluate, in order: `base` and tier names (compared in turn).
@@ -234,10 +243,7 @@ pub fn resolve(args: &EvalArgs) -> Result<(Vec<ModelUnderTest>, EvalOptions)> {
         limit: args.limit,
         seed: args.seed,
         repeat_penalty: args.repeat_penalty,
-        format: match args.format {
-            FormatArg::Schema => OutputFormat::Schema,
-            FormatArg::Free => OutputFormat::Free,
-        },
+        format: args.format.into(),
         weights: if args.quantized {
             Weights::Quantized
         } else {

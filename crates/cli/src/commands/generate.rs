@@ -247,16 +247,9 @@ fn batch(
         max_tokens: args.max_tokens,
         sampling: args.sampling(),
         stop_tokens: model.stop_tokens(),
-        schema: match args.format {
-            crate::commands::eval::FormatArg::Schema => Some(std::sync::Arc::new(
-                tierforge_model::JsonSchema::new(
-                    &tierforge_data::completion::json_schema(),
-                    &model.tokenizer,
-                )
-                .context("Failed to compile the listing schema")?,
-            )),
-            crate::commands::eval::FormatArg::Free => None,
-        },
+        schema: tierforge_eval::evaluate::OutputFormat::from(args.format)
+            .grammar(&model.tokenizer)
+            .context("Failed to compile the listing schema")?,
     };
     let t0 = Instant::now();
     let outs = tierforge_model::generate::generate_batch(
