@@ -162,42 +162,55 @@ impl FusedAttention {
             slice::<T>(ks, kl, "fused attention")?,
             slice::<T>(vs, vl, "fused attention")?,
         );
-        let (rows, keys, hd) = (d.rows, d.keys, d.hd);
-        let scale = T::cast(self.scale);
-        let (seq, heads) = (self.mask.seq, d.heads * rows / self.mask.seq);
-        let shape = Shape::from((q.len() / (heads * seq * hd).max(1), seq, heads * hd));
-        let mut y = vec![T::zero(); q.len()];
-        if y.is_empty() {
-            return Ok((T::to_cpu_storage_owned(y), shape));
-        }
-        y.par_chunks_mut(rows * hd)
-            .enumerate()
-            .for_each(|(pair, y)| {
-                let (q, k, v) = (
-                    &q[pair * rows * hd..][..rows * hd],
-                    &k[pair * keys * hd..][..keys * hd],
-                    &v[pair * keys * hd..][..keys * hd],
-                );
-                y.par_chunks_mut(BLOCK * hd)
-                    .enumerate()
-                    .for_each(|(blk, y)| {
-                        let r0 = blk * BLOCK;
-                        let n = y.len() / hd;
-                        let qb = &q[r0 * hd..(r0 + n) * hd];
-                        let b = probabilities(&self.mask, &d, scale, pair, r0, qb, k);
-                        matmul(
-                            Threads::One,
-                            (n, hd, b.width),
-                            y,
-                            rows_of(&b.p, b.width),
-                            rows_of(v, hd),
-                            T::one(),
-                        );
-                    });
-            });
-        let y = heads_to_tokens(&y, heads, seq, hd);
+        let (y, shape) = forward_heads(self.scale, &self.mask, &d, q, k, v);
         Ok((T::to_cpu_storage_owned(y), shape))
     }
+}
+
+/// The forward pass over `q`, `k`, `v` in the kernels' head layout (see [`attention`]):
+/// the output in token layout `(batch, seq, heads · head_dim)`.
+fn forward_heads<T: Real>(
+    scale: f64,
+    mask: &AttentionMask,
+    d: &Dims,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+) -> (Vec<T>, Shape) {
+    let (rows, keys, hd) = (d.rows, d.keys, d.hd);
+    let scale = T::cast(scale);
+    let (seq, heads) = (mask.seq, d.heads * rows / mask.seq);
+    let shape = Shape::from((q.len() / (heads * seq * hd).max(1), seq, heads * hd));
+    let mut y = vec![T::zero(); q.len()];
+    if y.is_empty() {
+        return (y, shape);
+    }
+    y.par_chunks_mut(rows * hd)
+        .enumerate()
+        .for_each(|(pair, y)| {
+            let (q, k, v) = (
+                &q[pair * rows * hd..][..rows * hd],
+                &k[pair * keys * hd..][..keys * hd],
+                &v[pair * keys * hd..][..keys * hd],
+            );
+            y.par_chunks_mut(BLOCK * hd)
+                .enumerate()
+                .for_each(|(blk, y)| {
+                    let r0 = blk * BLOCK;
+                    let n = y.len() / hd;
+                    let qb = &q[r0 * hd..(r0 + n) * hd];
+                    let b = probabilities(mask, d, scale, pair, r0, qb, k);
+                    matmul(
+                        Threads::One,
+                        (n, hd, b.width),
+                        y,
+                        rows_of(&b.p, b.width),
+                        rows_of(v, hd),
+                        T::one(),
+                    );
+                });
+        });
+    (heads_to_tokens(&y, heads, seq, hd), shape)
 }
 
 /// `(batch, heads, seq, head_dim)` → `(batch, seq, heads, head_dim)`. The kernels' rows of kv
@@ -309,102 +322,115 @@ impl FusedAttentionBackward {
         let Storage::Cpu(dys) = &*dys else {
             candle_core::bail!("fused attention: CPU tensors only");
         };
-        let (rows, keys, hd) = (d.rows, d.keys, d.hd);
-        let (seq, heads) = (self.mask.seq, d.heads * rows / self.mask.seq);
-        let dy = tokens_to_heads(slice::<T>(dys, dyl, "fused attention")?, heads, seq, hd);
-        let dy = dy.as_slice();
-        let scale = T::cast(self.scale);
-        let mut out = vec![T::zero(); q.len() + 2 * k.len()];
+        let (seq, heads) = (self.mask.seq, d.heads * d.rows / self.mask.seq);
+        let dy = tokens_to_heads(slice::<T>(dys, dyl, "fused attention")?, heads, seq, d.hd);
+        let out = backward_heads(self.scale, &self.mask, &d, q, k, v, &dy);
         let shape = Shape::from(out.len());
-        if q.is_empty() || k.is_empty() {
-            return Ok((T::to_cpu_storage_owned(out), shape));
-        }
-        let (dq, dkv) = out.split_at_mut(q.len());
-        let (dk, dv) = dkv.split_at_mut(k.len());
-        dq.par_chunks_mut(rows * hd)
-            .zip(dk.par_chunks_mut(keys * hd))
-            .zip(dv.par_chunks_mut(keys * hd))
-            .enumerate()
-            .for_each(|(pair, ((dq, dk), dv))| {
-                let (q, k, v, dy) = (
-                    &q[pair * rows * hd..][..rows * hd],
-                    &k[pair * keys * hd..][..keys * hd],
-                    &v[pair * keys * hd..][..keys * hd],
-                    &dy[pair * rows * hd..][..rows * hd],
-                );
-                // Each block's share of dk and dv; summed per pair below.
-                let parts: Vec<(usize, Vec<T>, Vec<T>)> = dq
-                    .par_chunks_mut(BLOCK * hd)
-                    .enumerate()
-                    .map(|(blk, dq)| {
-                        let r0 = blk * BLOCK;
-                        let n = dq.len() / hd;
-                        let qb = &q[r0 * hd..(r0 + n) * hd];
-                        let dyb = &dy[r0 * hd..(r0 + n) * hd];
-                        let Block { p, width } =
-                            probabilities(&self.mask, &d, scale, pair, r0, qb, k);
-                        // dp = dy · vᵀ, then ds = scale · p ⊙ (dp − Σ p·dp), in place.
-                        let mut ds = vec![T::zero(); n * width];
-                        matmul(
-                            Threads::One,
-                            (n, width, hd),
-                            &mut ds,
-                            rows_of(dyb, hd),
-                            transposed(v, hd),
-                            T::one(),
-                        );
-                        if width > 0 {
-                            for (ds, p) in ds.chunks_mut(width).zip(p.chunks(width)) {
-                                let dot = p
-                                    .iter()
-                                    .zip(ds.iter())
-                                    .fold(T::zero(), |a, (&p, &g)| a + p * g);
-                                for (g, &p) in ds.iter_mut().zip(p) {
-                                    *g = scale * p * (*g - dot);
-                                }
-                            }
-                        }
-                        // dq = ds · k; dk += dsᵀ · q; dv += pᵀ · dy.
-                        matmul(
-                            Threads::One,
-                            (n, hd, width),
-                            dq,
-                            rows_of(&ds, width),
-                            rows_of(k, hd),
-                            T::one(),
-                        );
-                        let mut dk = vec![T::zero(); width * hd];
-                        matmul(
-                            Threads::One,
-                            (width, hd, n),
-                            &mut dk,
-                            transposed(&ds, width),
-                            rows_of(qb, hd),
-                            T::one(),
-                        );
-                        let mut dv = vec![T::zero(); width * hd];
-                        matmul(
-                            Threads::One,
-                            (width, hd, n),
-                            &mut dv,
-                            transposed(&p, width),
-                            rows_of(dyb, hd),
-                            T::one(),
-                        );
-                        (width, dk, dv)
-                    })
-                    .collect();
-                for (width, pk, pv) in parts {
-                    for (a, b) in dk[..width * hd].iter_mut().zip(pk) {
-                        *a += b;
-                    }
-                    for (a, b) in dv[..width * hd].iter_mut().zip(pv) {
-                        *a += b;
-                    }
-                }
-            });
         Ok((T::to_cpu_storage_owned(out), shape))
     }
+}
+
+/// The backward pass in the kernels' head layout: `dq`, `dk` and `dv` (each in the layout of
+/// its input) one after the other, for an upstream gradient `dy` in head layout.
+fn backward_heads<T: Real>(
+    scale: f64,
+    mask: &AttentionMask,
+    d: &Dims,
+    q: &[T],
+    k: &[T],
+    v: &[T],
+    dy: &[T],
+) -> Vec<T> {
+    let (rows, keys, hd) = (d.rows, d.keys, d.hd);
+    let scale = T::cast(scale);
+    let mut out = vec![T::zero(); q.len() + 2 * k.len()];
+    if q.is_empty() || k.is_empty() {
+        return out;
+    }
+    let (dq, dkv) = out.split_at_mut(q.len());
+    let (dk, dv) = dkv.split_at_mut(k.len());
+    dq.par_chunks_mut(rows * hd)
+        .zip(dk.par_chunks_mut(keys * hd))
+        .zip(dv.par_chunks_mut(keys * hd))
+        .enumerate()
+        .for_each(|(pair, ((dq, dk), dv))| {
+            let (q, k, v, dy) = (
+                &q[pair * rows * hd..][..rows * hd],
+                &k[pair * keys * hd..][..keys * hd],
+                &v[pair * keys * hd..][..keys * hd],
+                &dy[pair * rows * hd..][..rows * hd],
+            );
+            // Each block's share of dk and dv; summed per pair below.
+            let parts: Vec<(usize, Vec<T>, Vec<T>)> = dq
+                .par_chunks_mut(BLOCK * hd)
+                .enumerate()
+                .map(|(blk, dq)| {
+                    let r0 = blk * BLOCK;
+                    let n = dq.len() / hd;
+                    let qb = &q[r0 * hd..(r0 + n) * hd];
+                    let dyb = &dy[r0 * hd..(r0 + n) * hd];
+                    let Block { p, width } = probabilities(mask, d, scale, pair, r0, qb, k);
+                    // dp = dy · vᵀ, then ds = scale · p ⊙ (dp − Σ p·dp), in place.
+                    let mut ds = vec![T::zero(); n * width];
+                    matmul(
+                        Threads::One,
+                        (n, width, hd),
+                        &mut ds,
+                        rows_of(dyb, hd),
+                        transposed(v, hd),
+                        T::one(),
+                    );
+                    if width > 0 {
+                        for (ds, p) in ds.chunks_mut(width).zip(p.chunks(width)) {
+                            let dot = p
+                                .iter()
+                                .zip(ds.iter())
+                                .fold(T::zero(), |a, (&p, &g)| a + p * g);
+                            for (g, &p) in ds.iter_mut().zip(p) {
+                                *g = scale * p * (*g - dot);
+                            }
+                        }
+                    }
+                    // dq = ds · k; dk += dsᵀ · q; dv += pᵀ · dy.
+                    matmul(
+                        Threads::One,
+                        (n, hd, width),
+                        dq,
+                        rows_of(&ds, width),
+                        rows_of(k, hd),
+                        T::one(),
+                    );
+                    let mut dk = vec![T::zero(); width * hd];
+                    matmul(
+                        Threads::One,
+                        (width, hd, n),
+                        &mut dk,
+                        transposed(&ds, width),
+                        rows_of(qb, hd),
+                        T::one(),
+                    );
+                    let mut dv = vec![T::zero(); width * hd];
+                    matmul(
+                        Threads::One,
+                        (width, hd, n),
+                        &mut dv,
+                        transposed(&p, width),
+                        rows_of(dyb, hd),
+                        T::one(),
+                    );
+                    (width, dk, dv)
+                })
+                .collect();
+            for (width, pk, pv) in parts {
+                for (a, b) in dk[..width * hd].iter_mut().zip(pk) {
+                    *a += b;
+                }
+                for (a, b) in dv[..width * hd].iter_mut().zip(pv) {
+                    *a += b;
+                }
+            }
+        });
+    out
 }
 
 impl CustomOp3 for FusedAttentionBackward {
@@ -422,6 +448,308 @@ impl CustomOp3 for FusedAttentionBackward {
         vl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
         dispatch!("fused attention", qs, self.run(qs, ql, ks, kl, vs, vl))
+    }
+}
+
+/// Rotary embedding and the head layout inside the op: [`attention`] for `q`, `k` and `v`
+/// straight from their projections, `(batch, seq, heads · head_dim)`, before rope.
+///
+/// Composed, rope and the head layout put three more tensors in the graph until the backward
+/// pass: the rotated `q` and `k` and a head-major copy of `v`, a tenth of a SmolLM2 training
+/// step's activations. Here they are rebuilt where they are needed, in the forward pass and
+/// again in the backward pass, whose gradients are rotated back. `cos`/`sin`: `(seq,
+/// head_dim/2)`, or `(batch, seq, head_dim/2)` for positions that differ per batch row; Hugging
+/// Face's half-split rope. Without cached keys (`mask.offset` is 0).
+#[allow(clippy::too_many_arguments)]
+pub fn rope_attention(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    heads: usize,
+    kv_heads: usize,
+    cos: &Tensor,
+    sin: &Tensor,
+    scale: f64,
+    mask: AttentionMask,
+) -> Result<Tensor> {
+    let op = RopeAttention {
+        attn: FusedAttention { scale, mask },
+        heads,
+        kv_heads,
+        cos: cos.clone(),
+        sin: sin.clone(),
+    };
+    q.contiguous()?
+        .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
+}
+
+struct RopeAttention {
+    attn: FusedAttention,
+    heads: usize,
+    kv_heads: usize,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+/// The sizes of a [`rope_attention`] call: `(batch, seq, head_dim)` and the kernels' [`Dims`].
+fn rope_dims(
+    op: &RopeAttention,
+    q: &Shape,
+    k: &Shape,
+    v: &Shape,
+) -> Result<(usize, usize, usize, Dims)> {
+    let (b, t, qw) = q.dims3()?;
+    let (h, kvh) = (op.heads, op.kv_heads);
+    let mask = &op.attn.mask;
+    if h == 0 || kvh == 0 || h % kvh != 0 || qw % h != 0 {
+        candle_core::bail!("rope attention: {h} heads over {kvh} kv heads, q {q:?}");
+    }
+    let hd = qw / h;
+    if k.dims3()? != (b, t, kvh * hd) || v.dims3()? != (b, t, kvh * hd) || hd % 2 != 0 {
+        candle_core::bail!("rope attention: q {q:?}, k {k:?} and v {v:?} do not match");
+    }
+    let rows = h / kvh * t;
+    if mask.seq != t || mask.offset != 0 || !mask.fits(rows, t) {
+        candle_core::bail!("rope attention: mask does not fit {t} positions without a cache");
+    }
+    let d = Dims {
+        heads: kvh,
+        rows,
+        keys: t,
+        hd,
+    };
+    Ok((b, t, hd, d))
+}
+
+/// The rope tables as values, and whether they hold a row per batch row.
+fn rope_tables<T: Real>(op: &RopeAttention, b: usize, t: usize, hd: usize) -> Result<Rotation<T>> {
+    let values =
+        |x: &Tensor| -> Result<Vec<T>> { x.flatten_all()?.to_dtype(T::DTYPE)?.to_vec1::<T>() };
+    let (cos, sin) = (values(&op.cos)?, values(&op.sin)?);
+    let per_row = match op.cos.rank() {
+        2 => false,
+        3 => true,
+        r => candle_core::bail!("rope attention: rope tables of rank {r}"),
+    };
+    let want = if per_row { b * t * hd / 2 } else { t * hd / 2 };
+    if cos.len() != want || sin.len() != want {
+        candle_core::bail!("rope attention: rope tables do not fit {b} × {t} positions");
+    }
+    Ok(Rotation {
+        cos,
+        sin,
+        per_row,
+        seq: t,
+        hd,
+    })
+}
+
+struct Rotation<T> {
+    cos: Vec<T>,
+    sin: Vec<T>,
+    per_row: bool,
+    seq: usize,
+    hd: usize,
+}
+
+impl<T: Real> Rotation<T> {
+    /// Token layout `(batch, seq, heads, head_dim)` → head layout `(batch, heads, seq,
+    /// head_dim)`, rotated (`inverse`: by the opposite angle).
+    fn to_heads(&self, x: &[T], heads: usize, inverse: bool) -> Vec<T> {
+        let mut out = tokens_to_heads(x, heads, self.seq, self.hd);
+        self.rotate(&mut out, heads, inverse);
+        out
+    }
+
+    /// Head layout → token layout, rotated back.
+    fn to_tokens(&self, mut x: Vec<T>, heads: usize) -> Vec<T> {
+        self.rotate(&mut x, heads, true);
+        heads_to_tokens(&x, heads, self.seq, self.hd)
+    }
+
+    /// Rotates every row of a head-layout buffer in place.
+    fn rotate(&self, x: &mut [T], heads: usize, inverse: bool) {
+        let (t, d2) = (self.seq, self.hd / 2);
+        if x.is_empty() || d2 == 0 {
+            return;
+        }
+        x.par_chunks_mut(self.hd).enumerate().for_each(|(row, x)| {
+            let pos = row % t;
+            let b = row / (heads * t);
+            let at = if self.per_row {
+                (b * t + pos) * d2
+            } else {
+                pos * d2
+            };
+            let (c, s) = (&self.cos[at..at + d2], &self.sin[at..at + d2]);
+            for i in 0..d2 {
+                let (x1, x2) = (x[i], x[i + d2]);
+                if inverse {
+                    x[i] = x1 * c[i] + x2 * s[i];
+                    x[i + d2] = x2 * c[i] - x1 * s[i];
+                } else {
+                    x[i] = x1 * c[i] - x2 * s[i];
+                    x[i + d2] = x2 * c[i] + x1 * s[i];
+                }
+            }
+        });
+    }
+}
+
+impl RopeAttention {
+    /// `q`, `k` (rotated) and `v` in head layout, and the kernels' sizes.
+    #[allow(clippy::type_complexity)]
+    #[allow(clippy::too_many_arguments)]
+    fn heads<T: Real>(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(Rotation<T>, Dims, [Vec<T>; 3])> {
+        let (b, t, hd, d) = rope_dims(self, ql.shape(), kl.shape(), vl.shape())?;
+        let rot = rope_tables::<T>(self, b, t, hd)?;
+        let q = rot.to_heads(slice::<T>(qs, ql, "rope attention")?, self.heads, false);
+        let k = rot.to_heads(slice::<T>(ks, kl, "rope attention")?, self.kv_heads, false);
+        let v = tokens_to_heads(slice::<T>(vs, vl, "rope attention")?, self.kv_heads, t, hd);
+        Ok((rot, d, [q, k, v]))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fwd<T: Real>(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (_, d, [q, k, v]) = self.heads::<T>(qs, ql, ks, kl, vs, vl)?;
+        let (y, shape) = forward_heads(self.attn.scale, &self.attn.mask, &d, &q, &k, &v);
+        Ok((T::to_cpu_storage_owned(y), shape))
+    }
+}
+
+impl CustomOp3 for RopeAttention {
+    fn name(&self) -> &'static str {
+        "rope-attention"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        dispatch!("rope attention", qs, self.fwd(qs, ql, ks, kl, vs, vl))
+    }
+
+    fn bwd(
+        &self,
+        q: &Tensor,
+        k: &Tensor,
+        v: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let op = RopeAttentionBackward {
+            fwd: RopeAttention {
+                attn: FusedAttention {
+                    scale: self.attn.scale,
+                    mask: self.attn.mask.clone(),
+                },
+                heads: self.heads,
+                kv_heads: self.kv_heads,
+                cos: self.cos.clone(),
+                sin: self.sin.clone(),
+            },
+            dy: dy.contiguous()?,
+        };
+        let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+        let all = q.apply_op3_no_bwd(&k, &v, &op)?;
+        let (nq, nk) = (q.elem_count(), k.elem_count());
+        let dq = all.narrow(0, 0, nq)?.reshape(q.shape())?;
+        let dk = all.narrow(0, nq, nk)?.reshape(k.shape())?;
+        let dv = all.narrow(0, nq + nk, nk)?.reshape(v.shape())?;
+        Ok((Some(dq), Some(dk), Some(dv)))
+    }
+}
+
+/// `dq`, `dk` and `dv` of [`rope_attention`] in token layout, flattened one after the other.
+struct RopeAttentionBackward {
+    fwd: RopeAttention,
+    dy: Tensor,
+}
+
+impl RopeAttentionBackward {
+    #[allow(clippy::too_many_arguments)]
+    fn run<T: Real>(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let (rot, d, [q, k, v]) = self.fwd.heads::<T>(qs, ql, ks, kl, vs, vl)?;
+        if self.dy.elem_count() != q.len() {
+            candle_core::bail!(
+                "rope attention: gradient {:?} does not match the output {:?}",
+                self.dy.shape(),
+                ql.shape()
+            );
+        }
+        let (dys, dyl) = self.dy.storage_and_layout();
+        let Storage::Cpu(dys) = &*dys else {
+            candle_core::bail!("rope attention: CPU tensors only");
+        };
+        let dy = tokens_to_heads(
+            slice::<T>(dys, dyl, "rope attention")?,
+            self.fwd.heads,
+            rot.seq,
+            rot.hd,
+        );
+        let mut all = backward_heads(
+            self.fwd.attn.scale,
+            &self.fwd.attn.mask,
+            &d,
+            &q,
+            &k,
+            &v,
+            &dy,
+        );
+        let dv = all.split_off(q.len() + k.len());
+        let dk = all.split_off(q.len());
+        let mut out = rot.to_tokens(all, self.fwd.heads);
+        out.extend(rot.to_tokens(dk, self.fwd.kv_heads));
+        out.extend(heads_to_tokens(&dv, self.fwd.kv_heads, rot.seq, rot.hd));
+        let shape = Shape::from(out.len());
+        Ok((T::to_cpu_storage_owned(out), shape))
+    }
+}
+
+impl CustomOp3 for RopeAttentionBackward {
+    fn name(&self) -> &'static str {
+        "rope-attention-backward"
+    }
+
+    fn cpu_fwd(
+        &self,
+        qs: &CpuStorage,
+        ql: &Layout,
+        ks: &CpuStorage,
+        kl: &Layout,
+        vs: &CpuStorage,
+        vl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        dispatch!("rope attention", qs, self.run(qs, ql, ks, kl, vs, vl))
     }
 }
 
@@ -517,6 +845,96 @@ mod tests {
             };
             check(2, 1, 2, mask, 73, DType::F64)?;
         }
+        Ok(())
+    }
+
+    /// [`rope_attention`] against rope on the projections' views, then [`attention`]: output and
+    /// the gradients of `q`, `k` and `v` before rope.
+    fn check_rope(
+        b: usize,
+        kvh: usize,
+        group: usize,
+        mask: AttentionMask,
+        per_row: bool,
+    ) -> Result<()> {
+        let (t, hd, dtype) = (mask.seq, 8, DType::F64);
+        let h = kvh * group;
+        let q0 = randn(&[b, t, h * hd], dtype)?;
+        let k0 = randn(&[b, t, kvh * hd], dtype)?;
+        let v0 = randn(&[b, t, kvh * hd], dtype)?;
+        let up = randn(&[b, t, h * hd], dtype)?;
+        let table = if per_row {
+            vec![b, t, hd / 2]
+        } else {
+            vec![t, hd / 2]
+        };
+        let angle = (randn(&table, dtype)? * 3.0)?;
+        let (cos, sin) = (angle.cos()?, angle.sin()?);
+        let run = |f: &dyn Fn(&Tensor, &Tensor, &Tensor) -> Result<Tensor>| -> Result<Vec<Tensor>> {
+            let (q, k, v) = (
+                Var::from_tensor(&q0)?,
+                Var::from_tensor(&k0)?,
+                Var::from_tensor(&v0)?,
+            );
+            let y = f(q.as_tensor(), k.as_tensor(), v.as_tensor())?;
+            let g = (&y * &up)?.sum_all()?.backward()?;
+            let grad = |t: &Var| g.get(t.as_tensor()).cloned().expect("gradient");
+            Ok(vec![y, grad(&q), grad(&k), grad(&v)])
+        };
+        let fused =
+            run(&|q, k, v| rope_attention(q, k, v, h, kvh, &cos, &sin, 0.35, mask.clone()))?;
+        let reference = run(&|q, k, v| {
+            let heads = |x: &Tensor, n: usize| x.reshape((b, t, n, hd))?.transpose(1, 2);
+            let q = crate::fused_grad::rope(&heads(q, h)?, &cos, &sin)?;
+            let k = crate::fused_grad::rope(&heads(k, kvh)?, &cos, &sin)?;
+            let v = heads(v, kvh)?.contiguous()?;
+            let q = q.reshape((b, kvh, group * t, hd))?;
+            attention(&q, &k, &v, 0.35, mask.clone())
+        })?;
+        for (name, (a, b)) in ["output", "dq", "dk", "dv"]
+            .iter()
+            .zip(fused.iter().zip(&reference))
+        {
+            assert_eq!(a.shape(), b.shape(), "{name}");
+            let diff = (a - b)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(
+                diff < 1e-10,
+                "{name} differs by {diff} ({mask:?}, per_row {per_row})"
+            );
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rope_attention_matches_rope_then_attention() -> Result<()> {
+        let causal = AttentionMask {
+            seq: 70,
+            ..Default::default()
+        };
+        check_rope(2, 2, 3, causal, false)?;
+        let padded = AttentionMask {
+            seq: 40,
+            offset: 0,
+            pad: vec![0, 7],
+            pad_at: 0,
+        };
+        check_rope(2, 1, 2, padded, true)
+    }
+
+    #[test]
+    fn rope_attention_rejects_a_cache_and_mismatched_heads() -> Result<()> {
+        let q = randn(&[1, 4, 16], DType::F32)?;
+        let k = randn(&[1, 4, 8], DType::F32)?;
+        let tables = randn(&[4, 4], DType::F32)?;
+        let mask = |offset| AttentionMask {
+            seq: 4,
+            offset,
+            ..Default::default()
+        };
+        assert!(rope_attention(&q, &k, &k, 2, 1, &tables, &tables, 1.0, mask(0)).is_ok());
+        assert!(rope_attention(&q, &k, &k, 2, 1, &tables, &tables, 1.0, mask(2)).is_err());
+        assert!(rope_attention(&q, &k, &k, 3, 1, &tables, &tables, 1.0, mask(0)).is_err());
+        assert!(rope_attention(&q, &q, &k, 2, 1, &tables, &tables, 1.0, mask(0)).is_err());
         Ok(())
     }
 

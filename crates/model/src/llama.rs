@@ -810,6 +810,23 @@ impl Attention {
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
         let (nh, nkv, hd) = (self.n_head, self.n_kv_head, self.head_dim);
+        let scale = 1.0 / (hd as f64).sqrt();
+        if kernels == Kernels::Composed && step.grad_kernels && kv.is_none() {
+            // Training: rope and the head layout happen inside the attention op, so only the
+            // projections' outputs stay in the graph.
+            let y = crate::fused_attention::rope_attention(
+                &self.q_proj.forward(x)?,
+                &self.k_proj.forward(x)?,
+                &self.v_proj.forward(x)?,
+                nh,
+                nkv,
+                &step.cos,
+                &step.sin,
+                scale,
+                step.attention.clone(),
+            )?;
+            return self.o_proj.forward(&y);
+        }
         let q = self
             .q_proj
             .forward(x)?
@@ -837,7 +854,6 @@ impl Attention {
         // the query-length axis.
         let group = nh / nkv;
         let q = q.reshape((b, nkv, group * t, hd))?;
-        let scale = 1.0 / (hd as f64).sqrt();
         if kernels == Kernels::Fused && t <= crate::cached_attention::MAX_NEW_TOKENS {
             // Decoding: one pass over the cache instead of a gemm call per (row, kv head).
             if let Some(y) =
