@@ -152,6 +152,20 @@ impl CustomOp3 for FusedLora {
         _y: &Tensor,
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (dx, da, db) = self.grads(x, a, b, dy)?;
+        Ok((Some(dx), Some(da), Some(db)))
+    }
+}
+
+impl FusedLora {
+    /// `dx`, `da` and `db` for an upstream gradient `dy`.
+    fn grads(
+        &self,
+        x: &Tensor,
+        a: &Tensor,
+        b: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Tensor, Tensor, Tensor)> {
         let op = FusedLoraBackward {
             weight: self.weight.clone(),
             scale: self.scale,
@@ -163,7 +177,127 @@ impl CustomOp3 for FusedLora {
         let dx = all.narrow(0, 0, nx)?.reshape(x.shape())?;
         let da = all.narrow(0, nx, na)?.reshape(a.shape())?;
         let db = all.narrow(0, nx + na, nb)?.reshape(b.shape())?;
-        Ok((Some(dx), Some(da), Some(db)))
+        Ok((dx, da, db))
+    }
+}
+
+/// `residual + lora_linear(x)` as one op, so that the layer's own output, which only the sum
+/// would read, never enters the graph (two of them per llama block: the attention's and the
+/// MLP's output projections). The adapter's `a` and `b` travel as one flat tensor, since an op
+/// has three inputs at most.
+pub fn lora_linear_residual(
+    x: &Tensor,
+    weight: &Tensor,
+    lora: &Lora,
+    residual: &Tensor,
+) -> Result<Tensor> {
+    let (out, input) = weight.dims2()?;
+    let mut dims = x.dims().to_vec();
+    if let Some(last) = dims.last_mut() {
+        *last = out;
+    }
+    if residual.dims() != dims.as_slice() {
+        candle_core::bail!(
+            "LoRA linear: residual {:?} does not match the output {dims:?}",
+            residual.shape()
+        );
+    }
+    let x2 = x.reshape(((), input))?.contiguous()?;
+    let r2 = residual.reshape(((), out))?.contiguous()?;
+    let (a, b) = (lora.a.contiguous()?, lora.b.contiguous()?);
+    let ab = Tensor::cat(&[a.flatten_all()?, b.flatten_all()?], 0)?;
+    let op = FusedLoraResidual {
+        lora: FusedLora {
+            weight: weight.contiguous()?,
+            scale: lora.scale,
+        },
+        a_shape: a.shape().clone(),
+        b_shape: b.shape().clone(),
+    };
+    x2.apply_op3(&ab, &r2, op)?.reshape(dims)
+}
+
+struct FusedLoraResidual {
+    lora: FusedLora,
+    a_shape: Shape,
+    b_shape: Shape,
+}
+
+impl FusedLoraResidual {
+    /// `a` and `b` as views of the packed tensor.
+    fn split(&self, ab: &Tensor) -> Result<(Tensor, Tensor)> {
+        let (na, nb) = (self.a_shape.elem_count(), self.b_shape.elem_count());
+        if ab.elem_count() != na + nb {
+            candle_core::bail!("LoRA linear: packed adapter of {} values", ab.elem_count());
+        }
+        Ok((
+            ab.narrow(0, 0, na)?.reshape(&self.a_shape)?,
+            ab.narrow(0, na, nb)?.reshape(&self.b_shape)?,
+        ))
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn fwd<T: Real>(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        abs: &CpuStorage,
+        abl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        let ab = slice::<T>(abs, abl, "LoRA linear")?;
+        let na = self.a_shape.elem_count();
+        if ab.len() != na + self.b_shape.elem_count() {
+            candle_core::bail!("LoRA linear: packed adapter of {} values", ab.len());
+        }
+        let a = T::to_cpu_storage(&ab[..na]);
+        let b = T::to_cpu_storage(&ab[na..]);
+        let al = Layout::contiguous(&self.a_shape);
+        let bl = Layout::contiguous(&self.b_shape);
+        let (y, shape) = self.lora.fwd::<T>(xs, xl, &a, &al, &b, &bl)?;
+        let residual = slice::<T>(rs, rl, "LoRA linear")?;
+        if shape.elem_count() != residual.len() {
+            candle_core::bail!("LoRA linear: residual {:?} is not {shape:?}", rl.shape());
+        }
+        let mut y = T::cpu_storage_as_slice(&y)?.to_vec();
+        // The same sum as `residual + y` composed, value for value.
+        for (y, &r) in y.iter_mut().zip(residual) {
+            *y = r + *y;
+        }
+        Ok((T::to_cpu_storage_owned(y), shape))
+    }
+}
+
+impl CustomOp3 for FusedLoraResidual {
+    fn name(&self) -> &'static str {
+        "lora-linear-residual"
+    }
+
+    fn cpu_fwd(
+        &self,
+        xs: &CpuStorage,
+        xl: &Layout,
+        abs: &CpuStorage,
+        abl: &Layout,
+        rs: &CpuStorage,
+        rl: &Layout,
+    ) -> Result<(CpuStorage, Shape)> {
+        dispatch!("LoRA linear", xs, self.fwd(xs, xl, abs, abl, rs, rl))
+    }
+
+    fn bwd(
+        &self,
+        x: &Tensor,
+        ab: &Tensor,
+        _residual: &Tensor,
+        _y: &Tensor,
+        dy: &Tensor,
+    ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+        let (a, b) = self.split(ab)?;
+        let (dx, da, db) = self.lora.grads(x, &a, &b, dy)?;
+        let dab = Tensor::cat(&[da.flatten_all()?, db.flatten_all()?], 0)?;
+        Ok((Some(dx), Some(dab), Some(dy.clone())))
     }
 }
 
@@ -331,6 +465,53 @@ mod tests {
                 assert!(diff < tol, "{name} differs by {diff} ({dtype:?})");
             }
         }
+        Ok(())
+    }
+
+    #[test]
+    fn residual_variant_equals_the_composed_sum_and_its_gradients() -> Result<()> {
+        let dtype = DType::F64;
+        let (input, out, rank) = (24, 40, 4);
+        let w = randn(&[out, input], dtype)?;
+        let x0 = randn(&[2, 7, input], dtype)?;
+        let r0 = randn(&[2, 7, out], dtype)?;
+        let a0 = randn(&[rank, input], dtype)?;
+        let b0 = randn(&[out, rank], dtype)?;
+        let up = randn(&[2, 7, out], dtype)?;
+        type Residual<'a> = &'a dyn Fn(&Tensor, &Lora, &Tensor) -> Result<Tensor>;
+        let run = |f: Residual| -> Result<Vec<Tensor>> {
+            let vars = [&x0, &a0, &b0, &r0]
+                .iter()
+                .map(|t| Var::from_tensor(t))
+                .collect::<Result<Vec<_>>>()?;
+            let lora = Lora {
+                a: vars[1].as_tensor().clone(),
+                b: vars[2].as_tensor().clone(),
+                scale: 2.5,
+            };
+            let y = f(vars[0].as_tensor(), &lora, vars[3].as_tensor())?;
+            let g = (&y * &up)?.sum_all()?.backward()?;
+            let mut outs = vec![y];
+            for v in &vars {
+                outs.push(g.get(v.as_tensor()).cloned().expect("gradient"));
+            }
+            Ok(outs)
+        };
+        let fused = run(&|x, l, r| lora_linear_residual(x, &w, l, r))?;
+        let composed = run(&|x, l, r| r + lora_linear(x, &w, l)?)?;
+        for (name, (f, c)) in ["y", "dx", "da", "db", "dresidual"]
+            .iter()
+            .zip(fused.iter().zip(&composed))
+        {
+            let diff = (f - c)?.abs()?.max_all()?.to_scalar::<f64>()?;
+            assert!(diff == 0.0, "{name} differs by {diff}");
+        }
+        let lora = Lora {
+            a: a0.clone(),
+            b: b0.clone(),
+            scale: 1.0,
+        };
+        assert!(lora_linear_residual(&x0, &w, &lora, &x0).is_err());
         Ok(())
     }
 

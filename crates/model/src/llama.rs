@@ -394,6 +394,18 @@ impl Linear {
         }
     }
 
+    /// `residual + self.forward(x)`; in training with an adapter, one op that keeps the
+    /// projection's own output out of the graph ([`crate::fused_lora::lora_linear_residual`]).
+    pub fn forward_residual(&self, x: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
+        if let (Weights::Dense(w), Some(l), None) = (&self.weights, &self.lora, &self.lora_dropout)
+        {
+            if crate::fused_lora::supported(x, w, l) && residual.dtype() == x.dtype() {
+                return crate::fused_lora::lora_linear_residual(x, w, l, residual);
+            }
+        }
+        residual + self.forward(x)?
+    }
+
     /// `x`: `(.., in_features)` -> `(.., out_features)`, in `x`'s dtype.
     pub fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
         if let (Weights::Dense(w), Some(l), None) = (&self.weights, &self.lora, &self.lora_dropout)
@@ -800,10 +812,11 @@ impl Attention {
         })
     }
 
-    /// `x`: `(batch, seq, hidden)`.
+    /// `residual + attention(x)`; `x`: `(batch, seq, hidden)`.
     fn forward(
         &self,
         x: &Tensor,
+        residual: &Tensor,
         step: &Step,
         kv: Option<&mut candle_nn::kv_cache::KvCache>,
         kernels: Kernels,
@@ -825,7 +838,7 @@ impl Attention {
                 scale,
                 step.attention.clone(),
             )?;
-            return self.o_proj.forward(&y);
+            return self.o_proj.forward_residual(&y, residual);
         }
         let q = self
             .q_proj
@@ -863,12 +876,12 @@ impl Attention {
                     .reshape((b, nh, t, hd))?
                     .transpose(1, 2)?
                     .reshape((b, t, nh * hd))?;
-                return self.o_proj.forward(&y);
+                return self.o_proj.forward_residual(&y, residual);
             }
         }
         if kernels == Kernels::Composed && step.grad_kernels {
             let y = crate::fused_attention::attention(&q, &k, &v, scale, step.attention.clone())?;
-            return self.o_proj.forward(&y);
+            return self.o_proj.forward_residual(&y, residual);
         }
         let scores = (q.matmul(&k.t()?)? * scale)?;
         let scores = scores.reshape((b, nkv, group, t, kv_len))?;
@@ -882,7 +895,7 @@ impl Attention {
             .reshape((b, nh, t, hd))?
             .transpose(1, 2)?
             .reshape((b, t, nh * hd))?;
-        self.o_proj.forward(&y)
+        self.o_proj.forward_residual(&y, residual)
     }
 }
 
@@ -909,7 +922,8 @@ impl Mlp {
         })
     }
 
-    fn forward(&self, x: &Tensor) -> candle_core::Result<Tensor> {
+    /// `residual + mlp(x)`.
+    fn forward(&self, x: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
         let gate = self.gate_proj.forward(x)?;
         let up = self.up_proj.forward(x)?;
         // Fused only in a graph (training): inference keeps candle's silu, whose rounding the
@@ -920,7 +934,7 @@ impl Mlp {
         } else {
             (gate.silu()? * up)?
         };
-        self.down_proj.forward(&h)
+        self.down_proj.forward_residual(&h, residual)
     }
 }
 
@@ -970,9 +984,9 @@ impl Block {
         kernels: Kernels,
     ) -> candle_core::Result<Tensor> {
         let h = self.input_layernorm.forward(x, kernels)?;
-        let x = (x + self.self_attn.forward(&h, step, kv, kernels)?)?;
+        let x = self.self_attn.forward(&h, x, step, kv, kernels)?;
         let h = self.post_attention_layernorm.forward(&x, kernels)?;
-        x + self.mlp.forward(&h)?
+        self.mlp.forward(&h, &x)
     }
 }
 
