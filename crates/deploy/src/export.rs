@@ -1,13 +1,15 @@
 //! Export a trained adapter: merged into its base model as a complete GGUF v3 (what Ollama and
 //! llama.cpp run), as a normalised PEFT folder, or as a llama.cpp LoRA GGUF.
 //!
-//! The merged GGUF keeps every metadata key of the base GGUF (architecture, hyper-parameters,
-//! tokenizer, chat template) with its original value type, and llama.cpp's tensor names and
-//! layout: q/k rows in llama.cpp's interleaved rotary order (the loader in `tierforge-model`
-//! undoes it, so W + scale·B·A is formed in Hugging Face order and permuted once), norms F32,
-//! no `output.weight` for tied embeddings. Quantization follows `llama-quantize`'s per-tensor
-//! rules for the chosen type, including its fallbacks for rows that are not a whole number of
-//! 256-element super-blocks.
+//! From a GGUF base, the merged GGUF keeps every metadata key of the base (architecture,
+//! hyper-parameters, tokenizer, chat template) with its original value type; from a Hugging Face
+//! folder, it gets the keys llama.cpp's `convert_hf_to_gguf.py` would write (see
+//! [`crate::hf_metadata`]), and `rope_freqs.weight` for Llama 3 rope scaling. Either way it has
+//! llama.cpp's tensor names and layout: q/k rows in llama.cpp's interleaved rotary order (the
+//! loader in `tierforge-model` undoes it, so W + scale·B·A is formed in Hugging Face order and
+//! permuted once), norms F32, no `output.weight` for tied embeddings. Quantization follows
+//! `llama-quantize`'s per-tensor rules for the chosen type, including its fallbacks for rows
+//! that are not a whole number of 256-element super-blocks.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -23,6 +25,7 @@ use tierforge_train::lora::{Adapter, ADAPTER_CONFIG, ADAPTER_WEIGHTS};
 use tierforge_train::trainer::{ModelFingerprint, STATE_FILE};
 
 use crate::gguf_write::{write_gguf, GgufWriteError, TensorEntry, WriteStats};
+use crate::hf_metadata::{self, HfGguf};
 
 /// Quantization of the merged GGUF's matrices.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -91,6 +94,9 @@ pub enum ExportError {
         #[source]
         source: std::io::Error,
     },
+    /// A file of a Hugging Face base folder says something a GGUF cannot carry.
+    #[error("{path}: {reason}")]
+    HfFolder { path: PathBuf, reason: String },
     #[error("{0}")]
     Unsupported(String),
     #[error("tensor error: {0}")]
@@ -241,6 +247,16 @@ enum Source {
     LmHead,
     /// Copied byte for byte from the base GGUF (e.g. `rope_freqs.weight`).
     Raw,
+    /// Llama 3 rope scaling factors computed from a Hugging Face `config.json`.
+    RopeFreqs,
+}
+
+/// Where the merged file's metadata, and the tensors the loaded model does not hold, come from.
+enum Base {
+    /// The base GGUF: carried over verbatim.
+    Gguf(GgufFile),
+    /// A Hugging Face folder: built as llama.cpp's converter builds it.
+    Hf(HfGguf),
 }
 
 /// `llama-quantize`'s `use_more_bits`: the first and last eighth of the layers, and every
@@ -313,12 +329,17 @@ fn base_metadata(base: &GgufFile) -> Vec<(String, Value)> {
         "general.name",
         "general.version",
     ];
-    let mut kv: Vec<(String, Value)> = base
+    let kv: Vec<(String, Value)> = base
         .metadata()
         .iter()
         .filter(|(k, _)| !skip.contains(&k.as_str()) && !k.starts_with("tierforge."))
         .map(|(k, v)| (k.clone(), v.clone()))
         .collect();
+    in_key_order(kv)
+}
+
+/// `general.architecture`, the other `general.*` keys, then the rest, each by name.
+fn in_key_order(mut kv: Vec<(String, Value)>) -> Vec<(String, Value)> {
     kv.sort_by(|a, b| {
         let rank = |k: &str| match k {
             "general.architecture" => 0,
@@ -333,8 +354,10 @@ fn base_metadata(base: &GgufFile) -> Vec<(String, Value)> {
 /// Merge `adapter` (a PEFT folder, or a training output holding `best/` or `last/`; `None`
 /// exports the base alone) into the model at `base` and write a complete GGUF v3 at `out`.
 ///
-/// Today the base must be a GGUF file: its metadata (tokenizer, chat template, ...) is carried
-/// over verbatim.
+/// `base` is a GGUF file, whose metadata (tokenizer, chat template, ...) is carried over
+/// verbatim, or a Hugging Face folder (or hub id), whose metadata is built from `config.json`,
+/// `tokenizer.json` and `tokenizer_config.json` as llama.cpp's `convert_hf_to_gguf.py` builds
+/// it. A byte-level tokenizer whose pre-tokenizer llama.cpp has no name for is refused.
 pub fn export_gguf(
     base: &str,
     adapter: Option<&Path>,
@@ -365,22 +388,36 @@ pub fn export_loaded(
     opts: &GgufOptions,
 ) -> Result<ExportReport, ExportError> {
     let t0 = Instant::now();
-    if model.info.format != CheckpointFormat::Gguf {
-        return Err(ExportError::Unsupported(format!(
-            "{}: merged GGUF export needs a GGUF base model for now (its tokenizer metadata is \
-             copied); export from a Hugging Face folder is not implemented yet",
-            model.info.path.display()
-        )));
-    }
-    let base = GgufFile::open(&model.info.path)?;
+    let base = match model.info.format {
+        CheckpointFormat::Gguf => Base::Gguf(GgufFile::open(&model.info.path)?),
+        CheckpointFormat::Safetensors => Base::Hf(hf_metadata::build(model)?),
+    };
     let cfg = model.llama.config().clone();
     let n_layer = cfg.num_hidden_layers;
-    let has_output = base.has_tensor("output.weight");
+    let has_output = match &base {
+        Base::Gguf(g) => g.has_tensor("output.weight"),
+        Base::Hf(_) => !cfg.tie_word_embeddings,
+    };
+    // Only `rope_freqs.weight` is not in the loaded model: read raw from a GGUF base, computed
+    // for a Hugging Face one.
+    let rope_freqs: Option<Vec<u8>> = match &base {
+        Base::Hf(h) => h
+            .rope_freqs
+            .as_ref()
+            .map(|f| f.iter().flat_map(|x| x.to_le_bytes()).collect()),
+        Base::Gguf(_) => None,
+    };
 
     // The tensor plan: canonical llama.cpp order.
     let mut plan: Vec<(String, Source)> = vec![("token_embd.weight".into(), Source::Embed)];
-    if base.has_tensor("rope_freqs.weight") {
-        plan.push(("rope_freqs.weight".into(), Source::Raw));
+    match &base {
+        Base::Gguf(g) if g.has_tensor("rope_freqs.weight") => {
+            plan.push(("rope_freqs.weight".into(), Source::Raw));
+        }
+        Base::Hf(h) if h.rope_freqs.is_some() => {
+            plan.push(("rope_freqs.weight".into(), Source::RopeFreqs));
+        }
+        _ => {}
     }
     for l in 0..n_layer {
         plan.push((format!("blk.{l}.attn_norm.weight"), Source::AttnNorm(l)));
@@ -398,19 +435,23 @@ pub fn export_loaded(
     if has_output {
         plan.push(("output.weight".into(), Source::LmHead));
     }
-    // Every tensor of the base must be accounted for.
-    let planned: std::collections::HashSet<&str> = plan.iter().map(|(n, _)| n.as_str()).collect();
-    let base_tensors = base.tensors();
-    if let Some(extra) = base_tensors.keys().find(|n| !planned.contains(*n)) {
-        return Err(ExportError::Unsupported(format!(
-            "{}: tensor {extra} is not part of the llama layout tierforge exports",
-            model.info.path.display()
-        )));
+    // Every tensor of a GGUF base must be accounted for.
+    let mut raw_info: BTreeMap<String, (Vec<usize>, GgmlDType)> = BTreeMap::new();
+    if let Base::Gguf(g) = &base {
+        let planned: std::collections::HashSet<&str> =
+            plan.iter().map(|(n, _)| n.as_str()).collect();
+        let base_tensors = g.tensors();
+        if let Some(extra) = base_tensors.keys().find(|n| !planned.contains(*n)) {
+            return Err(ExportError::Unsupported(format!(
+                "{}: tensor {extra} is not part of the llama layout tierforge exports",
+                model.info.path.display()
+            )));
+        }
+        raw_info = base_tensors
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.clone()))
+            .collect();
     }
-    let raw_info: BTreeMap<String, (Vec<usize>, GgmlDType)> = base_tensors
-        .iter()
-        .map(|(k, v)| (k.to_string(), v.clone()))
-        .collect();
 
     let (h, ff) = (cfg.hidden_size, cfg.intermediate_size);
     let q_out = cfg.num_attention_heads * cfg.head_dim;
@@ -429,10 +470,13 @@ pub fn export_loaded(
                 Proj::DownProj => vec![h, ff],
             },
             Source::Raw => raw_info[name].0.clone(),
+            Source::RopeFreqs => vec![cfg.head_dim / 2],
         };
         let dtype = match *src {
             Source::Raw => raw_info[name].1,
-            Source::OutputNorm | Source::AttnNorm(_) | Source::FfnNorm(_) => GgmlDType::F32,
+            Source::RopeFreqs | Source::OutputNorm | Source::AttnNorm(_) | Source::FfnNorm(_) => {
+                GgmlDType::F32
+            }
             Source::Embed => matrix_type(opts.quant, *src, !has_output, n_layer, h),
             Source::LmHead => matrix_type(opts.quant, *src, true, n_layer, h),
             Source::Linear(..) => matrix_type(opts.quant, *src, false, n_layer, shape[1]),
@@ -445,12 +489,13 @@ pub fn export_loaded(
     }
 
     // Metadata: the base's, plus ours.
-    let mut meta = base_metadata(&base);
-    let base_name = base
-        .opt_str("general.name")
-        .ok()
-        .flatten()
-        .map(str::to_string);
+    let (mut meta, base_name) = match &base {
+        Base::Gguf(g) => (
+            base_metadata(g),
+            g.opt_str("general.name").ok().flatten().map(str::to_string),
+        ),
+        Base::Hf(h) => (in_key_order(h.metadata.clone()), Some(h.name.clone())),
+    };
     let name = opts
         .name
         .clone()
@@ -503,7 +548,6 @@ pub fn export_loaded(
         })
         .unwrap_or_default();
     let merged = std::sync::atomic::AtomicUsize::new(0);
-    // Only `rope_freqs.weight` is read raw from the file; the rest comes from the loaded model.
     let base_file = std::sync::Mutex::new(base);
     let llama = &model.llama;
     let dev = Device::Cpu;
@@ -513,12 +557,21 @@ pub fn export_loaded(
         let err = |e: candle_core::Error| format!("tensor {name}: {e}");
         let dense: Tensor = match *src {
             Source::Raw => {
-                return base_file
+                let mut base = base_file
                     .lock()
-                    .map_err(|_| format!("tensor {name}: base file lock poisoned"))?
-                    .raw(name)
-                    .map(|(bytes, _, _)| bytes)
-                    .map_err(|e| e.to_string())
+                    .map_err(|_| format!("tensor {name}: base file lock poisoned"))?;
+                return match &mut *base {
+                    Base::Gguf(g) => g
+                        .raw(name)
+                        .map(|(bytes, _, _)| bytes)
+                        .map_err(|e| e.to_string()),
+                    Base::Hf(_) => Err(format!("tensor {name}: no GGUF base to copy it from")),
+                };
+            }
+            Source::RopeFreqs => {
+                return rope_freqs
+                    .clone()
+                    .ok_or_else(|| format!("tensor {name}: no rope scaling to compute it from"))
             }
             Source::Embed => llama.embed_tokens().to_dtype(DType::F32).map_err(err)?,
             Source::LmHead => llama.lm_head().dense_weight().map_err(err)?,

@@ -8,6 +8,7 @@ pub mod bundle;
 pub mod export;
 pub mod gguf_write;
 pub mod go_template;
+pub mod hf_metadata;
 pub mod modelfile;
 pub mod names;
 pub mod ollama;

@@ -1,12 +1,17 @@
 //! Export on the real SmolLM2-135M-Instruct GGUF (fetched by `scripts/fetch-model`): the merged
 //! GGUF read back through our own loader gives base + adapter's logits; bad adapters and
-//! outputs are refused with clear errors and leave no file behind.
+//! outputs are refused with clear errors and leave no file behind. The same model as a Hugging
+//! Face folder exports to the metadata llama.cpp's converter wrote into that GGUF and to the
+//! same tensor bytes; tiny Hugging Face folders cover Llama 3 rope scaling, SentencePiece
+//! vocabularies and pre-tokenizers llama.cpp cannot name.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::OnceLock;
 
-use candle_core::{Device, Tensor};
+use candle_core::quantized::gguf_file::Value;
+use candle_core::{DType, Device, Tensor};
+use serde_json::json;
 use tierforge_data::rng::Rng;
 use tierforge_deploy::export::{self, Format, GgufOptions, Quant};
 use tierforge_model::gguf::GgufFile;
@@ -43,7 +48,11 @@ fn dense() -> &'static LoadedModel {
 /// An adapter on every projection whose B is random (a fresh one would be a no-op), saved in
 /// PEFT's layout.
 fn random_adapter(dir: &Path) -> Adapter {
-    let base = dense();
+    random_adapter_on(&dense().llama, dir)
+}
+
+/// [`random_adapter`] for `base` (only its shapes are used).
+fn random_adapter_on(base: &tierforge_model::Llama, dir: &Path) -> Adapter {
     let shape = LoraShape {
         rank: 4,
         alpha: 8.0,
@@ -52,7 +61,7 @@ fn random_adapter(dir: &Path) -> Adapter {
         targets: Proj::ALL.to_vec(),
     };
     let mut rng = Rng::new(11);
-    let ad = Adapter::init(&base.llama, shape, &mut rng, &Device::Cpu).expect("init");
+    let ad = Adapter::init(base, shape, &mut rng, &Device::Cpu).expect("init");
     for p in &ad.params {
         let v: Vec<f32> = (0..p.b.elem_count())
             .map(|_| ((rng.next_f64() - 0.5) * 0.1) as f32)
@@ -324,4 +333,413 @@ fn tier_bundle_without_ollama_is_built_and_registered_not_pushed() {
     b.version = Some("1.0.0".into());
     let err = build_tier(&b, &mut |_| {}).expect_err("exists").to_string();
     assert!(err.contains("already registered"), "{err}");
+}
+
+/// Metadata of a GGUF, each value as its `Debug` text (which spells the value type too).
+fn metadata_text(g: &GgufFile) -> std::collections::BTreeMap<String, String> {
+    g.metadata()
+        .iter()
+        .map(|(k, v)| (k.clone(), format!("{v:?}")))
+        .collect()
+}
+
+/// The two files have the same tensors: names, shapes, ggml types and bytes.
+fn assert_same_tensors(a: &Path, b: &Path) {
+    let (mut ga, mut gb) = (
+        GgufFile::open(a).expect("a reads"),
+        GgufFile::open(b).expect("b reads"),
+    );
+    let names: Vec<String> = ga.tensors().keys().map(|k| k.to_string()).collect();
+    let names_b: Vec<String> = gb.tensors().keys().map(|k| k.to_string()).collect();
+    assert_eq!(names, names_b);
+    for n in &names {
+        let (da, sa, ta) = ga.raw(n).expect("a tensor");
+        let (db, sb, tb) = gb.raw(n).expect("b tensor");
+        assert_eq!((sa, ta), (sb, tb), "{n}");
+        assert!(da == db, "{n}: the tensor bytes differ");
+    }
+}
+
+/// Keys of the llama.cpp-converted base that an export from the Hugging Face folder `convert`
+/// writes leaves out, with the reason.
+const BASE_ONLY: [(&str, &str); 6] = [
+    (
+        "general.organization",
+        "llama.cpp's converter takes it from the hub repo id or the README model card; \
+         the folder has neither",
+    ),
+    ("general.basename", "from the repo id, as above"),
+    ("general.finetune", "from the repo id, as above"),
+    (
+        "general.license",
+        "from the README model card's front matter",
+    ),
+    (
+        "general.languages",
+        "from the README model card's front matter",
+    ),
+    (
+        "tokenizer.ggml.add_space_prefix",
+        "the converter copies tokenizer_config.json's add_prefix_space, which SmolLM2's own \
+         file has (false) and `convert`'s does not; llama.cpp ignores it for gpt2 vocabularies",
+    ),
+];
+
+/// Keys only the export from the folder writes: the value they must have, and why.
+const HF_ONLY: [(&str, &str, &str); 3] = [
+    (
+        "llama.attention.key_length",
+        "U32(64)",
+        "`convert` writes head_dim into config.json, which the converter records as key and \
+         value length (SmolLM2's own config.json has no head_dim); 64 is the head size anyway",
+    ),
+    ("llama.attention.value_length", "U32(64)", "as key_length"),
+    (
+        "tokenizer.ggml.add_eos_token",
+        "Bool(false)",
+        "`convert` writes add_eos_token: false into tokenizer_config.json, which the converter \
+         records; false is llama.cpp's default",
+    ),
+];
+
+#[test]
+fn hf_folder_exports_what_llama_cpp_converted_and_the_same_tensors() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let gguf_base = export::load_base(&spec()).expect("gguf base");
+    let folder = tmp.path().join("SmolLM2-135M-Instruct");
+    tierforge_model::hf::convert(&gguf_base, &folder, DType::F32).expect("converts");
+    let hf_base = export::load_base(&folder.display().to_string()).expect("hf base");
+
+    let mut opts = GgufOptions::new(Quant::F16);
+    opts.tier = Some("basic".into());
+    let (from_gguf, from_hf) = (tmp.path().join("g.gguf"), tmp.path().join("h.gguf"));
+    export::export_loaded(&gguf_base, None, &from_gguf, &opts).expect("export gguf base");
+    let rep = export::export_loaded(&hf_base, None, &from_hf, &opts).expect("export hf base");
+    assert_eq!(rep.tensors, 2 + 30 * 9);
+
+    let base = metadata_text(&GgufFile::open(model_path()).expect("base"));
+    let g = metadata_text(&GgufFile::open(&from_gguf).expect("g"));
+    let h = metadata_text(&GgufFile::open(&from_hf).expect("h"));
+    // The GGUF route keeps the base verbatim (file type and name are the export's).
+    for (k, v) in &base {
+        if k != "general.file_type" && k != "general.name" {
+            assert_eq!(g.get(k), Some(v), "{k}");
+        }
+    }
+    let keys: std::collections::BTreeSet<&String> = g.keys().chain(h.keys()).collect();
+    for k in keys {
+        if let Some((_, why)) = BASE_ONLY.iter().find(|(b, _)| b == k) {
+            assert!(!h.contains_key(k) && base.contains_key(k), "{k}: {why}");
+        } else if let Some((_, v, why)) = HF_ONLY.iter().find(|(b, _, _)| b == k) {
+            assert!(!g.contains_key(k), "{k}: {why}");
+            assert_eq!(h.get(k).map(String::as_str), Some(*v), "{k}: {why}");
+        } else if k == "tierforge.base_model" {
+            // Where the export came from: the base's general.name, or the folder's name.
+            assert_eq!(g[k], base["general.name"]);
+            assert_eq!(h[k], "String(\"SmolLM2-135M-Instruct\")");
+        } else {
+            assert_eq!(g.get(k), h.get(k), "{k}");
+        }
+    }
+    assert_same_tensors(&from_gguf, &from_hf);
+
+    // The same adapter merged into either base gives the same bytes.
+    let ad_dir = tmp.path().join("adapter");
+    random_adapter_on(&gguf_base.llama, &ad_dir);
+    let (ad_g, _, _) = export::load_adapter(&ad_dir, &gguf_base).expect("adapter on gguf");
+    let (ad_h, _, _) = export::load_adapter(&ad_dir, &hf_base).expect("adapter on hf");
+    let rep_g = export::export_loaded(&gguf_base, Some(&ad_g), &from_gguf, &opts).expect("g+a");
+    let rep_h = export::export_loaded(&hf_base, Some(&ad_h), &from_hf, &opts).expect("h+a");
+    assert_eq!(rep_g.merged_tensors, 7 * 30);
+    assert_eq!(rep_h.merged_tensors, 7 * 30);
+    assert_same_tensors(&from_gguf, &from_hf);
+}
+
+/// A Hugging Face llama folder of one tiny layer (hidden 8, 2 heads of 4, 1 kv head) with the
+/// given `tokenizer.json`, `tokenizer_config.json` and `config.json` additions.
+fn tiny_hf_folder(
+    dir: &Path,
+    vocab: usize,
+    tokenizer: serde_json::Value,
+    tc: serde_json::Value,
+    extra: serde_json::Value,
+) {
+    std::fs::create_dir_all(dir).expect("mkdir");
+    let mut config = json!({
+        "architectures": ["LlamaForCausalLM"], "model_type": "llama",
+        "hidden_size": 8, "intermediate_size": 16, "num_hidden_layers": 1,
+        "num_attention_heads": 2, "num_key_value_heads": 1, "vocab_size": vocab,
+        "max_position_embeddings": 64, "rms_norm_eps": 1e-5, "rope_theta": 500000.0,
+        "tie_word_embeddings": true,
+    });
+    for (k, v) in extra.as_object().expect("object") {
+        config[k] = v.clone();
+    }
+    let write = |name: &str, v: &serde_json::Value| {
+        std::fs::write(
+            dir.join(name),
+            serde_json::to_string_pretty(v).expect("json"),
+        )
+        .expect("write")
+    };
+    write("config.json", &config);
+    write("tokenizer.json", &tokenizer);
+    write("tokenizer_config.json", &tc);
+    let mut n = 0f32;
+    let mut t = |shape: &[usize]| {
+        let len: usize = shape.iter().product();
+        let v: Vec<f32> = (0..len)
+            .map(|i| ((n + i as f32) * 0.37).sin() * 0.1)
+            .collect();
+        n += len as f32;
+        Tensor::from_vec(v, shape, &Device::Cpu).expect("tensor")
+    };
+    let l = "model.layers.0";
+    let tensors: std::collections::HashMap<String, Tensor> = [
+        ("model.embed_tokens.weight".to_string(), t(&[vocab, 8])),
+        ("model.norm.weight".into(), t(&[8])),
+        (format!("{l}.input_layernorm.weight"), t(&[8])),
+        (format!("{l}.post_attention_layernorm.weight"), t(&[8])),
+        (format!("{l}.self_attn.q_proj.weight"), t(&[8, 8])),
+        (format!("{l}.self_attn.k_proj.weight"), t(&[4, 8])),
+        (format!("{l}.self_attn.v_proj.weight"), t(&[4, 8])),
+        (format!("{l}.self_attn.o_proj.weight"), t(&[8, 8])),
+        (format!("{l}.mlp.gate_proj.weight"), t(&[16, 8])),
+        (format!("{l}.mlp.up_proj.weight"), t(&[16, 8])),
+        (format!("{l}.mlp.down_proj.weight"), t(&[8, 16])),
+    ]
+    .into_iter()
+    .collect();
+    candle_core::safetensors::save(&tensors, dir.join("model.safetensors")).expect("weights");
+}
+
+/// A byte-level BPE `tokenizer.json` over "a", "b", "ab" with the given pre-tokenizer.
+fn tiny_byte_level(pre_tokenizer: serde_json::Value) -> serde_json::Value {
+    json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [{"id": 0, "content": "<|endoftext|>", "single_word": false,
+            "lstrip": false, "rstrip": false, "normalized": false, "special": true}],
+        "normalizer": null, "pre_tokenizer": pre_tokenizer, "post_processor": null,
+        "decoder": {"type": "ByteLevel", "add_prefix_space": true, "trim_offsets": true,
+            "use_regex": true},
+        "model": {"type": "BPE", "dropout": null, "unk_token": null,
+            "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": false,
+            "byte_fallback": false, "ignore_merges": false,
+            "vocab": {"<|endoftext|>": 0, "a": 1, "b": 2, "ab": 3}, "merges": ["a b"]}
+    })
+}
+
+#[test]
+fn hf_folder_with_an_unknown_pre_tokenizer_is_refused_by_name() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("tiny");
+    // Digits grouped rather than split one by one: llama.cpp has no pre-tokenizer for that.
+    let pre = json!({"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": false},
+        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+            "use_regex": true}]});
+    tiny_hf_folder(
+        &dir,
+        8,
+        tiny_byte_level(pre),
+        json!({"eos_token": "<|endoftext|>"}),
+        json!({}),
+    );
+    let out = tmp.path().join("tiny.gguf");
+    let err = export::export_gguf(
+        &dir.display().to_string(),
+        None,
+        &out,
+        &GgufOptions::new(Quant::F16),
+    )
+    .expect_err("unknown pre-tokenizer")
+    .to_string();
+    assert!(
+        err.contains("tokenizer.json")
+            && err.contains("pre_tokenizer")
+            && err.contains("\"individual_digits\":false")
+            && err.contains("llama-bpe"),
+        "{err}"
+    );
+    assert!(!out.exists());
+}
+
+#[test]
+fn hf_folder_with_llama3_rope_scaling_gets_rope_freqs() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("tiny-llama3");
+    let pre = json!({"type": "Sequence", "pretokenizers": [
+        {"type": "Digits", "individual_digits": true},
+        {"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+            "use_regex": true}]});
+    let scaling = json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+        "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192}});
+    // A vocabulary of 8 for 4 tokens: the converter pads with [PAD4]..[PAD7].
+    tiny_hf_folder(
+        &dir,
+        8,
+        tiny_byte_level(pre),
+        json!({"eos_token": "<|endoftext|>"}),
+        scaling,
+    );
+    let out = tmp.path().join("tiny.gguf");
+    export::export_gguf(
+        &dir.display().to_string(),
+        None,
+        &out,
+        &GgufOptions::new(Quant::F16),
+    )
+    .expect("exports");
+    let mut g = GgufFile::open(&out).expect("reads back");
+    // Head size 4: frequencies 1 (wavelength 2π, factor 1) and 500000^-1/2 (wavelength
+    // 4442.88, between 8192/4 and 8192: factor 1/((1 - s)/8 + s), s = (8192/4442.88 - 1)/3).
+    let (bytes, shape, dtype) = g.raw("rope_freqs.weight").expect("rope_freqs");
+    assert_eq!(
+        (shape, dtype),
+        (vec![2], candle_core::quantized::GgmlDType::F32)
+    );
+    let f: Vec<f32> = bytes
+        .chunks(4)
+        .map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]]))
+        .collect();
+    assert_eq!(f[0], 1.0);
+    assert!((f[1] - 2.694_529_7).abs() < 1e-5, "{f:?}");
+    // llama.cpp knows Llama 3 scaling only by this tensor: no scaling type or factor keys.
+    assert!(!g
+        .metadata()
+        .keys()
+        .any(|k| k.starts_with("llama.rope.scaling")));
+    assert_eq!(g.get_str("tokenizer.ggml.pre").expect("pre"), "smollm");
+    assert_eq!(g.get_str("general.name").expect("name"), "tiny-llama3");
+    let tokens = g.get_strings("tokenizer.ggml.tokens").expect("tokens");
+    assert_eq!(
+        tokens,
+        [
+            "<|endoftext|>",
+            "a",
+            "b",
+            "ab",
+            "[PAD4]",
+            "[PAD5]",
+            "[PAD6]",
+            "[PAD7]"
+        ]
+    );
+    assert_eq!(
+        g.get_i64s("tokenizer.ggml.token_type").expect("types"),
+        [3, 1, 1, 1, 5, 5, 5, 5]
+    );
+    assert_eq!(
+        g.get_strings("tokenizer.ggml.merges").expect("merges"),
+        ["a b"]
+    );
+    assert!(matches!(
+        g.get("tokenizer.ggml.eos_token_id"),
+        Ok(Value::U32(0))
+    ));
+    assert!(g.has_tensor("token_embd.weight") && !g.has_tensor("output.weight"));
+}
+
+#[test]
+fn hf_folder_with_a_sentencepiece_vocabulary_tokenizes_alike_from_the_gguf() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("tiny-spm");
+    let added = |id: u32, content: &str| {
+        json!({"id": id, "content": content, "single_word": false,
+        "lstrip": false, "rstrip": false, "normalized": false, "special": true})
+    };
+    // Specials, the 256 byte-fallback tokens byte_fallback needs, then pieces.
+    let mut vocab = serde_json::Map::new();
+    let pieces = ["<unk>", "<s>", "</s>"]
+        .map(String::from)
+        .into_iter()
+        .chain((0..=255u8).map(|b| format!("<0x{b:02X}>")))
+        .chain(
+            [
+                "\u{2581}",
+                "a",
+                "b",
+                "\u{2581}a",
+                "ab",
+                "\u{2581}ab",
+                "c",
+                "bc",
+            ]
+            .map(String::from),
+        );
+    for (i, p) in pieces.enumerate() {
+        vocab.insert(p, json!(i));
+    }
+    let n = vocab.len();
+    let tokenizer = json!({
+        "version": "1.0", "truncation": null, "padding": null,
+        "added_tokens": [added(0, "<unk>"), added(1, "<s>"), added(2, "</s>")],
+        "normalizer": {"type": "Sequence", "normalizers": [
+            {"type": "Prepend", "prepend": "\u{2581}"},
+            {"type": "Replace", "pattern": {"String": " "}, "content": "\u{2581}"}]},
+        "pre_tokenizer": null,
+        // Llama 2's: a BOS before each sequence.
+        "post_processor": {"type": "TemplateProcessing",
+            "single": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}}],
+            "pair": [{"SpecialToken": {"id": "<s>", "type_id": 0}},
+                {"Sequence": {"id": "A", "type_id": 0}},
+                {"SpecialToken": {"id": "<s>", "type_id": 1}},
+                {"Sequence": {"id": "B", "type_id": 1}}],
+            "special_tokens": {"<s>": {"id": "<s>", "ids": [1], "tokens": ["<s>"]}}},
+        "decoder": {"type": "Sequence", "decoders": [
+            {"type": "Replace", "pattern": {"String": "\u{2581}"}, "content": " "},
+            {"type": "ByteFallback"}, {"type": "Fuse"},
+            {"type": "Strip", "content": " ", "start": 1, "stop": 0}]},
+        "model": {"type": "BPE", "dropout": null, "unk_token": "<unk>",
+            "continuing_subword_prefix": null, "end_of_word_suffix": null, "fuse_unk": true,
+            "byte_fallback": true, "ignore_merges": false,
+            "vocab": vocab, "merges": ["b c", "\u{2581} a", "a b", "\u{2581}a b"]}
+    });
+    let tc = json!({"add_bos_token": true, "bos_token": "<s>", "eos_token": "</s>",
+        "unk_token": "<unk>"});
+    tiny_hf_folder(&dir, n, tokenizer, tc, json!({}));
+    let spec = dir.display().to_string();
+    let out = tmp.path().join("tiny.gguf");
+    export::export_gguf(&spec, None, &out, &GgufOptions::new(Quant::F16)).expect("exports");
+    let g = GgufFile::open(&out).expect("reads back");
+    assert_eq!(g.get_str("tokenizer.ggml.model").expect("model"), "llama");
+    assert_eq!(g.get_str("tokenizer.ggml.pre").expect("pre"), "default");
+    let types = g.get_i64s("tokenizer.ggml.token_type").expect("types");
+    assert_eq!(types[..3], [2, 3, 3]);
+    assert!(types[3..259].iter().all(|&t| t == 6));
+    assert_eq!(types[259..], [1; 8]);
+    // Pieces score minus the rank of the merge forming them; the rest below every merge.
+    let scores = g.get_f32s("tokenizer.ggml.scores").expect("scores");
+    assert!(scores[..262].iter().all(|&s| s == -5.0));
+    assert_eq!(scores[262..], [-1.0, -2.0, -3.0, -5.0, 0.0]);
+    assert_eq!(
+        g.opt_bool("tokenizer.ggml.add_bos_token").expect("bos"),
+        Some(true)
+    );
+    assert_eq!(
+        g.opt_bool("tokenizer.ggml.add_space_prefix")
+            .expect("prefix"),
+        Some(true)
+    );
+    assert!(matches!(
+        g.get("tokenizer.ggml.unknown_token_id"),
+        Ok(Value::U32(0))
+    ));
+
+    // tierforge reads the GGUF's vocabulary back into the tokenizer the folder has.
+    let from_hf = tierforge_model::load(&spec, &LoadOptions::default()).expect("hf loads");
+    let from_gguf = tierforge_model::load(&out.display().to_string(), &LoadOptions::default())
+        .expect("gguf loads");
+    // "abc" is "▁a" + "bc" when "b c" outranks "▁ a" (left to right it would be "▁ab" + "c").
+    let abc = from_hf.tokenizer.encode("abc", false).expect("abc");
+    assert_eq!(abc, [262, 266]);
+    for text in ["abc", "ab a", "a b ab", "ba\nab", "cab bc"] {
+        assert_eq!(
+            from_gguf.tokenizer.encode(text, true).expect("gguf"),
+            from_hf.tokenizer.encode(text, true).expect("hf"),
+            "{text:?}"
+        );
+    }
 }

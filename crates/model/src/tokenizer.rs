@@ -170,6 +170,36 @@ fn byte_level_pre(pre: &str) -> Option<(Value, bool)> {
     })
 }
 
+/// llama.cpp's `tokenizer.ggml.pre` for a Hugging Face byte-level `pre_tokenizer`: the inverse
+/// of [`byte_level_pre`], under the name llama.cpp's converter gives llama models with that
+/// pre-tokenizer (`smollm`, `gpt-2`, `llama-bpe`, `qwen2`; `starcoder` and `refact` split text
+/// as `smollm` does, `smaug-bpe` as `llama-bpe`). `trim_offsets` is ignored: it only moves
+/// offsets, never token boundaries. `None` when the pre-tokenizer is none of these.
+pub fn byte_level_pre_name(pre_tokenizer: &Value) -> Option<&'static str> {
+    /// Drop what does not change tokenization and spell out defaults.
+    fn canonical(v: &Value) -> Value {
+        match v {
+            Value::Object(m) => {
+                let mut out: serde_json::Map<String, Value> = m
+                    .iter()
+                    .filter(|(k, _)| k.as_str() != "trim_offsets")
+                    .map(|(k, v)| (k.clone(), canonical(v)))
+                    .collect();
+                if out.get("type").and_then(Value::as_str) == Some("ByteLevel") {
+                    out.entry("use_regex").or_insert(Value::Bool(true));
+                }
+                Value::Object(out)
+            }
+            Value::Array(items) => Value::Array(items.iter().map(canonical).collect()),
+            other => other.clone(),
+        }
+    }
+    let want = canonical(pre_tokenizer);
+    ["smollm", "gpt-2", "llama-bpe", "qwen2"]
+        .into_iter()
+        .find(|name| byte_level_pre(name).is_some_and(|(p, _)| canonical(&p) == want))
+}
+
 /// SentencePiece merges recovered from scores, as Hugging Face's `SentencePieceExtractor` does:
 /// every split of a vocabulary piece into two vocabulary pieces is a merge, ranked by the
 /// piece's score (higher first), ties by the ids of the halves.
@@ -696,6 +726,29 @@ mod tests {
         let m = spm_merges(&tokens, &scores, &ids);
         let m: Vec<String> = m.into_iter().map(|(l, r)| format!("{l} {r}")).collect();
         assert_eq!(m, ["a b", "b c", "a bc", "ab c"]);
+    }
+
+    #[test]
+    fn pre_tokenizers_map_back_to_llama_cpp_names() {
+        for (name, back) in [
+            ("smollm", "smollm"),
+            ("starcoder", "smollm"),
+            ("gpt2", "gpt-2"),
+            ("llama3", "llama-bpe"),
+            ("llama-bpe", "llama-bpe"),
+            ("qwen2", "qwen2"),
+        ] {
+            let (pre, _) = byte_level_pre(name).expect(name);
+            assert_eq!(byte_level_pre_name(&pre), Some(back), "{name}");
+        }
+        // As Hugging Face writes GPT-2's: offsets trimmed or not, `use_regex` left implicit.
+        let gpt2 = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": false});
+        assert_eq!(byte_level_pre_name(&gpt2), Some("gpt-2"));
+        let grouped_digits = json!({"type": "Sequence", "pretokenizers": [
+            {"type": "Digits", "individual_digits": false},
+            {"type": "ByteLevel", "add_prefix_space": false, "use_regex": true}]});
+        assert_eq!(byte_level_pre_name(&grouped_digits), None);
+        assert_eq!(byte_level_pre_name(&Value::Null), None);
     }
 
     #[test]

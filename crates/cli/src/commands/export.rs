@@ -44,7 +44,7 @@ impl QuantArg {
 
 #[derive(Debug, Args)]
 pub struct ExportArgs {
-    /// The base model the adapter was trained on: a GGUF file (or any spec `model info` accepts).
+    /// Base model the adapter was trained on: a GGUF file, an HF folder or a hub id.
     #[arg(long, value_name = "BASE")]
     pub model: String,
     /// The adapter: a PEFT folder, or a `tierforge train` output folder (uses best/ or last/).
