@@ -642,6 +642,59 @@ fn hf_folder_with_llama3_rope_scaling_gets_rope_freqs() {
 }
 
 #[test]
+fn llama3_gguf_loads_with_its_rope_freqs_and_a_gguf_base_keeps_them_raw() {
+    let tmp = tempfile::tempdir().expect("tmp");
+    let dir = tmp.path().join("tiny-llama3");
+    let scaling = json!({"rope_scaling": {"rope_type": "llama3", "factor": 8.0,
+        "low_freq_factor": 1.0, "high_freq_factor": 4.0,
+        "original_max_position_embeddings": 8192}});
+    let pre = json!({"type": "ByteLevel", "add_prefix_space": false, "trim_offsets": true,
+        "use_regex": true});
+    tiny_hf_folder(
+        &dir,
+        8,
+        tiny_byte_level(pre),
+        json!({"eos_token": "<|endoftext|>"}),
+        scaling,
+    );
+    let first = tmp.path().join("first.gguf");
+    let opts = GgufOptions::new(Quant::F16);
+    export::export_gguf(&dir.display().to_string(), None, &first, &opts).expect("exports");
+
+    // Loaded back, the tensor is the rope scaling: the same frequencies as config.json's.
+    let load = |p: &Path| {
+        tierforge_model::load(&p.display().to_string(), &LoadOptions::default()).expect("loads")
+    };
+    let hf = load(&dir);
+    let gguf = load(&first);
+    assert_eq!(
+        gguf.llama.config().rope_freq_factors.as_ref().map(Vec::len),
+        Some(2)
+    );
+    assert_eq!(gguf.info.rope_scaling, hf.info.rope_scaling);
+    let (a, b) = (hf.llama.config().inv_freq(), gguf.llama.config().inv_freq());
+    for (x, y) in a.iter().zip(&b) {
+        assert!((x - y).abs() <= 1e-6 * x, "{a:?} vs {b:?}");
+    }
+
+    // Exported again with that GGUF as the base: the tensor is copied byte for byte.
+    let second = tmp.path().join("second.gguf");
+    export::export_gguf(&first.display().to_string(), None, &second, &opts).expect("exports");
+    let raw = |p: &Path| {
+        GgufFile::open(p)
+            .expect("reads back")
+            .raw("rope_freqs.weight")
+            .expect("rope_freqs")
+    };
+    assert_eq!(raw(&second), raw(&first));
+    let g = GgufFile::open(&second).expect("reads back");
+    assert!(!g
+        .metadata()
+        .keys()
+        .any(|k| k.starts_with("llama.rope.scaling")));
+}
+
+#[test]
 fn hf_folder_with_a_sentencepiece_vocabulary_tokenizes_alike_from_the_gguf() {
     let tmp = tempfile::tempdir().expect("tmp");
     let dir = tmp.path().join("tiny-spm");

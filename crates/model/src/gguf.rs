@@ -234,7 +234,9 @@ impl GgufFile {
     }
 
     /// The llama hyper-parameters as a Hugging Face `config.json`. Fails with
-    /// [`ModelError::UnsupportedArchitecture`] for anything but `llama`.
+    /// [`ModelError::UnsupportedArchitecture`] for anything but `llama`. Llama 3 rope scaling
+    /// as llama.cpp writes it, `rope_freqs.weight`, is a tensor, not part of this: apply
+    /// [`GgufFile::rope_freq_factors`] to the resolved config.
     pub fn llama_config(&self) -> Result<LlamaConfig> {
         let arch = self.architecture()?;
         if arch != "llama" {
@@ -302,6 +304,31 @@ impl GgufFile {
                 .map(|v| v as u32),
             torch_dtype: None,
         })
+    }
+
+    /// `rope_freqs.weight` dequantized to f32, if the file has it: llama.cpp's converter stores
+    /// Llama 3 rope scaling only as these per-pair frequency divisors (no metadata key), and
+    /// llama.cpp divides each rotary frequency by its factor. Its count is checked against the
+    /// head size by [`crate::llama::Config::with_rope_freq_factors`]; a tensor that is not 1-D
+    /// is rejected here.
+    pub fn rope_freq_factors(&mut self) -> Result<Option<Vec<f32>>> {
+        const NAME: &str = "rope_freqs.weight";
+        if !self.has_tensor(NAME) {
+            return Ok(None);
+        }
+        let q = self.qtensor(NAME, &Device::Cpu)?;
+        let dims = q.shape().dims().to_vec();
+        if dims.len() != 1 {
+            return Err(self.err(format!(
+                "tensor {NAME} has shape {dims:?}, expected one factor per pair of head dimensions"
+            )));
+        }
+        let factors = q
+            .dequantize(&Device::Cpu)
+            .and_then(|t| t.to_dtype(DType::F32))
+            .and_then(|t| t.to_vec1::<f32>())
+            .map_err(|e| self.err(format!("tensor {NAME}: {e}")))?;
+        Ok(Some(factors))
     }
 
     /// The dominant ggml type of the 2-D weights (what `model info` reports as quantization).

@@ -226,10 +226,23 @@ pub struct ConvertReport {
 /// Write `llama` (with its tokenizer and chat template) as a Hugging Face folder: `config.json`,
 /// `model.safetensors` (in `dtype`), `tokenizer.json`, `tokenizer_config.json`,
 /// `generation_config.json`. Q/K rows are in Hugging Face order already.
+///
+/// A GGUF's `rope_freqs.weight` becomes config.json's llama3 `rope_scaling` (the one the loader
+/// matched to it); factors that no llama3 scaling reproduces are refused, as config.json could
+/// not carry them and the written model would rotate differently.
 pub fn convert(model: &crate::LoadedModel, out: &Path, dtype: DType) -> Result<ConvertReport> {
-    std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
     let llama: &Llama = &model.llama;
     let cfg = llama.config();
+    if let Some(factors) = &cfg.rope_freq_factors {
+        if cfg.rope_scaling.is_none() && factors.iter().any(|&f| f != 1.0) {
+            return Err(ModelError::checkpoint(
+                &model.info.path,
+                "rope_freqs.weight matches no llama3 rope_scaling (low/high frequency factors \
+                 1/4), so config.json cannot express it",
+            ));
+        }
+    }
+    std::fs::create_dir_all(out).map_err(|e| ModelError::io(out, e))?;
     let mut tensors: HashMap<String, Tensor> = HashMap::new();
     let cast = |t: &Tensor| -> Result<Tensor> { Ok(t.to_dtype(dtype)?.contiguous()?) };
     tensors.insert(

@@ -31,7 +31,7 @@ pub use chat_template::{ChatEncoding, ChatTemplate, Message, MessageSpan};
 pub use error::{ModelError, Result};
 pub use generate::{GenerateOptions, Generation, SamplingParams, StopReason};
 pub use json_schema::JsonSchema;
-pub use llama::{Config, Kernels, Llama, LlamaConfig, Lora, Proj, WeightFormat};
+pub use llama::{Config, Kernels, Llama, LlamaConfig, Lora, Proj, RopeScaling, WeightFormat};
 pub use tokenizer::{SpecialToken, Tokenizer, TokenizerKind};
 
 /// How to load a model.
@@ -120,6 +120,12 @@ pub struct ModelInfo {
     pub kv_heads: usize,
     pub head_dim: usize,
     pub rope_theta: f32,
+    /// Llama 3 rope scaling: config.json's `rope_scaling`, or the one a GGUF's
+    /// `rope_freqs.weight` matches.
+    pub rope_scaling: Option<RopeScaling>,
+    /// A GGUF's `rope_freqs.weight`: per pair of head dimensions, the factor its rotary
+    /// frequency is divided by. When present, rope uses these.
+    pub rope_freq_factors: Option<Vec<f32>>,
     pub rms_norm_eps: f64,
     pub tie_word_embeddings: bool,
     /// ggml type of most weight matrices (`Q4_1`, ...), or the safetensors dtype.
@@ -260,10 +266,12 @@ struct Parts {
     info: ModelInfo,
 }
 
-fn parts(spec: &str, ck: &Checkpoint) -> Result<Parts> {
+fn parts(spec: &str, ck: &mut Checkpoint) -> Result<Parts> {
+    let mut rope_freq_factors = None;
     let (wire, path, format, quantization, tokenizer, template_src) = match ck {
         Checkpoint::Gguf(g) => {
             let wire = g.llama_config()?;
+            rope_freq_factors = g.rope_freq_factors()?;
             let tok = Tokenizer::from_gguf(g)?;
             let tmpl = g.opt_str("tokenizer.chat_template")?.map(|s| {
                 (
@@ -297,9 +305,14 @@ fn parts(spec: &str, ck: &Checkpoint) -> Result<Parts> {
             )
         }
     };
-    let config = wire
+    let mut config = wire
         .into_config()
         .map_err(|reason| ModelError::checkpoint(&path, reason))?;
+    if let Some(factors) = rope_freq_factors {
+        config = config
+            .with_rope_freq_factors(factors)
+            .map_err(|reason| ModelError::gguf(&path, reason))?;
+    }
     if tokenizer.vocab_size() > config.vocab_size {
         return Err(ModelError::tokenizer(
             &path,
@@ -332,6 +345,8 @@ fn parts(spec: &str, ck: &Checkpoint) -> Result<Parts> {
         kv_heads: config.num_key_value_heads,
         head_dim: config.head_dim,
         rope_theta: config.rope_theta,
+        rope_scaling: config.rope_scaling.clone(),
+        rope_freq_factors: config.rope_freq_factors.clone(),
         rms_norm_eps: config.rms_norm_eps,
         tie_word_embeddings: config.tie_word_embeddings,
         quantization,
@@ -359,15 +374,15 @@ fn parts(spec: &str, ck: &Checkpoint) -> Result<Parts> {
 
 /// Metadata, tokenizer and template of a model, without reading its weights.
 pub fn inspect(spec: &str, opts: &LoadOptions) -> Result<ModelInfo> {
-    let ck = open_checkpoint(spec, opts)?;
-    Ok(parts(spec, &ck)?.info)
+    let mut ck = open_checkpoint(spec, opts)?;
+    Ok(parts(spec, &mut ck)?.info)
 }
 
 /// Load a model from `spec`: a GGUF file, a Hugging Face folder, or `org/name[@revision]`
 /// from the hub (or its cache, offline).
 pub fn load(spec: &str, opts: &LoadOptions) -> Result<LoadedModel> {
-    let ck = open_checkpoint(spec, opts)?;
-    let p = parts(spec, &ck)?;
+    let mut ck = open_checkpoint(spec, opts)?;
+    let p = parts(spec, &mut ck)?;
     let llama = match ck {
         Checkpoint::Gguf(g) => {
             let mut src = gguf::GgufWeights::new(

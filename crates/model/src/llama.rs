@@ -60,6 +60,99 @@ pub struct RopeScaling {
     pub rope_type: String,
 }
 
+impl RopeScaling {
+    /// The factor each rotary frequency `rope_theta^(-2i/head_dim)` is divided by, one per pair
+    /// of head dimensions: what llama.cpp's converter stores as `rope_freqs.weight`. 1 for
+    /// wavelengths under `original / high_freq_factor`, `factor` over
+    /// `original / low_freq_factor`, and in between `1 / ((1 - smooth) / factor + smooth)` with
+    /// `smooth = (original / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)`.
+    pub fn llama3_freq_factors(&self, head_dim: usize, rope_theta: f32) -> Vec<f32> {
+        let original = self.original_max_position_embeddings as f32;
+        let low_wavelen = original / self.low_freq_factor;
+        let high_wavelen = original / self.high_freq_factor;
+        base_inv_freq(head_dim, rope_theta)
+            .into_iter()
+            .map(|freq| {
+                let wavelen = 2. * std::f32::consts::PI / freq;
+                if wavelen < high_wavelen {
+                    1.
+                } else if wavelen > low_wavelen {
+                    self.factor
+                } else {
+                    let smooth = (original / wavelen - self.low_freq_factor)
+                        / (self.high_freq_factor - self.low_freq_factor);
+                    1. / ((1. - smooth) / self.factor + smooth)
+                }
+            })
+            .collect()
+    }
+
+    /// The Llama 3 scaling whose [`RopeScaling::llama3_freq_factors`] are `factors` (within
+    /// 1e-4, relative), if there is one with Meta's low and high frequency factors (1 and 4, as
+    /// in every Llama 3.x checkpoint). llama.cpp's GGUFs keep only the factors; this recovers the
+    /// `rope_scaling` a config.json needs.
+    ///
+    /// The scaling factor is the largest factor, else (a head too small to reach the
+    /// low-frequency band) a usual one: 8, 32, ... The original context is read off a factor
+    /// strictly between 1 and the scaling factor, else taken as the first power of two (16 to
+    /// 2^24 tokens) that fits. When the factors leave a choice, every choice gives the same
+    /// frequencies.
+    pub fn llama3_from_freq_factors(
+        factors: &[f32],
+        head_dim: usize,
+        rope_theta: f32,
+    ) -> Option<RopeScaling> {
+        let largest = factors.iter().copied().fold(0f32, f32::max);
+        if largest <= 1.0 || factors.len() != head_dim / 2 {
+            return None;
+        }
+        let (low, high) = (1f32, 4f32);
+        let scalings = [largest, 8., 32., 16., 4., 2., 64., 128.]
+            .into_iter()
+            .filter(|&f| f >= largest * (1.0 - 1e-4));
+        let base = base_inv_freq(head_dim, rope_theta);
+        // In between, 1/f = (1 - s)/factor + s with s = (original/wavelength - low)/(high - low).
+        let read_off = |factor: f32| {
+            base.iter()
+                .zip(factors)
+                .filter(move |&(_, f)| *f > 1.0 + 1e-4 && *f < factor * (1.0 - 1e-4))
+                .map(move |(freq, f)| {
+                    let wavelen = 2. * std::f32::consts::PI / freq;
+                    let smooth = (1. / f - 1. / factor) / (1. - 1. / factor);
+                    (wavelen * (smooth * (high - low) + low)).round() as usize
+                })
+                .collect::<Vec<_>>()
+        };
+        let powers_of_two: Vec<usize> = (4..=24).map(|k| 1usize << k).collect();
+        let candidates = scalings
+            .clone()
+            .flat_map(|factor| read_off(factor).into_iter().map(move |o| (factor, o)))
+            .chain(scalings.flat_map(|factor| powers_of_two.iter().map(move |&o| (factor, o))));
+        candidates
+            .map(|(factor, original)| RopeScaling {
+                factor,
+                low_freq_factor: low,
+                high_freq_factor: high,
+                original_max_position_embeddings: original,
+                rope_type: "llama3".into(),
+            })
+            .find(|s| {
+                s.llama3_freq_factors(head_dim, rope_theta)
+                    .iter()
+                    .zip(factors)
+                    .all(|(a, b)| (a - b).abs() <= 1e-4 * b.abs())
+            })
+    }
+}
+
+/// Unscaled inverse rotary frequencies `rope_theta^(-2i/head_dim)`, one per pair of head dims.
+fn base_inv_freq(head_dim: usize, rope_theta: f32) -> Vec<f32> {
+    (0..head_dim)
+        .step_by(2)
+        .map(|i| 1f32 / rope_theta.powf(i as f32 / head_dim as f32))
+        .collect()
+}
+
 fn one() -> f32 {
     1.0
 }
@@ -130,7 +223,13 @@ pub struct Config {
     pub head_dim: usize,
     pub rms_norm_eps: f64,
     pub rope_theta: f32,
+    /// Llama 3 rope scaling: config.json's `rope_scaling`, or for a GGUF the one its
+    /// `rope_freqs.weight` matches (see [`Config::with_rope_freq_factors`]).
     pub rope_scaling: Option<RopeScaling>,
+    /// llama.cpp's `rope_freqs.weight` (`head_dim / 2` values, each > 0): the factor each
+    /// rotary frequency is divided by. When set, rope uses these and not `rope_scaling`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub rope_freq_factors: Option<Vec<f32>>,
     /// Context length, in tokens.
     pub max_position_embeddings: usize,
     pub tie_word_embeddings: bool,
@@ -193,6 +292,7 @@ impl LlamaConfig {
             rms_norm_eps: self.rms_norm_eps,
             rope_theta: self.rope_theta,
             rope_scaling: self.rope_scaling.filter(|s| s.rope_type == "llama3"),
+            rope_freq_factors: None,
             max_position_embeddings: self.max_position_embeddings,
             tie_word_embeddings: self.tie_word_embeddings.unwrap_or(false),
         })
@@ -200,6 +300,38 @@ impl LlamaConfig {
 }
 
 impl Config {
+    /// Use llama.cpp's per-pair rope frequency factors (a GGUF's `rope_freqs.weight`): each
+    /// inverse frequency is divided by its factor, in every forward path. They win over any
+    /// `rope_scaling`, which becomes the Llama 3 scaling the factors match, or `None` if none
+    /// does (see [`RopeScaling::llama3_from_freq_factors`]). Rejects a count other than
+    /// `head_dim / 2` and factors that are not finite and positive.
+    pub fn with_rope_freq_factors(
+        mut self,
+        factors: Vec<f32>,
+    ) -> std::result::Result<Self, String> {
+        let want = self.head_dim / 2;
+        if factors.len() != want {
+            return Err(format!(
+                "rope_freqs.weight has {} factors, expected {want} (head_dim {} / 2)",
+                factors.len(),
+                self.head_dim
+            ));
+        }
+        if let Some((i, f)) = factors
+            .iter()
+            .enumerate()
+            .find(|(_, f)| !f.is_finite() || **f <= 0.0)
+        {
+            return Err(format!(
+                "rope_freqs.weight[{i}] is {f}, expected a finite positive factor"
+            ));
+        }
+        self.rope_scaling =
+            RopeScaling::llama3_from_freq_factors(&factors, self.head_dim, self.rope_theta);
+        self.rope_freq_factors = Some(factors);
+        Ok(self)
+    }
+
     /// Back to the wire format (what `convert` writes as config.json).
     pub fn to_wire(&self, bos: Option<u32>, eos: Option<u32>, dtype: DType) -> LlamaConfig {
         LlamaConfig {
@@ -245,13 +377,15 @@ impl Config {
         embed + head + h + per_layer * self.num_hidden_layers as u64
     }
 
-    /// Inverse rotary frequencies, one per pair of head dimensions, with llama3 scaling applied.
-    fn inv_freq(&self) -> Vec<f32> {
-        let d = self.head_dim;
-        let base: Vec<f32> = (0..d)
-            .step_by(2)
-            .map(|i| 1f32 / self.rope_theta.powf(i as f32 / d as f32))
-            .collect();
+    /// Inverse rotary frequencies, one per pair of head dimensions (the order of the Hugging
+    /// Face half-split layout, which is also llama.cpp's pair order), scaled by the rope
+    /// frequency factors if any, else by llama3 `rope_scaling` if any.
+    pub fn inv_freq(&self) -> Vec<f32> {
+        let base = base_inv_freq(self.head_dim, self.rope_theta);
+        if let Some(factors) = &self.rope_freq_factors {
+            // As ggml's rope op: theta_i = pos * base_i / factor_i.
+            return base.iter().zip(factors).map(|(b, f)| b / f).collect();
+        }
         let Some(s) = &self.rope_scaling else {
             return base;
         };
@@ -1653,6 +1787,131 @@ mod tests {
         c.head_dim = None;
         c.num_attention_heads = 5;
         assert!(c.into_config().unwrap_err().contains("not a multiple"));
+    }
+
+    /// Llama 3 scaling that touches the tiny model (head size 16, theta 10000): wavelengths
+    /// 6.3 (factor 1), 19.9 and 62.8 (in between), 199 and over (factor 8).
+    fn tiny_llama3() -> RopeScaling {
+        RopeScaling {
+            factor: 8.0,
+            low_freq_factor: 1.0,
+            high_freq_factor: 4.0,
+            original_max_position_embeddings: 64,
+            rope_type: "llama3".into(),
+        }
+    }
+
+    #[test]
+    fn rope_freq_factors_divide_the_frequencies_as_llama3_scaling_does() -> Result<()> {
+        let s = tiny_llama3();
+        let plain = tiny_config();
+        let factors = s.llama3_freq_factors(plain.head_dim, plain.rope_theta);
+        assert_eq!(factors.len(), 8);
+        assert_eq!((factors[0], factors[3]), (1.0, 8.0));
+        assert!(factors[1] > 1.0 && factors[2] < 8.0, "{factors:?}");
+        let from_gguf = plain
+            .clone()
+            .with_rope_freq_factors(factors.clone())
+            .expect("valid factors");
+        let from_hf = Config {
+            rope_scaling: Some(s.clone()),
+            ..plain.clone()
+        };
+        let (g, h, base) = (from_gguf.inv_freq(), from_hf.inv_freq(), plain.inv_freq());
+        for i in 0..8 {
+            assert_eq!(g[i], base[i] / factors[i], "pair {i}");
+            assert!(
+                (g[i] - h[i]).abs() <= 1e-6 * h[i],
+                "pair {i}: {} vs {}",
+                g[i],
+                h[i]
+            );
+        }
+        // The factors are recognised as the scaling they came from (config.json, model info).
+        assert_eq!(from_gguf.rope_scaling.as_ref(), Some(&s));
+        // The tensor wins over a rope_scaling that says otherwise.
+        let both = Config {
+            rope_scaling: Some(RopeScaling {
+                factor: 2.0,
+                ..s.clone()
+            }),
+            ..plain.clone()
+        }
+        .with_rope_freq_factors(factors)
+        .expect("valid factors");
+        assert_eq!(both.inv_freq(), g);
+
+        // Same logits in every forward path, and not those of unscaled rope.
+        let ids: Vec<u32> = (0..40u32).map(|i| (i * 7 + 3) % 32).collect();
+        let ids = Tensor::new(ids.as_slice(), &Device::Cpu)?.unsqueeze(0)?;
+        let load = |cfg: &Config, format| {
+            let mut src = tiny_weights(cfg);
+            Llama::load(&mut src, cfg.clone(), format, &Device::Cpu).expect("tiny model loads")
+        };
+        let unscaled = load(&plain, WeightFormat::Dense(DType::F32)).forward(&ids, None)?;
+        for format in [WeightFormat::Dense(DType::F32), WeightFormat::Quantized] {
+            let mut hf = load(&from_hf, format);
+            let mut gguf = load(&from_gguf, format);
+            for kernels in [Kernels::Composed, Kernels::Fused] {
+                hf.set_kernels(kernels);
+                gguf.set_kernels(kernels);
+                let want = hf.forward(&ids, None)?;
+                let got = gguf.forward(&ids, None)?;
+                let d = max_abs_diff(&want, &got);
+                assert!(d < 1e-4, "{format:?} {kernels:?}: diff {d}");
+                if format == WeightFormat::Dense(DType::F32) {
+                    let d = max_abs_diff(&unscaled, &got);
+                    assert!(
+                        d > 1e-2,
+                        "{kernels:?}: the factors changed logits by only {d}"
+                    );
+                }
+                // Cached decoding of the last token.
+                let mut cache = Cache::new(gguf.config(), 1, 8);
+                gguf.forward(&ids.narrow(1, 0, 39)?, Some(&mut cache))?;
+                let last = gguf.forward(&ids.narrow(1, 39, 1)?, Some(&mut cache))?;
+                let d = max_abs_diff(&last, &want.narrow(1, 39, 1)?);
+                assert!(d < 1e-4, "{format:?} {kernels:?} cached: diff {d}");
+            }
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn rope_freq_factors_of_the_wrong_count_or_sign_are_rejected() {
+        let err = tiny_config()
+            .with_rope_freq_factors(vec![1.0; 3])
+            .unwrap_err();
+        assert!(
+            err.contains("3 factors, expected 8 (head_dim 16 / 2)"),
+            "{err}"
+        );
+        let mut f = vec![1.0; 8];
+        f[5] = 0.0;
+        let err = tiny_config().with_rope_freq_factors(f).unwrap_err();
+        assert!(err.contains("rope_freqs.weight[5] is 0"), "{err}");
+    }
+
+    #[test]
+    fn llama3_scaling_is_recovered_from_llama_3_factors() {
+        // Llama 3.1 8B and 3.2 1B: head size 128 and 64, theta 500000. Head size 4 never
+        // reaches the low-frequency band (factors 1 and 2.69): the scaling factor is a guess.
+        for (head_dim, factor) in [(128, 8.0), (64, 32.0), (4, 8.0)] {
+            let s = RopeScaling {
+                factor,
+                original_max_position_embeddings: 8192,
+                ..tiny_llama3()
+            };
+            let f = s.llama3_freq_factors(head_dim, 500_000.0);
+            assert_eq!(
+                RopeScaling::llama3_from_freq_factors(&f, head_dim, 500_000.0),
+                Some(s)
+            );
+        }
+        let ones = vec![1.0; 8];
+        assert_eq!(RopeScaling::llama3_from_freq_factors(&ones, 16, 1e4), None);
+        let odd = [1.0, 3.0, 1.0, 8.0, 8.0, 8.0, 8.0, 8.0];
+        assert_eq!(RopeScaling::llama3_from_freq_factors(&odd, 16, 1e4), None);
     }
 
     #[test]

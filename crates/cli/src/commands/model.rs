@@ -96,6 +96,7 @@ fn info(model: &str, json: bool) -> Result<ExitStatus> {
     );
     println!("context length  {} tokens", info.context_length);
     println!("rope theta      {}", info.rope_theta);
+    println!("rope scaling    {}", rope_scaling(&info));
     println!("rms eps         {}", info.rms_norm_eps);
     println!("vocabulary      {} ({:?})", info.vocab_size, info.tokenizer);
     println!(
@@ -110,6 +111,28 @@ fn info(model: &str, json: bool) -> Result<ExitStatus> {
         None => println!("chat template   none"),
     }
     Ok(ExitStatus::Success)
+}
+
+/// The `rope scaling` line: llama3 parameters (config.json's, or those a GGUF's
+/// `rope_freqs.weight` matches) and, for a GGUF, the factors rope actually uses.
+fn rope_scaling(info: &tierforge_model::ModelInfo) -> String {
+    let llama3 = info.rope_scaling.as_ref().map(|s| {
+        format!(
+            "llama3 (factor {}, low/high frequency factors {}/{}, original context {} tokens)",
+            s.factor, s.low_freq_factor, s.high_freq_factor, s.original_max_position_embeddings
+        )
+    });
+    let factors = info.rope_freq_factors.as_ref().map(|f| {
+        let min = f.iter().copied().fold(f32::INFINITY, f32::min);
+        let max = f.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        format!("rope_freqs.weight ({} factors, {min} to {max})", f.len())
+    });
+    match (llama3, factors) {
+        (Some(l), Some(f)) => format!("{l} from {f}"),
+        (Some(l), None) => l,
+        (None, Some(f)) => f,
+        (None, None) => "none".into(),
+    }
 }
 
 fn convert(from: &str, to: &std::path::Path, dtype: DTypeArg) -> Result<ExitStatus> {
