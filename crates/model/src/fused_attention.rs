@@ -277,14 +277,25 @@ impl CustomOp3 for FusedAttention {
             mask: self.mask.clone(),
             dy: dy.contiguous()?,
         };
-        let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
-        let all = q.apply_op3_no_bwd(&k, &v, &op)?;
-        let (nq, nk) = (q.elem_count(), k.elem_count());
-        let dq = all.narrow(0, 0, nq)?.reshape(q.shape())?;
-        let dk = all.narrow(0, nq, nk)?.reshape(k.shape())?;
-        let dv = all.narrow(0, nq + nk, nk)?.reshape(v.shape())?;
-        Ok((Some(dq), Some(dk), Some(dv)))
+        three_gradients(q, k, v, &op)
     }
+}
+
+/// Runs a backward op that writes `dq`, `dk` and `dv` one after the other and splits them into
+/// the shapes of `q`, `k` and `v`.
+fn three_gradients(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    op: &impl CustomOp3,
+) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
+    let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
+    let all = q.apply_op3_no_bwd(&k, &v, op)?;
+    let (nq, nk) = (q.elem_count(), k.elem_count());
+    let dq = all.narrow(0, 0, nq)?.reshape(q.shape())?;
+    let dk = all.narrow(0, nq, nk)?.reshape(k.shape())?;
+    let dv = all.narrow(0, nq + nk, nk)?.reshape(v.shape())?;
+    Ok((Some(dq), Some(dk), Some(dv)))
 }
 
 /// `dq`, `dk` and `dv` for an upstream gradient `dy`, flattened one after the other.
@@ -671,13 +682,7 @@ impl CustomOp3 for RopeAttention {
             },
             dy: dy.contiguous()?,
         };
-        let (q, k, v) = (q.contiguous()?, k.contiguous()?, v.contiguous()?);
-        let all = q.apply_op3_no_bwd(&k, &v, &op)?;
-        let (nq, nk) = (q.elem_count(), k.elem_count());
-        let dq = all.narrow(0, 0, nq)?.reshape(q.shape())?;
-        let dk = all.narrow(0, nq, nk)?.reshape(k.shape())?;
-        let dv = all.narrow(0, nq + nk, nk)?.reshape(v.shape())?;
-        Ok((Some(dq), Some(dk), Some(dv)))
+        three_gradients(q, k, v, &op)
     }
 }
 
