@@ -26,7 +26,7 @@ use std::path::Path;
 use candle_core::quantized::gguf_file::Value;
 use serde_json::Value as Json;
 use tierforge_model::hf::HfFolder;
-use tierforge_model::llama::{RopeScaling, TokenIds};
+use tierforge_model::llama::TokenIds;
 use tierforge_model::tokenizer::byte_level_pre_name;
 use tierforge_model::{LoadedModel, Tokenizer, TokenizerKind};
 
@@ -70,7 +70,7 @@ pub fn build(model: &LoadedModel) -> Result<HfGguf, ExportError> {
     let rope_freqs = cfg
         .rope_scaling
         .as_ref()
-        .map(|s| llama3_rope_factors(cfg.head_dim, cfg.rope_theta, s));
+        .map(|s| s.llama3_freq_factors(cfg.head_dim, cfg.rope_theta));
     let params = cfg.parameter_count() + rope_freqs.as_ref().map_or(0, |f| f.len() as u64);
 
     let s = |v: &str| Value::String(v.to_string());
@@ -171,38 +171,6 @@ fn model_name(model: &LoadedModel) -> String {
     };
     name.filter(|n| !n.is_empty())
         .unwrap_or_else(|| "model".into())
-}
-
-/// llama.cpp's `rope_freqs.weight` for Llama 3 rope scaling: per pair of head dimensions, the
-/// factor its rotary frequency `theta^(-2i/head_dim)` is divided by. 1 for wavelengths under
-/// `original / high_freq_factor`, `factor` over `original / low_freq_factor`, and in between
-/// `1 / ((1 - smooth) / factor + smooth)` with
-/// `smooth = (original / wavelength - low_freq_factor) / (high_freq_factor - low_freq_factor)`.
-///
-/// The same frequencies `tierforge-model` computes for the Hugging Face model, in f32 as the
-/// converter does. `original` is `rope_scaling.original_max_position_embeddings`, as
-/// `transformers` and `tierforge-model` read it; the converter reads a top-level key of that
-/// name instead, defaulting to 8192, which is the value every Llama 3.x checkpoint has.
-pub fn llama3_rope_factors(head_dim: usize, rope_theta: f32, s: &RopeScaling) -> Vec<f32> {
-    let original = s.original_max_position_embeddings as f32;
-    let low_wavelen = original / s.low_freq_factor;
-    let high_wavelen = original / s.high_freq_factor;
-    (0..head_dim)
-        .step_by(2)
-        .map(|i| {
-            let freq = 1f32 / rope_theta.powf(i as f32 / head_dim as f32);
-            let wavelen = 2. * std::f32::consts::PI / freq;
-            if wavelen < high_wavelen {
-                1.
-            } else if wavelen > low_wavelen {
-                s.factor
-            } else {
-                let smooth = (original / wavelen - s.low_freq_factor)
-                    / (s.high_freq_factor - s.low_freq_factor);
-                1. / ((1. - smooth) / s.factor + smooth)
-            }
-        })
-        .collect()
 }
 
 /// `general.size_label` as gguf-py's `size_label` spells a parameter count: K/M/B/T with at
@@ -514,6 +482,7 @@ mod tests {
 
     #[test]
     fn llama3_rope_factors_follow_the_formula() {
+        use tierforge_model::llama::RopeScaling;
         // Head size 8, theta 500000, Llama 3.1's factors (8, 1, 4, 8192). Frequencies
         // 500000^(-i/8) for i = 0, 2, 4, 6 have wavelengths 2π·500000^(i/8):
         //   6.28 and 167.08 are under 8192/4 = 2048: factor 1;
@@ -527,7 +496,7 @@ mod tests {
             original_max_position_embeddings: 8192,
             rope_type: "llama3".into(),
         };
-        let f = llama3_rope_factors(8, 500_000.0, &s);
+        let f = s.llama3_freq_factors(8, 500_000.0);
         let want = [1.0, 1.0, 2.694_529_7, 8.0];
         assert_eq!(f.len(), 4);
         for (got, want) in f.iter().zip(want) {
@@ -535,7 +504,7 @@ mod tests {
         }
         // Llama 3.2 1B's head (64 dims, theta 500000, factor 32): 32 factors rising from 1 to 32.
         let s32 = RopeScaling { factor: 32.0, ..s };
-        let f = llama3_rope_factors(64, 500_000.0, &s32);
+        let f = s32.llama3_freq_factors(64, 500_000.0);
         assert_eq!(f.len(), 32);
         assert_eq!((f[0], f[31]), (1.0, 32.0));
         assert!(f.windows(2).all(|w| w[0] <= w[1]), "{f:?}");

@@ -140,6 +140,7 @@ fn probabilities<T: Real>(
     Block { p, width }
 }
 
+#[derive(Clone)]
 struct FusedAttention {
     scale: f64,
     mask: AttentionMask,
@@ -494,6 +495,7 @@ pub fn rope_attention(
         .apply_op3(&k.contiguous()?, &v.contiguous()?, op)
 }
 
+#[derive(Clone)]
 struct RopeAttention {
     attn: FusedAttention,
     heads: usize,
@@ -670,16 +672,7 @@ impl CustomOp3 for RopeAttention {
         dy: &Tensor,
     ) -> Result<(Option<Tensor>, Option<Tensor>, Option<Tensor>)> {
         let op = RopeAttentionBackward {
-            fwd: RopeAttention {
-                attn: FusedAttention {
-                    scale: self.attn.scale,
-                    mask: self.attn.mask.clone(),
-                },
-                heads: self.heads,
-                kv_heads: self.kv_heads,
-                cos: self.cos.clone(),
-                sin: self.sin.clone(),
-            },
+            fwd: self.clone(),
             dy: dy.contiguous()?,
         };
         three_gradients(q, k, v, &op)
