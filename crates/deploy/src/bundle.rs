@@ -14,8 +14,8 @@ use crate::modelfile::Modelfile;
 use crate::ollama::{CreateRequest, Ollama, OllamaError};
 use crate::registry::{Registry, RegistryError, Status, VersionRecord};
 
-/// Default sampling temperature of a tier model (listings want little randomness).
-pub const DEFAULT_TEMPERATURE: f64 = 0.3;
+/// Default sampling temperature of a tier model (see [`crate::modelfile::TEMPERATURE`]).
+pub const DEFAULT_TEMPERATURE: f64 = crate::modelfile::TEMPERATURE;
 /// Default context window of a tier model, in tokens (capped by the model's own).
 pub const DEFAULT_NUM_CTX: usize = 4096;
 
@@ -166,7 +166,8 @@ pub fn modelfile_for(
         stop,
         temperature,
         num_ctx: num_ctx.min(model.info.context_length),
-        top_p: None,
+        top_k: Some(crate::modelfile::TOP_K),
+        top_p: Some(crate::modelfile::TOP_P),
         repeat_penalty: Some(crate::modelfile::REPEAT_PENALTY),
         license: base_license(model),
         header,

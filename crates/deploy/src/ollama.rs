@@ -124,6 +124,9 @@ pub struct Progress {
 #[derive(Debug, Clone, PartialEq)]
 pub struct ChatDecoding {
     pub temperature: f32,
+    /// Top-k and top-p cuts (`None`: the model's own, from its Modelfile).
+    pub top_k: Option<u32>,
+    pub top_p: Option<f32>,
     pub seed: i32,
     pub repeat_penalty: f32,
     pub repeat_last_n: i32,
@@ -138,6 +141,8 @@ impl ChatDecoding {
     pub fn greedy(seed: i32) -> Self {
         Self {
             temperature: 0.0,
+            top_k: None,
+            top_p: None,
             seed,
             repeat_penalty: crate::modelfile::REPEAT_PENALTY as f32,
             repeat_last_n: crate::modelfile::REPEAT_LAST_N as i32,
@@ -464,6 +469,12 @@ impl Ollama {
             .repeat_last_n(decoding.repeat_last_n);
         if let Some(n) = decoding.num_predict {
             opts = opts.num_predict(n);
+        }
+        if let Some(k) = decoding.top_k {
+            opts = opts.top_k(k);
+        }
+        if let Some(p) = decoding.top_p {
+            opts = opts.top_p(p);
         }
         let mut req = ChatMessageRequest::new(model.to_owned(), msgs).options(opts);
         if let Some(schema) = &decoding.format {

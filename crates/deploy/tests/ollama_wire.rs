@@ -247,6 +247,9 @@ fn copy_delete_list_and_chat_through_ollama_rs() {
             "tierforge-basic:latest",
             &[("user", "Product: X")],
             &tierforge_deploy::ollama::ChatDecoding {
+                temperature: 0.5,
+                top_k: Some(40),
+                top_p: Some(0.5),
                 num_predict: Some(640),
                 format: Some(serde_json::json!({
                     "type": "object",
@@ -283,8 +286,10 @@ fn copy_delete_list_and_chat_through_ollama_rs() {
     );
     let body: serde_json::Value = serde_json::from_slice(&log[3].body).unwrap();
     assert_eq!(body["messages"][0]["role"], "user");
-    assert_eq!(body["options"]["temperature"], 0.0);
+    assert_eq!(body["options"]["temperature"], 0.5);
     // Ollama's documented option names (api.md, "Valid Parameters and Values").
+    assert_eq!(body["options"]["top_k"], 40);
+    assert_eq!(body["options"]["top_p"], 0.5);
     assert_eq!(body["options"]["seed"], 1);
     assert_eq!(body["options"]["num_predict"], 640);
     assert_eq!(body["options"]["repeat_last_n"], 64);

@@ -105,6 +105,16 @@ pub struct EvalOptions {
     /// Modelfile sets, so that scores describe what `ollama run` does.
     #[serde(default = "no_repeat_penalty")]
     pub repeat_penalty: f32,
+    /// Sampling temperature (`0`: greedy); by default the tiers' Modelfile's, sampled with
+    /// `seed` so that the same run gives the same answers.
+    #[serde(default)]
+    pub temperature: f64,
+    /// Top-k cut of the sampler (`None`: none); by default Ollama's, which the Modelfile states.
+    #[serde(default)]
+    pub top_k: Option<usize>,
+    /// Top-p (nucleus) cut of the sampler (`None`: none); by default Ollama's.
+    #[serde(default)]
+    pub top_p: Option<f64>,
     /// Free text, or decoding constrained to the listing's JSON schema (Ollama's `format`).
     #[serde(default = "free_text")]
     pub format: OutputFormat,
@@ -170,6 +180,9 @@ impl Default for EvalOptions {
             limit: None,
             seed: 0,
             repeat_penalty: tierforge_deploy::modelfile::REPEAT_PENALTY as f32,
+            temperature: tierforge_deploy::modelfile::TEMPERATURE,
+            top_k: Some(tierforge_deploy::modelfile::TOP_K),
+            top_p: Some(tierforge_deploy::modelfile::TOP_P),
             format: OutputFormat::Schema,
             weights: Weights::Dense,
             device: DeviceKind::Cpu,
@@ -512,10 +525,12 @@ fn eval_candle(
     let gen_opts = GenerateOptions {
         max_tokens: opts.max_tokens,
         sampling: SamplingParams {
+            temperature: opts.temperature,
+            top_k: opts.top_k,
+            top_p: opts.top_p,
             seed: opts.seed,
             repeat_penalty: opts.repeat_penalty,
             repeat_last_n: tierforge_deploy::modelfile::REPEAT_LAST_N,
-            ..SamplingParams::greedy()
         },
         stop_tokens: lm.stop_tokens(),
         schema: opts.format.grammar(&lm.tokenizer).map_err(merr)?,
@@ -595,6 +610,9 @@ fn eval_ollama(
                 &name,
                 &[("system", system), ("user", &user)],
                 &ChatDecoding {
+                    temperature: opts.temperature as f32,
+                    top_k: opts.top_k.map(|k| k as u32),
+                    top_p: opts.top_p.map(|p| p as f32),
                     repeat_penalty: opts.repeat_penalty,
                     num_predict: Some(opts.max_tokens as i32),
                     format: opts.format.schema(),

@@ -122,6 +122,22 @@ fn pct(x: f64) -> String {
     format!("{:.1}%", 100.0 * x)
 }
 
+/// How answers were decoded, in words.
+fn decoding(o: &crate::evaluate::EvalOptions) -> String {
+    if o.temperature == 0.0 {
+        return "greedy decoding".into();
+    }
+    let mut s = format!("sampling at temperature {} (seed {}", o.temperature, o.seed);
+    if let Some(k) = o.top_k {
+        let _ = write!(s, ", top-k {k}");
+    }
+    if let Some(p) = o.top_p {
+        let _ = write!(s, ", top-p {p}");
+    }
+    s.push(')');
+    s
+}
+
 /// The whole report page.
 pub fn html(run: &EvalRun, loss_curves: &[LossCurve]) -> String {
     let mut h = String::with_capacity(64 * 1024);
@@ -129,10 +145,11 @@ pub fn html(run: &EvalRun, loss_curves: &[LossCurve]) -> String {
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tierforge evaluation</title><style>{CSS}</style></head><body>\
-         <h1>tierforge evaluation</h1><p class=\"muted\">{} models on {n} products; backend {}; greedy decoding with repeat penalty {}, at most {} tokens, {}; finished at {} (Unix time). \
+         <h1>tierforge evaluation</h1><p class=\"muted\">{} models on {n} products; backend {}; {} with repeat penalty {}, at most {} tokens, {}; finished at {} (Unix time). \
          Scores are rubric compliance scores (0–100); an answer that does not parse as a listing scores 0 and fails every gate.</p>",
         run.models.len(),
         serde_json::to_value(run.options.backend).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
+        decoding(&run.options),
         run.options.repeat_penalty,
         run.options.max_tokens,
         match run.options.format {

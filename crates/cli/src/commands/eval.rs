@@ -88,6 +88,17 @@ pub struct EvalArgs {
     /// tier's Modelfile sets, so scores describe what `ollama run` does.
     #[arg(long, default_value_t = tierforge_deploy::modelfile::REPEAT_PENALTY as f32)]
     pub repeat_penalty: f32,
+    /// Sampling temperature (0: greedy). The default is every tier's Modelfile's, and answers
+    /// are sampled with `--seed`, so scores describe what `ollama run` does and repeat exactly.
+    #[arg(long, default_value_t = tierforge_deploy::modelfile::TEMPERATURE)]
+    pub temperature: f64,
+    /// Keep the K most likely tokens when sampling (0: all); the default is Ollama's.
+    #[arg(long, default_value_t = tierforge_deploy::modelfile::TOP_K)]
+    pub top_k: usize,
+    /// Keep the most likely tokens up to this probability mass when sampling (1: all); the
+    /// default is Ollama's.
+    #[arg(long, default_value_t = tierforge_deploy::modelfile::TOP_P)]
+    pub top_p: f64,
     /// How answers are decoded: constrained to the listing's JSON schema, or free text.
     #[arg(long, value_enum, default_value_t = FormatArg::Schema)]
     pub format: FormatArg,
@@ -233,6 +244,12 @@ pub fn resolve(args: &EvalArgs) -> Result<(Vec<ModelUnderTest>, EvalOptions)> {
             args.repeat_penalty
         );
     }
+    if !(args.temperature >= 0.0 && args.temperature.is_finite()) {
+        bail!("--temperature {}: must be 0 or more", args.temperature);
+    }
+    if !(args.top_p > 0.0 && args.top_p <= 1.0) {
+        bail!("--top-p {}: must be in (0, 1]", args.top_p);
+    }
     let opts = EvalOptions {
         max_tokens: args.max_tokens,
         batch_size: args.batch_size,
@@ -243,6 +260,9 @@ pub fn resolve(args: &EvalArgs) -> Result<(Vec<ModelUnderTest>, EvalOptions)> {
         limit: args.limit,
         seed: args.seed,
         repeat_penalty: args.repeat_penalty,
+        temperature: args.temperature,
+        top_k: (args.top_k > 0).then_some(args.top_k),
+        top_p: (args.top_p < 1.0).then_some(args.top_p),
         format: args.format.into(),
         weights: if args.quantized {
             Weights::Quantized
