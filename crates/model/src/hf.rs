@@ -93,6 +93,8 @@ impl HfFolder {
                         chat_template = Some((s.to_string(), origin));
                     }
                 }
+                // Written by tools for a model without one.
+                Value::Null => {}
                 _ => {
                     return Err(ModelError::Template {
                         origin,
@@ -309,7 +311,7 @@ pub fn convert(model: &crate::LoadedModel, out: &Path, dtype: DType) -> Result<C
             )
         })
         .collect();
-    let tc = json!({
+    let mut tc = json!({
         "add_bos_token": tok.adds_bos(),
         "add_eos_token": false,
         "added_tokens_decoder": added,
@@ -317,7 +319,6 @@ pub fn convert(model: &crate::LoadedModel, out: &Path, dtype: DType) -> Result<C
         "eos_token": name(tok.eos()),
         "unk_token": name(tok.unk()),
         "pad_token": name(tok.pad()),
-        "chat_template": model.chat_template.as_ref().map(|t| t.source().to_string()),
         "clean_up_tokenization_spaces": false,
         "model_max_length": cfg.max_position_embeddings,
         "tokenizer_class": match tok.kind() {
@@ -325,6 +326,10 @@ pub fn convert(model: &crate::LoadedModel, out: &Path, dtype: DType) -> Result<C
             crate::tokenizer::TokenizerKind::SentencePiece => "LlamaTokenizer",
         },
     });
+    // Without a template the key is left out, as transformers does.
+    if let Some(t) = &model.chat_template {
+        tc["chat_template"] = json!(t.source());
+    }
     files.push(write_json("tokenizer_config.json", &tc)?);
     let mut eos_ids: Vec<u32> = tok.eos().map(|t| t.id).into_iter().collect();
     if let Some(eot) = model.end_of_turn() {

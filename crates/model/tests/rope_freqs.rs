@@ -59,11 +59,7 @@ fn tiny_gguf(path: &Path, factors: Option<&[f32]>) -> PathBuf {
         ("tokenizer.ggml.token_type", Value::Array(types)),
         ("tokenizer.ggml.merges", Value::Array(merges)),
         ("tokenizer.ggml.eos_token_id", Value::U32(0)),
-        // `convert` writes `"chat_template": null` without one, which the folder loader refuses.
-        (
-            "tokenizer.chat_template",
-            Value::String("{% for m in messages %}{{ m.content }}{% endfor %}".into()),
-        ),
+        // No chat template: the Hugging Face folder written from this GGUF has none either.
     ];
     let dev = Device::Cpu;
     let mut n = 0usize;
