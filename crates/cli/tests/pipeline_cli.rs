@@ -14,8 +14,9 @@ fn text(o: &Output) -> (String, String) {
     )
 }
 
-/// One optimizer step of one 420-token sequence per tier, 2 products × 8 tokens of evaluation: every
-/// stage runs for real, in about a minute.
+/// Two optimizer steps of one 420-token sequence per tier, expert's two checkpoints compared on one
+/// validation product, 2 products × 8 tokens of evaluation: every stage runs for real, in about a
+/// minute.
 #[test]
 fn tiny_pipeline_runs_every_stage_then_resumes_by_skipping_them() {
     let model = model();
@@ -31,6 +32,12 @@ fn tiny_pipeline_runs_every_stage_then_resumes_by_skipping_them() {
         "--registry",
         registry.to_str().expect("utf8"),
         "--steps",
+        "2",
+        "--select-from",
+        "1",
+        "--select-every",
+        "1",
+        "--select-products",
         "1",
         "--grad-accum-steps",
         "1",
@@ -50,7 +57,7 @@ fn tiny_pipeline_runs_every_stage_then_resumes_by_skipping_them() {
     let names: Vec<&str> = tiers.iter().map(|t| t["tier"].as_str().unwrap()).collect();
     assert_eq!(names, ["basic", "advanced", "expert"]);
     for t in tiers {
-        assert_eq!(t["steps"], 1, "{t}");
+        assert_eq!(t["steps"], 2, "{t}");
         let gguf = PathBuf::from(t["gguf"].as_str().expect("gguf path"));
         assert!(gguf.exists(), "{} missing", gguf.display());
         assert_eq!(
@@ -65,6 +72,41 @@ fn tiny_pipeline_runs_every_stage_then_resumes_by_skipping_them() {
         assert_eq!(t["pushed"], false);
     }
     assert!(s["base_pass_rate"].is_number());
+    // Expert's adapter is the checkpoint chosen on the validation products, and it is what was
+    // exported and evaluated.
+    let expert = &tiers[2];
+    let sel: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(out.join("train/expert/selection.json")).expect("selection.json"),
+    )
+    .expect("selection json");
+    let steps: Vec<u64> = sel["candidates"]
+        .as_array()
+        .expect("candidates")
+        .iter()
+        .map(|c| c["step"].as_u64().unwrap())
+        .collect();
+    assert_eq!(steps, [1, 2]);
+    assert_eq!(sel["products"], 1);
+    assert_eq!(expert["selected_step"], sel["chosen"]["step"]);
+    assert_eq!(expert["adapter"], sel["chosen"]["adapter"]);
+    assert!(expert["adapter"]
+        .as_str()
+        .unwrap()
+        .contains("train/expert/candidates/step-"));
+    assert!(
+        tiers[0]["selected_step"].is_null(),
+        "basic is not chosen this way"
+    );
+    assert!(
+        s["findings"].as_array().unwrap().iter().any(|f| f
+            .as_str()
+            .unwrap()
+            .contains("was chosen by rubric pass rate")),
+        "{}",
+        s["findings"]
+    );
+    let products = std::fs::read_to_string(out.join("data/val-products.jsonl")).unwrap();
+    assert!(!products.trim().is_empty());
     // The data stage read the bundled samples and dropped the planted duplicates.
     assert_eq!(s["data"]["read"], 900);
     assert!(s["data"]["exact_duplicates"].as_u64().unwrap() > 0);
@@ -77,6 +119,7 @@ fn tiny_pipeline_runs_every_stage_then_resumes_by_skipping_them() {
         "train-basic",
         "train-advanced",
         "train-expert",
+        "select-expert",
         "export-expert",
         "eval",
     ] {
@@ -94,7 +137,7 @@ fn tiny_pipeline_runs_every_stage_then_resumes_by_skipping_them() {
         !stderr2.contains("done in"),
         "a stage ran again:\n{stderr2}"
     );
-    assert_eq!(stderr2.matches("skipped").count(), 8, "{stderr2}");
+    assert_eq!(stderr2.matches("skipped").count(), 9, "{stderr2}");
     let s2: serde_json::Value = serde_json::from_str(&stdout2).expect("json");
     assert_eq!(s2["tiers"], s["tiers"]);
     assert_eq!(s2["base_pass_rate"], s["base_pass_rate"]);

@@ -25,7 +25,7 @@ use tierforge_train::{DeviceKind, TrainOptions, TrainReporter, TrainSummary};
 
 use crate::evaluate::{self, Backend, EvalOptions, EvalReporter, EvalRun, ModelUnderTest};
 use crate::manifest::{self, Manifest, StageRecord, StageStatus};
-use crate::profile::ProfileSettings;
+use crate::profile::{ProfileSettings, Selection};
 
 /// What can stop the pipeline.
 #[derive(Debug, thiserror::Error)]
@@ -125,6 +125,9 @@ pub struct DataOutcome {
     /// Per tier, in training order: (tier, samples, chat file).
     pub tiers: Vec<(Tier, usize, PathBuf)>,
     pub val_file: PathBuf,
+    /// The validation split's products (passing listings only), for choosing checkpoints.
+    #[serde(default)]
+    pub val_products: PathBuf,
     pub rejects_file: Option<PathBuf>,
 }
 
@@ -137,8 +140,59 @@ pub struct TrainOutcome {
     pub final_train_loss: Option<f64>,
     pub final_eval_loss: Option<f64>,
     pub tokens_per_s: f64,
+    /// The adapter the later stages use: the last checkpoint, or the chosen one.
     pub adapter: PathBuf,
     pub dir: PathBuf,
+    /// The step of the chosen checkpoint, when checkpoints were compared.
+    #[serde(default)]
+    pub selected_step: Option<usize>,
+}
+
+/// One candidate checkpoint of a tier, scored on the validation products.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct Candidate {
+    pub step: usize,
+    pub adapter: PathBuf,
+    pub pass_rate: f64,
+    pub mean_score: f64,
+}
+
+/// The choice among a tier's checkpoints.
+#[derive(Debug, Clone, Serialize, serde::Deserialize)]
+pub struct SelectOutcome {
+    pub tier: Tier,
+    /// Validation products each candidate generated listings for.
+    pub products: usize,
+    pub candidates: Vec<Candidate>,
+    pub chosen: Candidate,
+}
+
+impl SelectOutcome {
+    /// One sentence for the summary.
+    pub fn sentence(&self) -> String {
+        let all: Vec<String> = self
+            .candidates
+            .iter()
+            .map(|c| format!("{} {:.0}%", c.step, c.pass_rate * 100.0))
+            .collect();
+        format!(
+            "{}: the checkpoint of step {} was chosen by rubric pass rate on {} validation products (steps: {})",
+            self.tier,
+            self.chosen.step,
+            self.products,
+            all.join(", ")
+        )
+    }
+}
+
+/// The best candidate: highest pass rate, then mean score, then the later step.
+pub fn choose(candidates: &[Candidate]) -> Option<&Candidate> {
+    candidates.iter().max_by(|a, b| {
+        a.pass_rate
+            .total_cmp(&b.pass_rate)
+            .then(a.mean_score.total_cmp(&b.mean_score))
+            .then(a.step.cmp(&b.step))
+    })
 }
 
 /// The samples files of a data folder (sorted), or the file itself.
@@ -230,6 +284,19 @@ pub fn prepare_data(
         })
         .collect();
     write::write_lines(&val_file, val_lines.iter().map(String::as_str))?;
+    let val_products = dir.join("val-products.jsonl");
+    let product_lines: Vec<String> = sp
+        .val
+        .iter()
+        .filter(|&&i| kept_scored[i].passed())
+        .filter_map(|&i| {
+            let s = &kept[i];
+            s.input
+                .as_ref()
+                .map(|input| json!({ "id": s.id, "input": input }).to_string())
+        })
+        .collect();
+    write::write_lines(&val_products, product_lines.iter().map(String::as_str))?;
     Ok(DataOutcome {
         files: files.to_vec(),
         read: read.samples.len(),
@@ -241,6 +308,7 @@ pub fn prepare_data(
         val: val_lines.len(),
         tiers: tier_files,
         val_file,
+        val_products,
         rejects_file,
     })
 }
@@ -312,7 +380,8 @@ impl<'a> Pipeline<'a> {
     ) -> Result<(DataOutcome, String), PipelineError> {
         let opts = self.opts;
         let files = sample_files(&opts.data)?;
-        let mut parts: Vec<Vec<u8>> = vec![b"data".to_vec()];
+        // "data2": the stage also writes the validation products.
+        let mut parts: Vec<Vec<u8>> = vec![b"data2".to_vec()];
         for f in &files {
             parts.push(manifest::file_hash(f)?.into_bytes());
         }
@@ -385,14 +454,138 @@ impl<'a> Pipeline<'a> {
                     stop_after: None,
                 };
                 let shared = RefCell::new(rep);
-                let (summary, _) =
-                    tierforge_train::train(&topts, &mut Prep(&shared), &mut Steps(&shared))?;
+                let keep = opts
+                    .settings
+                    .select
+                    .as_ref()
+                    .filter(|s| s.tiers.contains(tier))
+                    .map(|s| Keep {
+                        selection: s.clone(),
+                        dir: dir.join(CANDIDATES),
+                        last_step: cfg.max_steps.unwrap_or(usize::MAX),
+                    });
+                let mut steps = Steps {
+                    to: &shared,
+                    keep,
+                    error: None,
+                };
+                let (summary, _) = tierforge_train::train(&topts, &mut Prep(&shared), &mut steps)?;
+                if let Some(e) = steps.error {
+                    return Err(PipelineError::Stage(format!("{name}: {e}")));
+                }
                 train_outcome(*tier, *samples, &summary, &dir)
             })?;
+            let (t, key) = self.select(t, key, data, reporter)?;
             prev = Some((t.adapter.clone(), key.clone()));
             out.push((t, key));
         }
         Ok(out)
+    }
+
+    /// The pipeline's evaluation settings (the final evaluation's and the checkpoint choice's).
+    fn eval_options(&self) -> EvalOptions {
+        let s = &self.opts.settings;
+        EvalOptions {
+            max_tokens: s.eval_max_tokens,
+            batch_size: s.eval_batch_size,
+            backend: Backend::Candle,
+            limit: s.eval_limit,
+            device: self.opts.device,
+            ..EvalOptions::default()
+        }
+    }
+
+    /// Chooses the tier's adapter among its kept checkpoints when the profile says so (see
+    /// [`Selection`]); returns the outcome the later stages use, with its key.
+    fn select(
+        &mut self,
+        mut t: TrainOutcome,
+        train_key: String,
+        data: &DataOutcome,
+        reporter: &mut dyn PipelineReporter,
+    ) -> Result<(TrainOutcome, String), PipelineError> {
+        let opts = self.opts;
+        let Some(sel) = opts
+            .settings
+            .select
+            .as_ref()
+            .filter(|s| s.tiers.contains(&t.tier))
+        else {
+            return Ok((t, train_key));
+        };
+        let candidates = candidates_in(&t.dir.join(CANDIDATES));
+        if candidates.len() < 2 || !data.val_products.is_file() {
+            return Ok((t, train_key));
+        }
+        let products = evaluate::load_products(&data.val_products)?;
+        let n = products.len().min(sel.products);
+        if n == 0 {
+            return Ok((t, train_key));
+        }
+        let eval_opts = EvalOptions {
+            limit: Some(n),
+            ..self.eval_options()
+        };
+        let name = format!("select-{}", t.tier);
+        let key = manifest::key(&[
+            name.as_bytes(),
+            train_key.as_bytes(),
+            &hash_json(sel),
+            manifest::file_hash(&data.val_products)?.as_bytes(),
+            &hash_json(&eval_opts),
+        ]);
+        let what = format!(
+            "choose the {} checkpoint (steps {}) by rubric pass rate on {n} validation products",
+            t.tier,
+            candidates
+                .iter()
+                .map(|(s, _)| s.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        );
+        let tier = t.tier;
+        let dir = t.dir.clone();
+        let chosen = self.stage(&name, &what, &key, reporter, |rep, _| {
+            let models: Vec<ModelUnderTest> = candidates
+                .iter()
+                .map(|(step, path)| ModelUnderTest {
+                    label: format!("step-{step}"),
+                    model: opts.model.clone(),
+                    adapter: Some(path.clone()),
+                    tier,
+                    ollama_name: None,
+                    system_prompt: None,
+                })
+                .collect();
+            let run = evaluate::evaluate(&models, &products, &eval_opts, rep.eval())?;
+            let scored: Vec<Candidate> = candidates
+                .iter()
+                .zip(&run.models)
+                .map(|((step, path), m)| Candidate {
+                    step: *step,
+                    adapter: path.clone(),
+                    pass_rate: m.summary.pass_rate,
+                    mean_score: m.summary.mean_score,
+                })
+                .collect();
+            let chosen = choose(&scored)
+                .cloned()
+                .ok_or_else(|| PipelineError::Stage(format!("{name}: no candidates")))?;
+            let out = SelectOutcome {
+                tier,
+                products: n,
+                candidates: scored,
+                chosen,
+            };
+            let text = serde_json::to_string_pretty(&out)
+                .map_err(|e| PipelineError::Stage(format!("{name}: {e}")))?;
+            write::write_string(&dir.join("selection.json"), &text)?;
+            Ok(out)
+        })?;
+        reporter.on_message(&chosen.sentence());
+        t.adapter = chosen.chosen.adapter.clone();
+        t.selected_step = Some(chosen.chosen.step);
+        Ok((t, key))
     }
 }
 
@@ -508,14 +701,7 @@ impl Pipeline<'_> {
                 system_prompt: None,
             });
         }
-        let eval_opts = EvalOptions {
-            max_tokens: opts.settings.eval_max_tokens,
-            batch_size: opts.settings.eval_batch_size,
-            backend: Backend::Candle,
-            limit: opts.settings.eval_limit,
-            device: opts.device,
-            ..EvalOptions::default()
-        };
+        let eval_opts = self.eval_options();
         let mut parts: Vec<Vec<u8>> = vec![
             b"eval".to_vec(),
             manifest::file_hash(&products_path)?.into_bytes(),
@@ -565,20 +751,86 @@ impl tierforge_train::PrepareReporter for Prep<'_, '_> {
     }
 }
 
-struct Steps<'s, 'r>(&'s RefCell<&'r mut dyn PipelineReporter>);
+/// Where a tier's candidate checkpoints go, under its training folder.
+const CANDIDATES: &str = "candidates";
+
+/// Which checkpoints to keep as candidates, and where.
+struct Keep {
+    selection: Selection,
+    dir: PathBuf,
+    last_step: usize,
+}
+
+/// The adapter files of a checkpoint (what PEFT and the evaluation read).
+const ADAPTER_FILES: [&str; 2] = ["adapter_model.safetensors", "adapter_config.json"];
+
+impl Keep {
+    /// Copies the adapter of the checkpoint in `dir` to `<candidates>/step-<step>/`.
+    fn keep(&self, dir: &Path, step: usize) -> Result<(), String> {
+        if !self.selection.keeps(step, self.last_step) {
+            return Ok(());
+        }
+        let to = self.dir.join(format!("step-{step}"));
+        std::fs::create_dir_all(&to).map_err(|e| format!("{}: {e}", to.display()))?;
+        for f in ADAPTER_FILES {
+            let (a, b) = (dir.join(f), to.join(f));
+            let tmp = to.join(format!(".{f}.tmp"));
+            std::fs::copy(&a, &tmp)
+                .and_then(|_| std::fs::rename(&tmp, &b))
+                .map_err(|e| format!("keeping {} as {}: {e}", a.display(), b.display()))?;
+        }
+        Ok(())
+    }
+}
+
+struct Steps<'s, 'r> {
+    to: &'s RefCell<&'r mut dyn PipelineReporter>,
+    keep: Option<Keep>,
+    /// The first failure to keep a candidate (training goes on; the stage fails after it).
+    error: Option<String>,
+}
 impl TrainReporter for Steps<'_, '_> {
     fn on_start(&mut self, start: usize, total: usize) {
-        self.0.borrow_mut().train().on_start(start, total);
+        if let Some(k) = &mut self.keep {
+            k.last_step = total;
+        }
+        self.to.borrow_mut().train().on_start(start, total);
     }
     fn on_step(&mut self, m: &tierforge_train::StepMetrics) {
-        self.0.borrow_mut().train().on_step(m);
+        self.to.borrow_mut().train().on_step(m);
     }
     fn on_checkpoint(&mut self, dir: &Path, step: usize) {
-        self.0.borrow_mut().train().on_checkpoint(dir, step);
+        if let Some(k) = &self.keep {
+            if let Err(e) = k.keep(dir, step) {
+                self.error.get_or_insert(e);
+            }
+        }
+        self.to.borrow_mut().train().on_checkpoint(dir, step);
     }
     fn on_message(&mut self, msg: &str) {
-        self.0.borrow_mut().train().on_message(msg);
+        self.to.borrow_mut().train().on_message(msg);
     }
+}
+
+/// The candidate checkpoints kept in `dir` (`step-<n>` folders with an adapter), by step.
+fn candidates_in(dir: &Path) -> Vec<(usize, PathBuf)> {
+    let Ok(rd) = std::fs::read_dir(dir) else {
+        return Vec::new();
+    };
+    let mut out: Vec<(usize, PathBuf)> = rd
+        .filter_map(Result::ok)
+        .filter_map(|e| {
+            let name = e.file_name();
+            let step = name.to_str()?.strip_prefix("step-")?.parse().ok()?;
+            let p = e.path();
+            ADAPTER_FILES
+                .iter()
+                .all(|f| p.join(f).is_file())
+                .then_some((step, p))
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 fn train_outcome(
@@ -600,6 +852,7 @@ fn train_outcome(
         tokens_per_s: s.tokens_per_s,
         adapter,
         dir: dir.to_owned(),
+        selected_step: None,
     })
 }
 
@@ -646,6 +899,8 @@ pub struct TierSummary {
     pub final_train_loss: Option<f64>,
     pub final_eval_loss: Option<f64>,
     pub adapter: PathBuf,
+    /// The step of the checkpoint chosen on the validation products (see `Selection`).
+    pub selected_step: Option<usize>,
     pub pass_rate: Option<f64>,
     pub mean_score: Option<f64>,
     pub gguf: Option<PathBuf>,
@@ -715,6 +970,7 @@ pub fn run(
             final_train_loss: t.final_train_loss,
             final_eval_loss: t.final_eval_loss,
             adapter: t.adapter.clone(),
+            selected_step: t.selected_step,
             pass_rate: m.map(|m| m.pass_rate),
             mean_score: m.map(|m| m.mean_score),
             gguf: e.map(|e| e.gguf.clone()),
@@ -725,6 +981,18 @@ pub fn run(
     }
     let base = eval.model("base").map(|m| &m.summary);
     let mut findings = eval.not_better();
+    for (t, _) in &trained {
+        let path = t.dir.join("selection.json");
+        if t.selected_step.is_some() {
+            // The sentence is decoration: an unreadable file only loses it.
+            if let Some(sel) = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|text| serde_json::from_str::<SelectOutcome>(&text).ok())
+            {
+                findings.push(sel.sentence());
+            }
+        }
+    }
     if let Some(x) = tiers.iter().find(|t| t.tier == Tier::Expert) {
         if let Some(pr) = x.pass_rate {
             if pr < 0.8 {
@@ -758,4 +1026,85 @@ pub fn run(
         report,
         findings,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn cand(step: usize, pass_rate: f64, mean_score: f64) -> Candidate {
+        Candidate {
+            step,
+            adapter: PathBuf::from(format!("step-{step}")),
+            pass_rate,
+            mean_score,
+        }
+    }
+
+    #[test]
+    fn the_best_pass_rate_wins_then_the_mean_score_then_the_later_step() {
+        let c = [
+            cand(16, 0.75, 90.0),
+            cand(20, 0.5, 99.0),
+            cand(24, 0.75, 91.0),
+        ];
+        assert_eq!(choose(&c).map(|c| c.step), Some(24));
+        let tie = [cand(16, 0.75, 91.0), cand(20, 0.75, 91.0)];
+        assert_eq!(choose(&tie).map(|c| c.step), Some(20));
+        assert!(choose(&[]).is_none());
+    }
+
+    #[test]
+    fn kept_checkpoints_are_the_listed_steps_and_the_last() {
+        let s = Selection {
+            tiers: vec![Tier::Expert],
+            from_step: 16,
+            every: 4,
+            products: 12,
+        };
+        let kept: Vec<usize> = (1..=30).filter(|&k| s.keeps(k, 30)).collect();
+        assert_eq!(kept, [16, 20, 24, 28, 30]);
+        let every_step = Selection { every: 0, ..s };
+        assert!(every_step.keeps(17, 30), "every 0 is read as every step");
+    }
+
+    #[test]
+    fn candidates_are_copied_atomically_and_listed_by_step() {
+        let tmp = tempfile::tempdir().expect("tmp");
+        let last = tmp.path().join("last");
+        std::fs::create_dir_all(&last).unwrap();
+        for f in ADAPTER_FILES {
+            std::fs::write(last.join(f), f).unwrap();
+        }
+        std::fs::write(last.join("optimizer.safetensors"), "big").unwrap();
+        let keep = Keep {
+            selection: Selection {
+                tiers: vec![Tier::Expert],
+                from_step: 2,
+                every: 2,
+                products: 1,
+            },
+            dir: tmp.path().join(CANDIDATES),
+            last_step: 5,
+        };
+        for step in 1..=5 {
+            keep.keep(&last, step).unwrap();
+        }
+        let found = candidates_in(&keep.dir);
+        let steps: Vec<usize> = found.iter().map(|c| c.0).collect();
+        assert_eq!(steps, [2, 4, 5]);
+        for (_, dir) in &found {
+            let mut names: Vec<String> = std::fs::read_dir(dir)
+                .unwrap()
+                .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+                .collect();
+            names.sort();
+            assert_eq!(names, ["adapter_config.json", "adapter_model.safetensors"]);
+        }
+        // A folder without both adapter files is not a candidate.
+        std::fs::create_dir_all(keep.dir.join("step-9")).unwrap();
+        assert_eq!(candidates_in(&keep.dir).len(), 3);
+        // A missing source is an error, not a silently missing candidate.
+        assert!(keep.keep(&tmp.path().join("nowhere"), 4).is_err());
+    }
 }

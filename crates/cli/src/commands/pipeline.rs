@@ -13,7 +13,7 @@ use tierforge_data::tiers::TiersConfig;
 use tierforge_eval::evaluate::{EvalReporter, ModelResult};
 use tierforge_eval::manifest::StageRecord;
 use tierforge_eval::pipeline::{self, PipelineOptions, PipelineReporter, PipelineSummary};
-use tierforge_eval::profile::{Profile, ProfileSettings};
+use tierforge_eval::profile::{Profile, ProfileSettings, Selection};
 use tierforge_train::{DeviceKind, StepMetrics, TrainReporter};
 
 use crate::table::render;
@@ -79,6 +79,18 @@ pub struct PipelineArgs {
     /// Longest training sequence in tokens, overriding the configs (longer samples are cut).
     #[arg(long, value_name = "N")]
     pub max_seq_len: Option<usize>,
+    /// Checkpoint choice: the expert tier keeps its checkpoints of steps N, N + every, ... and
+    /// the last, and uses the one whose listings pass the rubric most often on validation
+    /// products [quick profile: 16].
+    #[arg(long, value_name = "N")]
+    pub select_from: Option<usize>,
+    /// Steps between kept checkpoints; 0 turns the choice off and uses the last checkpoint
+    /// [quick profile: 4].
+    #[arg(long, value_name = "N")]
+    pub select_every: Option<usize>,
+    /// Validation products each kept checkpoint writes listings for [quick profile: 12].
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub select_products: Option<u64>,
     /// The model registry (SQLite) the tiers are recorded in.
     #[arg(long, value_name = "FILE", default_value = "runs/registry.db")]
     pub registry: PathBuf,
@@ -252,6 +264,25 @@ pub fn run(args: &PipelineArgs) -> Result<ExitStatus> {
             cfg.grad_accum_steps = n;
         }
     }
+    if args.select_every == Some(0) {
+        settings.select = None;
+    } else if args.select_from.is_some()
+        || args.select_every.is_some()
+        || args.select_products.is_some()
+    {
+        let base = settings.select.clone().unwrap_or(Selection {
+            tiers: vec![tierforge_data::Tier::Expert],
+            from_step: 1,
+            every: 1,
+            products: 12,
+        });
+        settings.select = Some(Selection {
+            from_step: args.select_from.unwrap_or(base.from_step),
+            every: args.select_every.unwrap_or(base.every),
+            products: args.select_products.map_or(base.products, |n| n as usize),
+            ..base
+        });
+    }
     let tiers_path = args
         .tiers
         .clone()
@@ -340,7 +371,10 @@ fn print_summary(s: &PipelineSummary) {
         rows.push(vec![
             t.tier.name().to_string(),
             t.samples.to_string(),
-            t.steps.to_string(),
+            match t.selected_step {
+                Some(k) if k != t.steps => format!("{} (uses {k})", t.steps),
+                _ => t.steps.to_string(),
+            },
             opt(t.final_train_loss, 3),
             opt(t.final_eval_loss, 3),
             pct(t.pass_rate),
