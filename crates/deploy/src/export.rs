@@ -320,6 +320,17 @@ fn permute_to_gguf(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
     w.index_select(&idx, 0)
 }
 
+/// [`permute_to_gguf`] on a row-major f32 matrix of `cols` columns., Hugging Face's row order) in llama.cpp's.
+fn gguf_row_order(v: &[f32], cols: usize, n_head: usize) -> Vec<f32> {
+    let rows = v.len() / cols.max(1);
+    let mut out = vec![0f32; v.len()];
+    // Hugging Face row `r` is GGUF row `perm[r]`.
+    for (r, &g) in unpermute_rows(rows, n_head).iter().enumerate() {
+        out[g * cols..(g + 1) * cols].copy_from_slice(&v[r * cols..(r + 1) * cols]);
+    }
+    out
+}
+
 /// The base GGUF's metadata minus the keys the writer owns, in a stable order.
 fn base_metadata(base: &GgufFile) -> Vec<(String, Value)> {
     let skip = [
@@ -591,19 +602,33 @@ pub fn export_loaded(
                 let lin = llama
                     .linear(l, p)
                     .ok_or_else(|| format!("tensor {name}: no layer {l}"))?;
-                let mut w = lin.dense_weight().map_err(err)?;
+                let w = lin.dense_weight().map_err(err)?;
+                let (rows, cols) = w.dims2().map_err(err)?;
+                // Plain vectors from here: the merge runs on this thread (the writer already
+                // produces tensors in parallel) and the q/k rows are reordered in one copy.
+                let mut v = w.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
+                drop(w);
                 if let Some(param) = deltas.get(&(l, proj_index(p))) {
-                    let d = param
-                        .delta(scale)
-                        .map_err(|e| format!("tensor {name}: {e}"))?;
-                    w = (w + d.to_device(&dev).map_err(err)?).map_err(err)?;
+                    let values = |t: Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+                    let b = values(param.b.as_detached_tensor()).map_err(err)?;
+                    let a = values(param.a.as_detached_tensor()).map_err(err)?;
+                    let rank = a.len() / cols.max(1);
+                    tierforge_model::fused_lora::merge_low_rank(
+                        &mut v,
+                        (rows, cols, rank),
+                        &b,
+                        &a,
+                        scale as f32,
+                    )
+                    .map_err(err)?;
                     merged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                 }
-                match p {
-                    Proj::QProj => permute_to_gguf(&w, cfg.num_attention_heads).map_err(err)?,
-                    Proj::KProj => permute_to_gguf(&w, cfg.num_key_value_heads).map_err(err)?,
-                    _ => w,
-                }
+                let v = match p {
+                    Proj::QProj => gguf_row_order(&v, cols, cfg.num_attention_heads),
+                    Proj::KProj => gguf_row_order(&v, cols, cfg.num_key_value_heads),
+                    _ => v,
+                };
+                Tensor::from_vec(v, (rows, cols), &dev).map_err(err)?
             }
         };
         let q = QTensor::quantize(&dense.contiguous().map_err(err)?, e.dtype).map_err(err)?;

@@ -411,6 +411,35 @@ impl CustomOp3 for FusedLoraBackward {
     }
 }
 
+/// Merges a LoRA update into a weight matrix in place: `w (rows × cols) += scale · b (rows ×
+/// rank) · a (rank × cols)`, all row-major f32, on the calling thread (exporters merge many
+/// matrices in parallel). Errors when a slice does not hold its matrix.
+pub fn merge_low_rank(
+    w: &mut [f32],
+    (rows, cols, rank): (usize, usize, usize),
+    b: &[f32],
+    a: &[f32],
+    scale: f32,
+) -> Result<()> {
+    if w.len() != rows * cols || b.len() != rows * rank || a.len() != rank * cols {
+        candle_core::bail!(
+            "merge_low_rank: weight {} / b {} / a {} values for {rows} × {cols} at rank {rank}",
+            w.len(),
+            b.len(),
+            a.len()
+        );
+    }
+    matmul_add(
+        Threads::One,
+        (rows, cols, rank),
+        w,
+        rows_of(b, rank),
+        rows_of(a, cols),
+        scale,
+    );
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -525,5 +554,23 @@ mod tests {
         };
         assert!(lora_linear(&randn(&[3, 6], DType::F32)?, &w, &lora).is_err());
         Ok(())
+    }
+
+    #[test]
+    fn merging_a_low_rank_update_adds_scale_b_a() {
+        let (rows, cols, rank) = (3, 4, 2);
+        let b: Vec<f32> = (0..rows * rank).map(|i| i as f32 * 0.5 - 1.0).collect();
+        let a: Vec<f32> = (0..rank * cols).map(|i| (i as f32).sin()).collect();
+        let w0: Vec<f32> = (0..rows * cols).map(|i| i as f32 * 0.1).collect();
+        let mut w = w0.clone();
+        super::merge_low_rank(&mut w, (rows, cols, rank), &b, &a, 0.25).unwrap();
+        for r in 0..rows {
+            for c in 0..cols {
+                let d: f32 = (0..rank).map(|k| b[r * rank + k] * a[k * cols + c]).sum();
+                let want = w0[r * cols + c] + 0.25 * d;
+                assert!((w[r * cols + c] - want).abs() < 1e-6, "({r}, {c})");
+            }
+        }
+        assert!(super::merge_low_rank(&mut w, (rows, cols, 3), &b, &a, 1.0).is_err());
     }
 }
