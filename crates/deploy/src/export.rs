@@ -181,6 +181,15 @@ pub fn load_adapter(
     dir: &Path,
     base: &LoadedModel,
 ) -> Result<(Adapter, PathBuf, Vec<String>), ExportError> {
+    load_adapter_for(dir, base.llama.config(), &base.info.source)
+}
+
+/// [`load_adapter`] for a base model known by its config and its spec (`source`).
+pub fn load_adapter_for(
+    dir: &Path,
+    config: &tierforge_model::Config,
+    source: &str,
+) -> Result<(Adapter, PathBuf, Vec<String>), ExportError> {
     let dir = resolve_adapter_dir(dir)?;
     let mut warnings = Vec::new();
     let state = dir.join(STATE_FILE);
@@ -194,25 +203,24 @@ pub fn load_adapter(
             model: ModelFingerprint,
         }
         if let Ok(s) = serde_json::from_str::<State>(&text) {
-            let ours = ModelFingerprint::new(s.model.name.clone(), base.llama.config());
+            let ours = ModelFingerprint::new(s.model.name.clone(), config);
             let diffs = ours.differences(&s.model);
             if !diffs.is_empty() {
                 return Err(ExportError::Adapter {
                     path: dir,
                     reason: format!(
-                        "trained on another base model than {}: {}",
-                        base.info.source,
+                        "trained on another base model than {source}: {}",
                         diffs.join("; ")
                     ),
                 });
             }
         }
     }
-    let adapter = Adapter::load(&dir, &base.llama, &Device::Cpu).map_err(|e| {
+    let adapter = Adapter::load_for(&dir, config, &Device::Cpu).map_err(|e| {
         let reason = e.to_string();
         ExportError::Adapter {
             path: dir.clone(),
-            reason: format!("does not fit base model {}: {reason}", base.info.source),
+            reason: format!("does not fit base model {source}: {reason}"),
         }
     })?;
     if let Ok(text) = std::fs::read_to_string(dir.join(ADAPTER_CONFIG)) {
@@ -224,10 +232,9 @@ pub fn load_adapter(
                         .map(|n| n.to_string_lossy().into_owned())
                         .unwrap_or_else(|| s.to_string())
                 };
-                if name(b) != name(&base.info.source) {
+                if name(b) != name(source) {
                     warnings.push(format!(
-                        "the adapter was trained on {b:?}, exporting onto {:?} (same shapes)",
-                        base.info.source
+                        "the adapter was trained on {b:?}, exporting onto {source:?} (same shapes)"
                     ));
                 }
             }
@@ -308,6 +315,55 @@ fn matrix_type(
     fallback(t, row)
 }
 
+/// `(rows, columns)` of a tensor of `dims` (a vector is one row).
+fn matrix_dims(dims: &[usize]) -> (usize, usize) {
+    match dims {
+        [] => (1, 1),
+        [n] => (1, *n),
+        [rows, rest @ ..] => (*rows, rest.iter().product()),
+    }
+}
+
+/// Rows handed to one task by [`encode_rows`].
+const ROW_BLOCK: usize = 64;
+
+/// The ggml bytes (`dtype`) of a `rows × cols` matrix whose f32 rows `r0 .. r0 + n` `rows_at`
+/// makes, blocks of [`ROW_BLOCK`] rows in parallel (a big embedding table is not left to one
+/// thread). ggml blocks run along rows, so the blocks encoded apart are the matrix's bytes.
+fn encode_rows<F>(
+    rows: usize,
+    cols: usize,
+    dtype: GgmlDType,
+    rows_at: F,
+) -> candle_core::Result<Vec<u8>>
+where
+    F: Fn(usize, usize) -> candle_core::Result<Vec<f32>> + Sync,
+{
+    use rayon::prelude::*;
+    let row_bytes = (cols / dtype.block_size()) * dtype.type_size();
+    let mut out = vec![0u8; rows * row_bytes];
+    out.par_chunks_mut((ROW_BLOCK * row_bytes).max(1))
+        .enumerate()
+        .try_for_each(|(i, o)| -> candle_core::Result<()> {
+            let r0 = i * ROW_BLOCK;
+            let n = o.len() / row_bytes.max(1);
+            let v = rows_at(r0, n)?;
+            let q = QTensor::quantize(&Tensor::from_vec(v, (n, cols), &Device::Cpu)?, dtype)?;
+            let data = q.data()?;
+            if data.len() != o.len() {
+                candle_core::bail!(
+                    "{dtype:?} rows {r0}..{}: {} bytes, {} expected",
+                    r0 + n,
+                    data.len(),
+                    o.len()
+                );
+            }
+            o.copy_from_slice(&data);
+            Ok(())
+        })?;
+    Ok(out)
+}
+
 /// Rows of a q/k matrix in llama.cpp's order, from Hugging Face's.
 fn permute_to_gguf(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
     let rows = w.dim(0)?;
@@ -376,6 +432,29 @@ pub fn export_gguf(
     opts: &GgufOptions,
 ) -> Result<ExportReport, ExportError> {
     let t0 = Instant::now();
+    // A GGUF base is streamed from its file, tensor by tensor: its tokenizer and weights are
+    // never loaded (the metadata is carried over as it is).
+    if Path::new(base).is_file() {
+        if let Ok(g) = GgufFile::open(base) {
+            let cfg = g
+                .llama_config()?
+                .into_config()
+                .map_err(|reason| ExportError::Unsupported(format!("{base}: {reason}")))?;
+            let (adapter, warnings) = match adapter {
+                Some(dir) => {
+                    let (a, _, w) = load_adapter_for(dir, &cfg, base)?;
+                    (Some(a), w)
+                }
+                None => (None, Vec::new()),
+            };
+            let load_s = t0.elapsed().as_secs_f64();
+            let mut report =
+                export_from(Base::Gguf(g), &cfg, None, adapter.as_ref(), out, opts, base)?;
+            report.load_s = load_s;
+            report.warnings = warnings;
+            return Ok(report);
+        }
+    }
     let model = load_base(base)?;
     let (adapter, warnings) = match adapter {
         Some(dir) => {
@@ -398,12 +477,40 @@ pub fn export_loaded(
     out: &Path,
     opts: &GgufOptions,
 ) -> Result<ExportReport, ExportError> {
-    let t0 = Instant::now();
     let base = match model.info.format {
         CheckpointFormat::Gguf => Base::Gguf(GgufFile::open(&model.info.path)?),
         CheckpointFormat::Safetensors => Base::Hf(hf_metadata::build(model)?),
     };
-    let cfg = model.llama.config().clone();
+    let source = model.info.path.display().to_string();
+    export_from(
+        base,
+        model.llama.config(),
+        Some(&model.llama),
+        adapter,
+        out,
+        opts,
+        &source,
+    )
+}
+
+/// The merged GGUF from `base`'s metadata and, for every tensor, the weights of `llama` or
+/// (`None`) the base GGUF's own tensors, read one at a time.
+fn export_from(
+    base: Base,
+    cfg: &tierforge_model::Config,
+    llama: Option<&tierforge_model::Llama>,
+    adapter: Option<&Adapter>,
+    out: &Path,
+    opts: &GgufOptions,
+    source: &str,
+) -> Result<ExportReport, ExportError> {
+    let t0 = Instant::now();
+    if llama.is_none() && !matches!(base, Base::Gguf(_)) {
+        return Err(ExportError::Unsupported(format!(
+            "{source}: only a GGUF base can be exported without loading it"
+        )));
+    }
+    let cfg = cfg.clone();
     let n_layer = cfg.num_hidden_layers;
     let has_output = match &base {
         Base::Gguf(g) => g.has_tensor("output.weight"),
@@ -454,8 +561,7 @@ pub fn export_loaded(
         let base_tensors = g.tensors();
         if let Some(extra) = base_tensors.keys().find(|n| !planned.contains(*n)) {
             return Err(ExportError::Unsupported(format!(
-                "{}: tensor {extra} is not part of the llama layout tierforge exports",
-                model.info.path.display()
+                "{source}: tensor {extra} is not part of the llama layout tierforge exports"
             )));
         }
         raw_info = base_tensors
@@ -560,12 +666,30 @@ pub fn export_loaded(
         .unwrap_or_default();
     let merged = std::sync::atomic::AtomicUsize::new(0);
     let base_file = std::sync::Mutex::new(base);
-    let llama = &model.llama;
     let dev = Device::Cpu;
+    // The LoRA factors of a projection as plain vectors, B's rows in GGUF order when the base
+    // weight comes straight from a GGUF (q/k rows are stored permuted there).
+    let factors =
+        |l: usize, p: Proj, gguf_rows: bool| -> candle_core::Result<Option<(Vec<f32>, Vec<f32>)>> {
+            let Some(param) = deltas.get(&(l, proj_index(p))) else {
+                return Ok(None);
+            };
+            let values = |t: Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+            let b = values(param.b.as_detached_tensor())?;
+            let a = values(param.a.as_detached_tensor())?;
+            let rank = param.a.dims().first().copied().unwrap_or(0);
+            let b = match (gguf_rows, p) {
+                (true, Proj::QProj) => gguf_row_order(&b, rank, cfg.num_attention_heads),
+                (true, Proj::KProj) => gguf_row_order(&b, rank, cfg.num_key_value_heads),
+                _ => b,
+            };
+            Ok(Some((b, a)))
+        };
     let produce = |i: usize| -> Result<Vec<u8>, String> {
         let (name, src) = &plan[i];
         let e = &entries[i];
         let err = |e: candle_core::Error| format!("tensor {name}: {e}");
+        let llama_of = || llama.ok_or_else(|| format!("tensor {name}: no loaded model"));
         let dense: Tensor = match *src {
             Source::Raw => {
                 let mut base = base_file
@@ -584,11 +708,64 @@ pub fn export_loaded(
                     .clone()
                     .ok_or_else(|| format!("tensor {name}: no rope scaling to compute it from"))
             }
-            Source::Embed => llama.embed_tokens().to_dtype(DType::F32).map_err(err)?,
-            Source::LmHead => llama.lm_head().dense_weight().map_err(err)?,
-            Source::OutputNorm => llama.norm_weight().to_dtype(DType::F32).map_err(err)?,
+            _ if llama.is_none() => {
+                let (raw, dims, dtype) = {
+                    let mut base = base_file
+                        .lock()
+                        .map_err(|_| format!("tensor {name}: base file lock poisoned"))?;
+                    match &mut *base {
+                        Base::Gguf(g) => g.raw(name).map_err(|e| e.to_string())?,
+                        Base::Hf(_) => return Err(format!("tensor {name}: no GGUF base")),
+                    }
+                };
+                let lora = match *src {
+                    Source::Linear(l, p) => factors(l, p, true).map_err(err)?,
+                    _ => None,
+                };
+                if lora.is_none() && dtype == e.dtype {
+                    return Ok(raw);
+                }
+                // Row blocks in parallel: dequantize, merge, encode.
+                let (rows, cols) = matrix_dims(&dims);
+                let row_bytes = raw.len() / rows.max(1);
+                let bytes = encode_rows(rows, cols, e.dtype, |r0, n| {
+                    let chunk = &raw[r0 * row_bytes..(r0 + n) * row_bytes];
+                    let q = candle_core::quantized::ggml_file::qtensor_from_ggml(
+                        dtype,
+                        chunk,
+                        vec![n, cols],
+                        &Device::Cpu,
+                    )?;
+                    let mut v = q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
+                    if let Some((b, a)) = &lora {
+                        let rank = a.len() / cols.max(1);
+                        tierforge_model::fused_lora::merge_low_rank(
+                            &mut v,
+                            (n, cols, rank),
+                            &b[r0 * rank..(r0 + n) * rank],
+                            a,
+                            scale as f32,
+                        )?;
+                    }
+                    Ok(v)
+                })
+                .map_err(err)?;
+                if lora.is_some() {
+                    merged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                }
+                return Ok(bytes);
+            }
+            Source::Embed => llama_of()?
+                .embed_tokens()
+                .to_dtype(DType::F32)
+                .map_err(err)?,
+            Source::LmHead => llama_of()?.lm_head().dense_weight().map_err(err)?,
+            Source::OutputNorm => llama_of()?
+                .norm_weight()
+                .to_dtype(DType::F32)
+                .map_err(err)?,
             Source::AttnNorm(l) | Source::FfnNorm(l) => {
-                let (a, f) = llama
+                let (a, f) = llama_of()?
                     .layer_norms(l)
                     .ok_or_else(|| format!("tensor {name}: no layer {l}"))?;
                 let t = if matches!(src, Source::AttnNorm(_)) {
@@ -599,7 +776,7 @@ pub fn export_loaded(
                 t.to_dtype(DType::F32).map_err(err)?
             }
             Source::Linear(l, p) => {
-                let lin = llama
+                let lin = llama_of()?
                     .linear(l, p)
                     .ok_or_else(|| format!("tensor {name}: no layer {l}"))?;
                 let w = lin.dense_weight().map_err(err)?;
@@ -608,10 +785,7 @@ pub fn export_loaded(
                 // produces tensors in parallel) and the q/k rows are reordered in one copy.
                 let mut v = w.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
                 drop(w);
-                if let Some(param) = deltas.get(&(l, proj_index(p))) {
-                    let values = |t: Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
-                    let b = values(param.b.as_detached_tensor()).map_err(err)?;
-                    let a = values(param.a.as_detached_tensor()).map_err(err)?;
+                if let Some((b, a)) = factors(l, p, false).map_err(err)? {
                     let rank = a.len() / cols.max(1);
                     tierforge_model::fused_lora::merge_low_rank(
                         &mut v,
@@ -631,8 +805,13 @@ pub fn export_loaded(
                 Tensor::from_vec(v, (rows, cols), &dev).map_err(err)?
             }
         };
-        let q = QTensor::quantize(&dense.contiguous().map_err(err)?, e.dtype).map_err(err)?;
-        Ok(q.data().map_err(err)?.into_owned())
+        let (rows, cols) = matrix_dims(dense.dims());
+        let v: Vec<f32> = dense.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
+        drop(dense);
+        encode_rows(rows, cols, e.dtype, |r0, n| {
+            Ok(v[r0 * cols..(r0 + n) * cols].to_vec())
+        })
+        .map_err(err)
     };
     let stats = write_gguf(out, &meta, &entries, produce)?;
     let mut tensor_types = BTreeMap::new();

@@ -453,6 +453,26 @@ fn hf_folder_exports_what_llama_cpp_converted_and_the_same_tensors() {
     assert_eq!(rep_g.merged_tensors, 7 * 30);
     assert_eq!(rep_h.merged_tensors, 7 * 30);
     assert_same_tensors(&from_gguf, &from_hf);
+
+    // Exporting from the GGUF file itself streams its tensors (q/k rows stay in GGUF order and
+    // the LoRA update is reordered instead): the file is the same, byte for byte, as the one
+    // made from the loaded model.
+    let streamed = tmp.path().join("s.gguf");
+    let rep_s = export::export_gguf(&spec(), Some(&ad_dir), &streamed, &opts).expect("stream");
+    assert_eq!(rep_s.merged_tensors, 7 * 30);
+    assert!(
+        std::fs::read(&streamed).unwrap() == std::fs::read(&from_gguf).unwrap(),
+        "the streamed export differs from the loaded one"
+    );
+    let plain = tmp.path().join("p.gguf");
+    let mut q8 = opts.clone();
+    q8.quant = Quant::Q8_0;
+    export::export_gguf(&spec(), None, &plain, &q8).expect("stream q8_0");
+    export::export_loaded(&gguf_base, None, &from_gguf, &q8).expect("loaded q8_0");
+    assert!(
+        std::fs::read(&plain).unwrap() == std::fs::read(&from_gguf).unwrap(),
+        "the streamed q8_0 export differs from the loaded one"
+    );
 }
 
 /// A Hugging Face llama folder of one tiny layer (hidden 8, 2 heads of 4, 1 kv head) with the

@@ -624,6 +624,20 @@ impl Proj {
         }
     }
 
+    /// `(in_features, out_features)` of this projection in a model of config `c`.
+    pub fn shape(self, c: &Config) -> (usize, usize) {
+        let (h, ff) = (c.hidden_size, c.intermediate_size);
+        let q = c.num_attention_heads * c.head_dim;
+        let kv = c.num_key_value_heads * c.head_dim;
+        match self {
+            Proj::QProj => (h, q),
+            Proj::KProj | Proj::VProj => (h, kv),
+            Proj::OProj => (q, h),
+            Proj::GateProj | Proj::UpProj => (h, ff),
+            Proj::DownProj => (ff, h),
+        }
+    }
+
     /// Module path inside layer `i`: `model.layers.{i}.self_attn.q_proj`.
     pub fn path(self, layer: usize) -> String {
         let group = match self {

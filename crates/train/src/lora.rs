@@ -10,7 +10,7 @@ use candle_core::{DType, Device, Tensor, Var};
 use serde::{Deserialize, Serialize};
 use tierforge_data::rng::Rng;
 use tierforge_model::llama::{Linear, LoraDropout, Weights};
-use tierforge_model::{Llama, Lora, Proj};
+use tierforge_model::{Config, Llama, Lora, Proj};
 
 use crate::config::TrainConfig;
 use crate::error::{Result, TrainError};
@@ -313,6 +313,12 @@ impl Adapter {
     /// options tierforge does not implement (DoRA, bias, modules_to_save) and tensors whose
     /// shapes do not fit the model.
     pub fn load(dir: &Path, llama: &Llama, device: &Device) -> Result<Self> {
+        Self::load_for(dir, llama.config(), device)
+    }
+
+    /// [`Adapter::load`] for a model of config `config`, without the model itself (an exporter
+    /// that streams the base weights from their file).
+    pub fn load_for(dir: &Path, config: &Config, device: &Device) -> Result<Self> {
         let cfg_path = dir.join(ADAPTER_CONFIG);
         let text = std::fs::read_to_string(&cfg_path).map_err(|e| TrainError::io(&cfg_path, e))?;
         let cfg: PeftConfig = serde_json::from_str(&text).map_err(|e| {
@@ -372,20 +378,12 @@ impl Adapter {
             Ok(Var::from_tensor(&t.to_dtype(DType::F32)?)?)
         };
         let mut params = Vec::new();
-        for layer in 0..llama.num_layers() {
+        for layer in 0..config.num_hidden_layers {
             for &proj in &shape.targets {
-                let lin = llama.linear(layer, proj).ok_or_else(|| {
-                    TrainError::checkpoint(dir, format!("the model has no layer {layer}"))
-                })?;
+                let (in_features, out_features) = proj.shape(config);
                 let base = format!("base_model.model.{}", proj.path(layer));
-                let a = get(
-                    &format!("{base}.lora_A.weight"),
-                    (shape.rank, lin.in_features()),
-                )?;
-                let b = get(
-                    &format!("{base}.lora_B.weight"),
-                    (lin.out_features(), shape.rank),
-                )?;
+                let a = get(&format!("{base}.lora_A.weight"), (shape.rank, in_features))?;
+                let b = get(&format!("{base}.lora_B.weight"), (out_features, shape.rank))?;
                 params.push(LoraParam { layer, proj, a, b });
             }
         }
@@ -397,7 +395,7 @@ impl Adapter {
                     "holds {} tensors, a {}-layer model with these targets needs {expected} \
                      (is it an adapter for another model?)",
                     tensors.len(),
-                    llama.num_layers()
+                    config.num_hidden_layers
                 ),
             ));
         }
