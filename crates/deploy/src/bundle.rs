@@ -273,6 +273,16 @@ pub fn build_tier(
     progress("hashing the GGUF");
     let sha256 = crate::ollama::sha256_file(&gguf)?;
     let now = now_rfc3339();
+    // The adapter folder the version was merged from, absolute, so that the loop can continue
+    // training from it (a caller's own `adapter` entry is kept).
+    let mut train_metrics = b.train_metrics.clone();
+    if !train_metrics.is_object() {
+        train_metrics = serde_json::json!({});
+    }
+    if train_metrics.get("adapter").is_none() {
+        let dir = export::resolve_adapter_dir(&b.adapter)?;
+        train_metrics["adapter"] = serde_json::json!(std::fs::canonicalize(&dir).unwrap_or(dir));
+    }
     if let Some(r) = registry.as_mut() {
         let parent = r.production(tier)?.map(|p| p.version);
         r.add(&VersionRecord {
@@ -283,7 +293,7 @@ pub fn build_tier(
             dataset_hash: b.dataset_hash.clone(),
             dataset_size: b.dataset_size,
             config_hash: b.config_hash.clone(),
-            train_metrics: b.train_metrics.clone(),
+            train_metrics,
             eval_metrics: serde_json::Value::Null,
             gguf_path: Some(gguf.display().to_string()),
             gguf_sha256: Some(sha256.clone()),

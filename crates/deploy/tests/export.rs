@@ -328,6 +328,13 @@ fn tier_bundle_without_ollama_is_built_and_registered_not_pushed() {
     assert_eq!(rec.gguf_size, Some(out.gguf_bytes));
     assert_eq!(rec.dataset_size, 60);
     assert!(rec.ollama_digest.is_none());
+    // The adapter it came from, absolute, for the loop to continue training from.
+    let recorded = PathBuf::from(rec.train_metrics["adapter"].as_str().expect("adapter"));
+    assert!(recorded.is_absolute(), "{}", recorded.display());
+    assert_eq!(
+        recorded,
+        std::fs::canonicalize(export::resolve_adapter_dir(&b.adapter).unwrap()).unwrap()
+    );
     assert_eq!(r.next_version("basic").expect("next"), "1.1.0");
     // The same version twice is refused before anything is written.
     b.version = Some("1.0.0".into());
