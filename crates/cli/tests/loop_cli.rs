@@ -270,4 +270,34 @@ fn a_real_retrain_that_is_not_better_is_rejected_and_production_stays() {
     );
     let log = std::fs::read_to_string(state.join("training_log.jsonl")).expect("training log");
     assert!(log.contains("rejected"), "{log}");
+
+    // What the loop builds for a candidate it promotes (the real deployer): a merged GGUF and
+    // a Modelfile whose SYSTEM is the prompt the candidate was trained with; nothing registered.
+    use tierforge_eval::cycle::{BundleDeployer, CandidateDeployer, DeployRequest};
+    let mut deployer = BundleDeployer {
+        base_model: model.clone(),
+        out_dir: at("loop-deploy"),
+        quant: tierforge_deploy::export::Quant::Q8_0,
+        ollama_host: None,
+    };
+    let system = "Write listings.\nAvoid the word \"best\" (rule X-PROMO).";
+    let built = deployer
+        .deploy(&DeployRequest {
+            tier: tierforge_data::Tier::Basic,
+            version: "1.2.0".into(),
+            adapter: adapter.clone(),
+            system: Some(system.into()),
+        })
+        .expect("deploy")
+        .expect("built");
+    assert!(built.gguf.is_file() && built.bytes > 0);
+    assert!(built.ollama_name.is_none(), "no Ollama here");
+    let modelfile = std::fs::read_to_string(&built.modelfile).expect("Modelfile");
+    assert!(
+        modelfile.contains(&format!("SYSTEM \"\"\"{system}\"\"\"")),
+        "{modelfile}"
+    );
+    let o = run(&["models", "list", "--registry", path(&registry), "--json"]);
+    let after: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
+    assert_eq!(after, list, "the deployer registers nothing itself");
 }

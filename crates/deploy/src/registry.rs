@@ -296,6 +296,31 @@ impl Registry {
         Ok(())
     }
 
+    /// Records the merged GGUF of a version built after it was registered (a loop candidate).
+    pub fn set_gguf(
+        &mut self,
+        tier: &str,
+        version: &str,
+        path: &str,
+        sha256: &str,
+        size: u64,
+    ) -> Result<(), RegistryError> {
+        let n = self
+            .conn
+            .execute(
+                "UPDATE versions SET gguf_path = ?3, gguf_sha256 = ?4, gguf_size = ?5 WHERE tier = ?1 AND version = ?2",
+                params![tier, version, path, sha256, size as i64],
+            )
+            .map_err(self.db())?;
+        if n == 0 {
+            return Err(RegistryError::NotFound {
+                tier: tier.into(),
+                version: version.into(),
+            });
+        }
+        Ok(())
+    }
+
     /// Stores evaluation results next to a version.
     pub fn set_eval(
         &mut self,

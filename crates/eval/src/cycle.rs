@@ -178,6 +178,93 @@ pub trait CandidateEvaluator {
     ) -> Result<Comparison, LoopError>;
 }
 
+/// What a promoted candidate is built from.
+#[derive(Debug, Clone)]
+pub struct DeployRequest {
+    pub tier: Tier,
+    /// The candidate's registry version; the model is `tierforge-<tier>:<version>`.
+    pub version: String,
+    pub adapter: PathBuf,
+    /// The SYSTEM prompt it was trained and evaluated with (`None`: the tier's built-in one).
+    pub system: Option<String>,
+}
+
+/// A built candidate model.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Deployed {
+    pub gguf: PathBuf,
+    pub sha256: String,
+    pub bytes: u64,
+    pub modelfile: PathBuf,
+    /// `tierforge-<tier>:<version>` when it was created in Ollama.
+    pub ollama_name: Option<String>,
+    pub ollama_digest: Option<String>,
+}
+
+/// Builds the model of a candidate about to be promoted (real: [`BundleDeployer`]): merged
+/// GGUF and Modelfile with the SYSTEM prompt it was trained with, created in Ollama when there
+/// is one; and points `tierforge-<tier>:latest` at a version.
+pub trait CandidateDeployer {
+    /// `None`: nothing is built (the registry alone records the promotion).
+    fn deploy(&mut self, req: &DeployRequest) -> Result<Option<Deployed>, LoopError>;
+    /// Points `:latest` at `version` where the models live (nothing without Ollama).
+    fn point_latest(&mut self, _tier: Tier, _version: &str) -> Result<(), LoopError> {
+        Ok(())
+    }
+}
+
+/// A deployer that builds nothing: promotion is recorded in the registry only.
+pub struct RegistryOnly;
+impl CandidateDeployer for RegistryOnly {
+    fn deploy(&mut self, _req: &DeployRequest) -> Result<Option<Deployed>, LoopError> {
+        Ok(None)
+    }
+}
+
+/// The real deployer: `tierforge_deploy::bundle::build_tier` without a registry entry of its
+/// own (the loop registered the candidate), and Ollama's copy for `:latest`.
+pub struct BundleDeployer {
+    pub base_model: String,
+    /// Bundles go in `out_dir/<tier>-<version>/`.
+    pub out_dir: PathBuf,
+    pub quant: tierforge_deploy::export::Quant,
+    /// `None`: bundles only, as `tierforge deploy` without `OLLAMA_HOST`.
+    pub ollama_host: Option<String>,
+}
+
+impl CandidateDeployer for BundleDeployer {
+    fn deploy(&mut self, req: &DeployRequest) -> Result<Option<Deployed>, LoopError> {
+        use tierforge_deploy::bundle::{build_tier, TierBuild};
+        let mut b = TierBuild::new(req.tier, &self.base_model, &req.adapter, &self.out_dir);
+        b.version = Some(req.version.clone());
+        b.registry = None;
+        b.quant = self.quant;
+        b.ollama_host = self.ollama_host.clone();
+        b.system_prompt = req.system.clone();
+        let bundle =
+            build_tier(&b, &mut |_| {}).map_err(|e| LoopError::Other(format!("deploy: {e}")))?;
+        Ok(Some(Deployed {
+            gguf: bundle.gguf,
+            sha256: bundle.sha256,
+            bytes: bundle.gguf_bytes,
+            modelfile: bundle.modelfile,
+            ollama_name: bundle.pushed.then_some(bundle.name),
+            ollama_digest: bundle.ollama_digest,
+        }))
+    }
+
+    fn point_latest(&mut self, tier: Tier, version: &str) -> Result<(), LoopError> {
+        use tierforge_deploy::promote::{latest_name, model_name};
+        if let Some(host) = &self.ollama_host {
+            let o = tierforge_deploy::ollama::Ollama::new(host)
+                .map_err(|e| LoopError::Other(format!("ollama: {e}")))?;
+            o.copy(&model_name(tier, version), &latest_name(tier))
+                .map_err(|e| LoopError::Other(format!("ollama: {e}")))?;
+        }
+        Ok(())
+    }
+}
+
 /// Progress messages (stderr in the CLI).
 pub trait LoopReporter {
     fn on_message(&mut self, _msg: &str) {}
@@ -315,6 +402,9 @@ pub struct RunState {
     pub trained: Option<Trained>,
     pub candidate_version: Option<String>,
     pub comparison: Option<Comparison>,
+    /// The promoted candidate's model, once built.
+    #[serde(default)]
+    pub deployed: Option<Deployed>,
     pub outcome: Option<String>,
 }
 
@@ -494,6 +584,7 @@ pub fn run_once(
     opts: &LoopOptions,
     trainer: &mut dyn CandidateTrainer,
     evaluator: &mut dyn CandidateEvaluator,
+    deployer: &mut dyn CandidateDeployer,
     reporter: &mut dyn LoopReporter,
 ) -> Result<LoopReport, LoopError> {
     let cfg = &opts.config;
@@ -505,7 +596,7 @@ pub fn run_once(
     };
     let mut reports = Vec::new();
     for tier in tiers {
-        let r = run_tier(opts, tier, &store, trainer, evaluator, reporter)?;
+        let r = run_tier(opts, tier, &store, trainer, evaluator, deployer, reporter)?;
         reporter.on_message(&format!("{tier}: {:?}: {}", r.action, r.reason));
         reports.push(r);
     }
@@ -521,6 +612,7 @@ fn run_tier(
     store: &Store,
     trainer: &mut dyn CandidateTrainer,
     evaluator: &mut dyn CandidateEvaluator,
+    deployer: &mut dyn CandidateDeployer,
     reporter: &mut dyn LoopReporter,
 ) -> Result<TierReport, LoopError> {
     let cfg = &opts.config;
@@ -655,6 +747,7 @@ fn run_tier(
                 trained: None,
                 candidate_version: None,
                 comparison: None,
+                deployed: None,
                 outcome: None,
             };
             save_state(&dir, &st)?;
@@ -883,14 +976,74 @@ fn run_tier(
     let at = clock::format_rfc3339(clock::now_unix());
     if status == Status::Candidate {
         if cmp.better {
-            let adapter = trained.adapter.clone();
-            registry.promote(tier.name(), &cand_version, &at, |_| {
-                if adapter.is_dir() {
-                    Ok(format!("adapter {} present", adapter.display()))
-                } else {
-                    Err(format!("adapter {} is missing", adapter.display()))
+            // Build its model first (GGUF, Modelfile with the SYSTEM prompt it was trained with,
+            // Ollama when there is one); a killed run finds it in the journal and goes on.
+            if st.deployed.is_none() {
+                reporter.on_message(&format!(
+                    "{tier}: building tierforge-{tier}:{cand_version} (GGUF and Modelfile)"
+                ));
+                let cand_iv = st.dataset.as_ref().map_or(0, |d| d.instructions_version);
+                let system = match cand_iv {
+                    0 => None,
+                    v => Some(instr.text(tier, v)?.trim_end().to_string()),
+                };
+                let deployed = deployer.deploy(&DeployRequest {
+                    tier,
+                    version: cand_version.clone(),
+                    adapter: trained.adapter.clone(),
+                    system,
+                })?;
+                if let Some(d) = &deployed {
+                    registry.set_gguf(
+                        tier.name(),
+                        &cand_version,
+                        &d.gguf.display().to_string(),
+                        &d.sha256,
+                        d.bytes,
+                    )?;
+                    if let Some(name) = &d.ollama_name {
+                        registry.set_ollama(
+                            tier.name(),
+                            &cand_version,
+                            name,
+                            d.ollama_digest.as_deref(),
+                        )?;
+                    }
                 }
-            })?;
+                st.deployed = deployed;
+                save_state(&run_dir, &st)?;
+            }
+            let previous = registry.production(tier.name())?.map(|p| p.version);
+            let in_ollama = st
+                .deployed
+                .as_ref()
+                .is_some_and(|d| d.ollama_name.is_some());
+            if in_ollama {
+                deployer.point_latest(tier, &cand_version)?;
+            }
+            let adapter = trained.adapter.clone();
+            let gguf = st.deployed.as_ref().map(|d| d.gguf.clone());
+            let promoted = registry.promote(tier.name(), &cand_version, &at, |_| {
+                if !adapter.is_dir() {
+                    return Err(format!("adapter {} is missing", adapter.display()));
+                }
+                match &gguf {
+                    Some(g) if !g.is_file() => Err(format!("GGUF {} is missing", g.display())),
+                    Some(g) => Ok(format!(
+                        "adapter {} and GGUF {} present",
+                        adapter.display(),
+                        g.display()
+                    )),
+                    None => Ok(format!("adapter {} present", adapter.display())),
+                }
+            });
+            if let Err(e) = promoted {
+                // Keep Ollama's :latest where the registry's production is.
+                if let (true, Some(p)) = (in_ollama, &previous) {
+                    let _ = deployer.point_latest(tier, p);
+                }
+                return Err(e.into());
+            }
         } else {
             registry.reject(
                 tier.name(),

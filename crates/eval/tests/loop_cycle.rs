@@ -169,7 +169,7 @@ fn a_candidate_that_is_not_better_is_rejected_with_the_reason() {
             prompts: vec![],
         },
     );
-    let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
+    let rep = run_once(&opts, &mut t, &mut e, &mut RegistryOnly, &mut Quiet).unwrap();
     let r = &rep.tiers[0];
     assert_eq!(r.action, Action::Rejected, "{}", r.reason);
     assert!(r.decision.retrain);
@@ -228,7 +228,7 @@ fn a_better_candidate_is_promoted_and_an_untriggered_tier_is_left_alone() {
             prompts: vec![],
         },
     );
-    let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
+    let rep = run_once(&opts, &mut t, &mut e, &mut RegistryOnly, &mut Quiet).unwrap();
     assert_eq!(rep.tiers[0].action, Action::Promoted);
     let reg = Registry::open(&opts.config.registry).unwrap();
     assert_eq!(
@@ -241,10 +241,97 @@ fn a_better_candidate_is_promoted_and_an_untriggered_tier_is_left_alone() {
     );
     // October 31: advanced recovered, nothing to do.
     opts.as_of = parse_rfc3339("2026-10-31T23:59:59Z").unwrap();
-    let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
+    let rep = run_once(&opts, &mut t, &mut e, &mut RegistryOnly, &mut Quiet).unwrap();
     assert_eq!(rep.tiers[0].action, Action::NoRetrain);
     assert_eq!(t.calls, 1);
     assert_eq!(log_lines(&opts)[1]["action"], "no_retrain");
+}
+
+/// Records what it is asked to build and answers with a GGUF file it writes.
+struct StubDeployer {
+    dir: PathBuf,
+    requests: Vec<DeployRequest>,
+    latest: Vec<String>,
+}
+impl CandidateDeployer for StubDeployer {
+    fn deploy(&mut self, req: &DeployRequest) -> Result<Option<Deployed>, LoopError> {
+        self.requests.push(req.clone());
+        std::fs::create_dir_all(&self.dir).unwrap();
+        let gguf = self
+            .dir
+            .join(format!("tierforge-{}-{}.gguf", req.tier, req.version));
+        std::fs::write(&gguf, b"GGUF").unwrap();
+        Ok(Some(Deployed {
+            gguf,
+            sha256: "ab".repeat(32),
+            bytes: 4,
+            modelfile: self.dir.join("Modelfile"),
+            ollama_name: Some(format!("tierforge-{}:{}", req.tier, req.version)),
+            ollama_digest: Some("sha256:0123".into()),
+        }))
+    }
+    fn point_latest(&mut self, _tier: Tier, version: &str) -> Result<(), LoopError> {
+        self.latest.push(version.to_owned());
+        Ok(())
+    }
+}
+
+#[test]
+fn a_promoted_candidate_is_built_with_its_instructions_and_becomes_latest() {
+    let dir = tempfile::tempdir().unwrap();
+    let opts = setup(dir.path());
+    let mut d = StubDeployer {
+        dir: dir.path().join("deploy"),
+        requests: vec![],
+        latest: vec![],
+    };
+    let mut t = StubTrainer { calls: 0 };
+    let mut worse = StubEvaluator {
+        better: false,
+        calls: 0,
+        prompts: vec![],
+    };
+    // Not better: nothing is built.
+    run_once(&opts, &mut t, &mut worse, &mut d, &mut Quiet).unwrap();
+    assert!(d.requests.is_empty() && d.latest.is_empty());
+
+    let dir2 = tempfile::tempdir().unwrap();
+    let opts = setup(dir2.path());
+    let mut better = StubEvaluator {
+        better: true,
+        calls: 0,
+        prompts: vec![],
+    };
+    let rep = run_once(&opts, &mut t, &mut better, &mut d, &mut Quiet).unwrap();
+    assert_eq!(
+        rep.tiers[0].action,
+        Action::Promoted,
+        "{}",
+        rep.tiers[0].reason
+    );
+    assert_eq!(d.requests.len(), 1);
+    let req = &d.requests[0];
+    assert_eq!((req.tier, req.version.as_str()), (Tier::Advanced, "1.1.0"));
+    // The Modelfile gets the instructions the candidate was trained and evaluated with.
+    let v1 = std::fs::read_to_string(
+        opts.config
+            .state_dir
+            .join("instructions/advanced/v0001.txt"),
+    )
+    .unwrap();
+    assert_eq!(req.system.as_deref(), Some(v1.trim_end()));
+    assert_eq!(req.system.as_deref(), Some(better.prompts[0].1.as_str()));
+    assert_eq!(d.latest, ["1.1.0"]);
+    let reg = Registry::open(&opts.config.registry).unwrap();
+    let rec = reg.get("advanced", "1.1.0").unwrap();
+    assert_eq!(rec.status, Status::Production);
+    assert!(rec
+        .gguf_path
+        .unwrap()
+        .ends_with("tierforge-advanced-1.1.0.gguf"));
+    assert_eq!(rec.gguf_size, Some(4));
+    assert_eq!(rec.ollama_name.as_deref(), Some("tierforge-advanced:1.1.0"));
+    assert_eq!(rec.ollama_digest.as_deref(), Some("sha256:0123"));
 }
 
 #[test]
@@ -267,7 +354,7 @@ fn a_live_lock_keeps_a_second_loop_out() {
             prompts: vec![],
         },
     );
-    let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
+    let rep = run_once(&opts, &mut t, &mut e, &mut RegistryOnly, &mut Quiet).unwrap();
     assert_eq!(
         rep.tiers[0].action,
         Action::Locked,
@@ -299,7 +386,7 @@ fn a_killed_run_is_resumed_by_the_next_start() {
                 prompts: vec![],
             },
         );
-        assert!(run_once(&opts, &mut t, &mut e, &mut Quiet).is_err());
+        assert!(run_once(&opts, &mut t, &mut e, &mut RegistryOnly, &mut Quiet).is_err());
         // The killed process left its lock; its pid no longer runs.
         let lock = opts.config.state_dir.join("locks/advanced.lock");
         assert!(lock.exists());
@@ -312,7 +399,7 @@ fn a_killed_run_is_resumed_by_the_next_start() {
             );
         }
         opts.crash_after = None;
-        let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
+        let rep = run_once(&opts, &mut t, &mut e, &mut RegistryOnly, &mut Quiet).unwrap();
         let r = &rep.tiers[0];
         assert!(r.resumed, "{phase:?}");
         assert!(r.recovered_lock.as_deref().unwrap().contains("stale lock"));
@@ -327,7 +414,7 @@ fn a_killed_run_is_resumed_by_the_next_start() {
         );
         assert!(!lock.exists());
         // A third start finds nothing unfinished and trains a fresh run (the dip still triggers).
-        let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
+        let rep = run_once(&opts, &mut t, &mut e, &mut RegistryOnly, &mut Quiet).unwrap();
         assert!(!rep.tiers[0].resumed);
     }
 }
@@ -345,7 +432,7 @@ fn instructions_only_trains_nothing_and_is_idempotent() {
             prompts: vec![],
         },
     );
-    let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
+    let rep = run_once(&opts, &mut t, &mut e, &mut RegistryOnly, &mut Quiet).unwrap();
     let p = rep.tiers[0].instructions.as_ref().unwrap();
     assert_eq!(rep.tiers[0].action, Action::InstructionsOnly);
     assert_eq!((p.current_version, p.new_version), (0, 1));
@@ -356,7 +443,7 @@ fn instructions_only_trains_nothing_and_is_idempotent() {
         p.diff
     );
     assert!(p.diff.contains("\n+- "), "{}", p.diff);
-    let rep = run_once(&opts, &mut t, &mut e, &mut Quiet).unwrap();
+    let rep = run_once(&opts, &mut t, &mut e, &mut RegistryOnly, &mut Quiet).unwrap();
     let p = rep.tiers[0].instructions.as_ref().unwrap();
     assert!(!p.changed);
     assert_eq!(p.new_version, 1);

@@ -9,8 +9,8 @@ use clap::{Args, ValueEnum};
 
 use tierforge_eval::clock;
 use tierforge_eval::cycle::{
-    run_once, Action, CandleTrainer, LoopConfig, LoopOptions, LoopReport, LoopReporter,
-    RubricEvaluator,
+    run_once, Action, BundleDeployer, CandleTrainer, LoopConfig, LoopOptions, LoopReport,
+    LoopReporter, RubricEvaluator,
 };
 use tierforge_eval::evaluate::{load_products, EvalOptions};
 
@@ -123,8 +123,22 @@ pub fn run(a: &LoopArgs) -> Result<ExitStatus> {
             device,
             inner: None,
         };
-        let report = run_once(&opts, &mut trainer, &mut evaluator, &mut reporter)
-            .context("Failed to run the loop")?;
+        // A promoted candidate is built like `tierforge deploy` builds a version: bundles under
+        // the loop's state folder, created in Ollama when OLLAMA_HOST is set.
+        let mut deployer = BundleDeployer {
+            base_model: config.base_model.clone(),
+            out_dir: config.state_dir.join("deploy"),
+            quant: tierforge_deploy::export::Quant::Q8_0,
+            ollama_host: tierforge_deploy::ollama::host_from_env(),
+        };
+        let report = run_once(
+            &opts,
+            &mut trainer,
+            &mut evaluator,
+            &mut deployer,
+            &mut reporter,
+        )
+        .context("Failed to run the loop")?;
         print_report(&report, a.json)?;
         eprintln!(
             "loop pass as of {}: {} tiers in {:.1}s; log in {}",
