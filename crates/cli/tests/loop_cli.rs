@@ -3,7 +3,7 @@
 //! tiers that triggered, logs every decision, and a second pass over the same feedback changes
 //! nothing. A config that does not exist exits 1 and names it. A real retrain (candle training
 //! and evaluation, one step and one product) is rejected when it is not better, and production
-//! stays.
+//! stays; a loop process killed after training is finished by the next start.
 
 use std::path::Path;
 use std::process::Output;
@@ -121,144 +121,200 @@ fn a_missing_loop_config_exits_1_and_names_it() {
     assert!(text(&o.stderr).contains("no/such/loop.toml"));
 }
 
-/// The whole retrain path with the real trainer and evaluator, shrunk to seconds: production
-/// basic is a one-step adapter built with `tierforge deploy` and promoted; the bundled feedback
-/// makes basic retrain at 2026-10-18; the loop trains a candidate from production's adapter
-/// for one step, both write 8 tokens for one product (neither parses, so neither is better),
-/// and the candidate is rejected with its reason while production stays.
+/// Runs `tierforge` and asserts it succeeded.
+fn run(args: &[&str]) -> Output {
+    let o = tierforge(args);
+    assert!(
+        o.status.success(),
+        "{args:?}: {}\n{}",
+        text(&o.stderr),
+        text(&o.stdout)
+    );
+    o
+}
+
+/// A project ready for a real retrain of basic, shrunk to seconds: a one-step production adapter
+/// built with `tierforge deploy` and promoted (health check on one product), the bundled
+/// feedback ingested, and a loop config that trains one step and evaluates one product with 8
+/// tokens. Returns the loop command's arguments.
+struct RetrainProject {
+    dir: tempfile::TempDir,
+    model: String,
+}
+
+impl RetrainProject {
+    fn at(&self, name: &str) -> std::path::PathBuf {
+        self.dir.path().join(name)
+    }
+
+    fn new() -> Self {
+        let p = Self {
+            dir: tempfile::tempdir().expect("tmp"),
+            model: model(),
+        };
+        let model = p.model.as_str();
+        // A small tier set (the first 30 bundled samples) and a one-sequence training config
+        // (420 tokens hold the system prompt, the product and the start of the answer).
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
+        let samples =
+            std::fs::read_to_string(root.join("data/samples.jsonl")).expect("bundled samples");
+        let first: Vec<&str> = samples.lines().take(30).collect();
+        std::fs::write(p.at("basic.jsonl"), first.join("\n") + "\n").expect("write tier set");
+        std::fs::write(
+            p.at("tiny.toml"),
+            "lora_rank = 4\nlora_alpha = 8.0\nbatch_size = 1\ngrad_accum_steps = 1\n\
+             max_seq_len = 420\nmax_steps = 1\nwarmup_steps = 0\nsave_every = 1\neval_every = 0\n",
+        )
+        .expect("write train config");
+        let registry = p.at("registry.db");
+        run(&[
+            "train",
+            "--model",
+            model,
+            "--data",
+            path(&p.at("basic.jsonl")),
+            "--config",
+            path(&p.at("tiny.toml")),
+            "--out",
+            path(&p.at("prod")),
+            "--quiet",
+        ]);
+        run(&[
+            "deploy",
+            "--tier",
+            "basic",
+            "--adapter",
+            path(&p.at("prod")),
+            "--model",
+            model,
+            "--out",
+            path(&p.at("deploy")),
+            "--registry",
+            path(&registry),
+            "--no-push",
+        ]);
+        run(&[
+            "models",
+            "promote",
+            "basic",
+            "1.0.0",
+            "--registry",
+            path(&registry),
+            "--check-products",
+            "1",
+            "--min-pass-rate",
+            "0",
+            "--max-tokens",
+            "8",
+            "--no-ollama",
+        ]);
+        let store = p.at("state.sqlite");
+        run(&[
+            "feedback",
+            "ingest",
+            "data/feedback.jsonl",
+            "--store",
+            path(&store),
+            "--samples",
+            "data/samples.jsonl",
+        ]);
+        std::fs::write(
+            p.at("loop.toml"),
+            format!(
+                "state_dir = {:?}\nstore = {:?}\nregistry = {:?}\nbase_model = {:?}\n\
+                 eval_products = \"data/eval-products.jsonl\"\n\
+                 [retrain]\nmax_steps = 1\neval_limit = 1\neval_max_tokens = 8\n\
+                 [tiers.basic]\ndata = {:?}\ntrain_config = {:?}\n",
+                path(&p.at("loop")),
+                path(&store),
+                path(&registry),
+                model,
+                path(&p.at("basic.jsonl")),
+                path(&p.at("tiny.toml")),
+            ),
+        )
+        .expect("write loop config");
+        p
+    }
+
+    /// `loop --once --tier basic` at the bundled stream's dip.
+    fn loop_args(&self) -> Vec<String> {
+        [
+            "loop",
+            "--once",
+            "--tier",
+            "basic",
+            "--as-of",
+            "2026-10-18",
+            "--config",
+            path(&self.at("loop.toml")),
+            "--json",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect()
+    }
+
+    /// `models list --json`: the registry's versions.
+    fn versions(&self) -> serde_json::Value {
+        let o = run(&[
+            "models",
+            "list",
+            "--registry",
+            path(&self.at("registry.db")),
+            "--json",
+        ]);
+        serde_json::from_slice(&o.stdout).expect("models list --json")
+    }
+}
+
+/// `(status, parent)` of every basic version but 1.0.0, and 1.0.0's status.
+fn basic_candidates(list: &serde_json::Value) -> (Vec<(String, String)>, String) {
+    let rows = list.as_array().expect("versions");
+    let mut cands = Vec::new();
+    let mut prod = String::new();
+    for r in rows.iter().filter(|r| r["tier"] == "basic") {
+        let status = r["status"].as_str().unwrap_or_default().to_string();
+        if r["version"] == "1.0.0" {
+            prod = status;
+        } else {
+            cands.push((
+                status,
+                r["parent_version"].as_str().unwrap_or_default().into(),
+            ));
+        }
+    }
+    (cands, prod)
+}
+
+/// The whole retrain path with the real trainer and evaluator: the loop trains a candidate from
+/// production's adapter for one step, both write 8 tokens for one product (neither parses, so
+/// neither is better), and the candidate is rejected with its reason while production stays.
 #[test]
 fn a_real_retrain_that_is_not_better_is_rejected_and_production_stays() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let at = |name: &str| dir.path().join(name);
-    let model = model();
-    let run = |args: &[&str]| {
-        let o = tierforge(args);
-        assert!(
-            o.status.success(),
-            "{args:?}: {}\n{}",
-            text(&o.stderr),
-            text(&o.stdout)
-        );
-        o
-    };
-
-    // A small tier set (the first 30 bundled samples) and a one-sequence training config (420 tokens hold the system prompt, the product and the start of the answer).
-    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
-    let samples =
-        std::fs::read_to_string(root.join("data/samples.jsonl")).expect("bundled samples");
-    let first: Vec<&str> = samples.lines().take(30).collect();
-    std::fs::write(at("basic.jsonl"), first.join("\n") + "\n").expect("write tier set");
-    std::fs::write(
-        at("tiny.toml"),
-        "lora_rank = 4\nlora_alpha = 8.0\nbatch_size = 1\ngrad_accum_steps = 1\n\
-         max_seq_len = 420\nmax_steps = 1\nwarmup_steps = 0\nsave_every = 1\neval_every = 0\n",
-    )
-    .expect("write train config");
-    let registry = at("registry.db");
-
-    run(&[
-        "train",
-        "--model",
-        &model,
-        "--data",
-        path(&at("basic.jsonl")),
-        "--config",
-        path(&at("tiny.toml")),
-        "--out",
-        path(&at("prod")),
-        "--quiet",
-    ]);
-    run(&[
-        "deploy",
-        "--tier",
-        "basic",
-        "--adapter",
-        path(&at("prod")),
-        "--model",
-        &model,
-        "--out",
-        path(&at("deploy")),
-        "--registry",
-        path(&registry),
-        "--no-push",
-    ]);
-    run(&[
-        "models",
-        "promote",
-        "basic",
-        "1.0.0",
-        "--registry",
-        path(&registry),
-        "--check-products",
-        "1",
-        "--min-pass-rate",
-        "0",
-        "--max-tokens",
-        "8",
-        "--no-ollama",
-    ]);
-
-    let store = at("state.sqlite");
-    run(&[
-        "feedback",
-        "ingest",
-        "data/feedback.jsonl",
-        "--store",
-        path(&store),
-        "--samples",
-        "data/samples.jsonl",
-    ]);
-    let state = at("loop");
-    std::fs::write(
-        at("loop.toml"),
-        format!(
-            "state_dir = {:?}\nstore = {:?}\nregistry = {:?}\nbase_model = {:?}\n\
-             eval_products = \"data/eval-products.jsonl\"\n\
-             [retrain]\nmax_steps = 1\neval_limit = 1\neval_max_tokens = 8\n\
-             [tiers.basic]\ndata = {:?}\ntrain_config = {:?}\n",
-            path(&state),
-            path(&store),
-            path(&registry),
-            model,
-            path(&at("basic.jsonl")),
-            path(&at("tiny.toml")),
-        ),
-    )
-    .expect("write loop config");
-    let o = run(&[
-        "loop",
-        "--once",
-        "--tier",
-        "basic",
-        "--as-of",
-        "2026-10-18",
-        "--config",
-        path(&at("loop.toml")),
-        "--json",
-        "--quiet",
-    ]);
+    let p = RetrainProject::new();
+    let args = p.loop_args();
+    let o = run(&args.iter().map(String::as_str).collect::<Vec<_>>());
     let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("loop --json");
     let t = &v["tiers"][0];
     assert_eq!(t["tier"], "basic", "{v}");
     assert_eq!(t["action"], "rejected", "{v}");
 
-    // The registry: the candidate trained from 1.0.0 is rejected with a reason; 1.0.0 is still
-    // production.
-    let o = run(&["models", "list", "--registry", path(&registry), "--json"]);
-    let list: serde_json::Value = serde_json::from_slice(&o.stdout).expect("models list --json");
-    let rows = list.as_array().expect("versions");
-    let status = |version: &str| {
-        rows.iter()
-            .find(|r| r["tier"] == "basic" && r["version"] == version)
-            .map(|r| r["status"].as_str().unwrap_or_default().to_string())
-    };
-    assert_eq!(status("1.0.0").as_deref(), Some("production"), "{list}");
-    let candidate = rows
+    // The registry: the candidate trained from 1.0.0 is rejected; 1.0.0 is still production.
+    let list = p.versions();
+    let (cands, prod) = basic_candidates(&list);
+    assert_eq!(prod, "production", "{list}");
+    assert_eq!(
+        cands,
+        [("rejected".to_string(), "1.0.0".to_string())],
+        "{list}"
+    );
+    let candidate = list
+        .as_array()
+        .unwrap()
         .iter()
         .find(|r| r["tier"] == "basic" && r["version"] != "1.0.0")
         .expect("a candidate version");
-    assert_eq!(candidate["status"], "rejected", "{list}");
-    assert_eq!(candidate["parent_version"], "1.0.0", "{list}");
     let adapter = candidate["train_metrics"]["adapter"]
         .as_str()
         .map(std::path::PathBuf::from)
@@ -268,15 +324,15 @@ fn a_real_retrain_that_is_not_better_is_rejected_and_production_stays() {
         "{}",
         adapter.display()
     );
-    let log = std::fs::read_to_string(state.join("training_log.jsonl")).expect("training log");
+    let log = std::fs::read_to_string(p.at("loop/training_log.jsonl")).expect("training log");
     assert!(log.contains("rejected"), "{log}");
 
     // What the loop builds for a candidate it promotes (the real deployer): a merged GGUF and
     // a Modelfile whose SYSTEM is the prompt the candidate was trained with; nothing registered.
     use tierforge_eval::cycle::{BundleDeployer, CandidateDeployer, DeployRequest};
     let mut deployer = BundleDeployer {
-        base_model: model.clone(),
-        out_dir: at("loop-deploy"),
+        base_model: p.model.clone(),
+        out_dir: p.at("loop-deploy"),
         quant: tierforge_deploy::export::Quant::Q8_0,
         ollama_host: None,
     };
@@ -297,7 +353,60 @@ fn a_real_retrain_that_is_not_better_is_rejected_and_production_stays() {
         modelfile.contains(&format!("SYSTEM \"\"\"{system}\"\"\"")),
         "{modelfile}"
     );
-    let o = run(&["models", "list", "--registry", path(&registry), "--json"]);
-    let after: serde_json::Value = serde_json::from_slice(&o.stdout).expect("json");
-    assert_eq!(after, list, "the deployer registers nothing itself");
+    assert_eq!(p.versions(), list, "the deployer registers nothing itself");
+}
+
+/// A loop process killed right after training (SIGKILL to itself: lock and journal left
+/// behind, as after `kill -9`) is finished by the next start: it takes the dead process's lock
+/// over, continues from the journal without training again, and registers one candidate.
+#[test]
+fn a_loop_killed_after_training_is_finished_by_the_next_run() {
+    let p = RetrainProject::new();
+    let args = p.loop_args();
+    let killed = std::process::Command::new(env!("CARGO_BIN_EXE_tierforge"))
+        .args(&args)
+        .current_dir(Path::new(env!("CARGO_MANIFEST_DIR")).join("../.."))
+        .env_remove("OLLAMA_HOST")
+        .env("TIERFORGE_LOOP_ABORT_AFTER", "trained")
+        .output()
+        .expect("run tierforge");
+    assert!(
+        killed.status.code().is_none(),
+        "the process must die by a signal: {:?}\n{}",
+        killed.status,
+        text(&killed.stderr)
+    );
+    let lock = p.at("loop/locks/basic.lock");
+    assert!(lock.is_file(), "a killed run leaves its lock");
+    let journals: Vec<std::path::PathBuf> = std::fs::read_dir(p.at("loop/runs/basic"))
+        .expect("runs")
+        .map(|e| e.expect("entry").path().join("run.json"))
+        .collect();
+    assert_eq!(journals.len(), 1);
+    let journal = || -> serde_json::Value {
+        serde_json::from_str(&std::fs::read_to_string(&journals[0]).expect("run.json")).unwrap()
+    };
+    assert_eq!(journal()["phase"], "trained");
+    let (cands, _) = basic_candidates(&p.versions());
+    assert!(cands.is_empty(), "nothing registered before the kill");
+
+    let o = tierforge(&args.iter().map(String::as_str).collect::<Vec<_>>());
+    assert!(o.status.success(), "{}", text(&o.stderr));
+    let err = text(&o.stderr);
+    assert!(
+        !err.contains("training the candidate"),
+        "the candidate was trained again:\n{err}"
+    );
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).expect("loop --json");
+    assert_eq!(v["tiers"][0]["action"], "rejected", "{v}");
+    assert!(!lock.exists(), "the lock is released");
+    assert_eq!(journal()["phase"], "done");
+    let list = p.versions();
+    let (cands, prod) = basic_candidates(&list);
+    assert_eq!(prod, "production", "{list}");
+    assert_eq!(
+        cands,
+        [("rejected".to_string(), "1.0.0".to_string())],
+        "{list}"
+    );
 }

@@ -360,6 +360,20 @@ pub struct LoopOptions {
     /// Crash simulation for tests: stop right after this phase as a killed process would
     /// (lock and journal left behind).
     pub crash_after: Option<Phase>,
+    /// For end-to-end tests: the process kills itself (SIGKILL) right after this phase, so the
+    /// lock and journal stay as after `kill -9`. The CLI sets it from
+    /// `TIERFORGE_LOOP_ABORT_AFTER`.
+    pub abort_after: Option<Phase>,
+}
+
+/// Dies at once as `kill -9` would: no unwinding, no destructors, no core file.
+fn kill_self() -> ! {
+    #[cfg(unix)]
+    // SAFETY: kill(2) with this process's own pid and a valid signal number.
+    unsafe {
+        libc::kill(libc::getpid(), libc::SIGKILL);
+    }
+    std::process::abort()
 }
 
 /// The phases of a retrain run, in order.
@@ -755,7 +769,12 @@ fn run_tier(
         }
     };
     report.run_id = Some(st.run_id.clone());
-    let crash = |phase: Phase| opts.crash_after == Some(phase);
+    let crash = |phase: Phase| {
+        if opts.abort_after == Some(phase) {
+            kill_self();
+        }
+        opts.crash_after == Some(phase)
+    };
 
     let mut registry = Registry::open(&cfg.registry)?;
     if st.phase == Phase::Started {

@@ -146,6 +146,7 @@ fn setup(dir: &Path) -> LoopOptions {
         instructions_only: false,
         tiers: vec![Tier::Advanced],
         crash_after: None,
+        abort_after: None,
     }
 }
 

@@ -104,6 +104,16 @@ pub fn run(a: &LoopArgs) -> Result<ExitStatus> {
         crate::commands::train::DeviceArg::Cuda => tierforge_train::DeviceKind::Cuda,
     };
     let mut reporter = Stderr { quiet: a.quiet };
+    // End-to-end tests kill a run at a known point: abort right after this phase.
+    let abort_after: Option<tierforge_eval::cycle::Phase> =
+        match std::env::var("TIERFORGE_LOOP_ABORT_AFTER") {
+            Ok(p) => Some(
+                serde_json::from_value(serde_json::Value::String(p.clone())).map_err(|_| {
+                    anyhow::anyhow!("TIERFORGE_LOOP_ABORT_AFTER={p}: not a phase of a retrain run")
+                })?,
+            ),
+            Err(_) => None,
+        };
     loop {
         let started = Instant::now();
         let opts = LoopOptions {
@@ -112,6 +122,7 @@ pub fn run(a: &LoopArgs) -> Result<ExitStatus> {
             instructions_only: a.instructions_only,
             tiers: a.tier.iter().map(|&t| t.into()).collect(),
             crash_after: None,
+            abort_after,
         };
         let mut trainer = CandleTrainer {
             base_model: config.base_model.clone(),
