@@ -36,20 +36,25 @@ fn actions(o: &Output) -> Vec<(String, String, Option<bool>)> {
         .collect()
 }
 
-#[test]
-fn an_instructions_only_pass_updates_the_tiers_whose_feedback_dropped_once() {
-    let dir = tempfile::tempdir().expect("tmp");
-    let store = dir.path().join("state.sqlite");
+/// Ingests the bundled feedback stream into `store`.
+fn ingest_bundled_feedback(store: &Path) {
     let o = tierforge(&[
         "feedback",
         "ingest",
         "data/feedback.jsonl",
         "--store",
-        path(&store),
+        path(store),
         "--samples",
         "data/samples.jsonl",
     ]);
     assert!(o.status.success(), "ingest: {}", text(&o.stderr));
+}
+
+#[test]
+fn an_instructions_only_pass_updates_the_tiers_whose_feedback_dropped_once() {
+    let dir = tempfile::tempdir().expect("tmp");
+    let store = dir.path().join("state.sqlite");
+    ingest_bundled_feedback(&store);
 
     let state = dir.path().join("loop");
     let config = dir.path().join("loop.toml");
@@ -209,15 +214,7 @@ impl RetrainProject {
             "--no-ollama",
         ]);
         let store = p.at("state.sqlite");
-        run(&[
-            "feedback",
-            "ingest",
-            "data/feedback.jsonl",
-            "--store",
-            path(&store),
-            "--samples",
-            "data/samples.jsonl",
-        ]);
+        ingest_bundled_feedback(&store);
         std::fs::write(
             p.at("loop.toml"),
             format!(

@@ -283,10 +283,23 @@ impl Registry {
         name: &str,
         digest: Option<&str>,
     ) -> Result<(), RegistryError> {
-        let n = self
-            .conn
-            .execute("UPDATE versions SET ollama_name = ?3, ollama_digest = ?4 WHERE tier = ?1 AND version = ?2", params![tier, version, name, digest])
-            .map_err(self.db())?;
+        self.update_version(
+            tier,
+            version,
+            "UPDATE versions SET ollama_name = ?3, ollama_digest = ?4 WHERE tier = ?1 AND version = ?2",
+            params![tier, version, name, digest],
+        )
+    }
+
+    /// Runs `sql`, an UPDATE of the row of `tier` `version`; `NotFound` when there is none.
+    fn update_version(
+        &mut self,
+        tier: &str,
+        version: &str,
+        sql: &str,
+        args: impl rusqlite::Params,
+    ) -> Result<(), RegistryError> {
+        let n = self.conn.execute(sql, args).map_err(self.db())?;
         if n == 0 {
             return Err(RegistryError::NotFound {
                 tier: tier.into(),
@@ -305,20 +318,12 @@ impl Registry {
         sha256: &str,
         size: u64,
     ) -> Result<(), RegistryError> {
-        let n = self
-            .conn
-            .execute(
-                "UPDATE versions SET gguf_path = ?3, gguf_sha256 = ?4, gguf_size = ?5 WHERE tier = ?1 AND version = ?2",
-                params![tier, version, path, sha256, size as i64],
-            )
-            .map_err(self.db())?;
-        if n == 0 {
-            return Err(RegistryError::NotFound {
-                tier: tier.into(),
-                version: version.into(),
-            });
-        }
-        Ok(())
+        self.update_version(
+            tier,
+            version,
+            "UPDATE versions SET gguf_path = ?3, gguf_sha256 = ?4, gguf_size = ?5 WHERE tier = ?1 AND version = ?2",
+            params![tier, version, path, sha256, size as i64],
+        )
     }
 
     /// Stores evaluation results next to a version.
