@@ -77,6 +77,25 @@ impl Default for RetrainConfig {
     }
 }
 
+/// `[deploy]`: how a promoted candidate is built.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployConfig {
+    /// Quantization of its merged GGUF (`f16`, `q8_0`, `q4_0`, `q4_k_m`).
+    pub quant: String,
+    /// Where its bundle goes (`<out_dir>/<tier>-<version>/`); default `<state_dir>/deploy`.
+    pub out_dir: Option<PathBuf>,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            quant: "q8_0".into(),
+            out_dir: None,
+        }
+    }
+}
+
 /// `configs/loop.toml`: every key documented there.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
@@ -94,6 +113,7 @@ pub struct LoopConfig {
     pub decide: DecideConfig,
     pub instructions: InstructionsConfig,
     pub retrain: RetrainConfig,
+    pub deploy: DeployConfig,
     /// Per tier; default `runs/tiers/<tier>.jsonl` and `configs/<tier>.toml`.
     pub tiers: BTreeMap<Tier, TierPaths>,
 }
@@ -109,17 +129,33 @@ impl Default for LoopConfig {
             decide: DecideConfig::default(),
             instructions: InstructionsConfig::default(),
             retrain: RetrainConfig::default(),
+            deploy: DeployConfig::default(),
             tiers: BTreeMap::new(),
         }
     }
 }
 
 impl LoopConfig {
+    /// `[deploy] quant`, parsed.
+    pub fn deploy_quant(&self) -> Result<tierforge_deploy::export::Quant, String> {
+        self.deploy.quant.parse()
+    }
+
+    /// Where promoted candidates' bundles go.
+    pub fn deploy_dir(&self) -> PathBuf {
+        self.deploy
+            .out_dir
+            .clone()
+            .unwrap_or_else(|| self.state_dir.join("deploy"))
+    }
+
     /// Parses `configs/loop.toml`; unknown keys are errors that name the key.
     pub fn from_toml(text: &str, origin: &str) -> Result<Self, LoopError> {
         let cfg: LoopConfig =
             toml::from_str(text).map_err(|e| LoopError::Config(format!("{origin}: {e}")))?;
         cfg.decide.validate(origin).map_err(LoopError::Config)?;
+        cfg.deploy_quant()
+            .map_err(|e| LoopError::Config(format!("{origin}: [deploy] quant: {e}")))?;
         Ok(cfg)
     }
 

@@ -450,3 +450,21 @@ fn instructions_only_trains_nothing_and_is_idempotent() {
     assert_eq!(p.new_version, 1);
     assert_eq!(t.calls, 0);
 }
+
+#[test]
+fn the_shipped_loop_config_parses_and_a_bad_deploy_quant_is_named() {
+    let path = repo().join("configs/loop.toml");
+    let cfg = LoopConfig::from_file(&path).expect("configs/loop.toml parses");
+    assert_eq!(cfg.deploy.quant, "q8_0");
+    assert_eq!(cfg.deploy_dir(), cfg.state_dir.join("deploy"));
+    let e = LoopConfig::from_toml("[deploy]\nquant = \"q5\"\n", "loop.toml")
+        .expect_err("unknown quant")
+        .to_string();
+    assert!(
+        e.contains("loop.toml") && e.contains("[deploy] quant"),
+        "{e}"
+    );
+    let cfg =
+        LoopConfig::from_toml("[deploy]\nquant = \"f16\"\nout_dir = \"out\"\n", "x").expect("f16");
+    assert_eq!(cfg.deploy_dir(), PathBuf::from("out"));
+}

@@ -134,12 +134,12 @@ pub fn run(a: &LoopArgs) -> Result<ExitStatus> {
             device,
             inner: None,
         };
-        // A promoted candidate is built like `tierforge deploy` builds a version: bundles under
-        // the loop's state folder, created in Ollama when OLLAMA_HOST is set.
+        // A promoted candidate is built like `tierforge deploy` builds a version (`[deploy]` in
+        // the loop config), created in Ollama when OLLAMA_HOST is set.
         let mut deployer = BundleDeployer {
             base_model: config.base_model.clone(),
-            out_dir: config.state_dir.join("deploy"),
-            quant: tierforge_deploy::export::Quant::Q8_0,
+            out_dir: config.deploy_dir(),
+            quant: config.deploy_quant().map_err(anyhow::Error::msg)?,
             ollama_host: tierforge_deploy::ollama::host_from_env(),
         };
         let report = run_once(
