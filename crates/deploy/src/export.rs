@@ -315,6 +315,35 @@ fn matrix_type(
     fallback(t, row)
 }
 
+/// A LoRA update `scale · B·A` as plain row-major vectors: B is `rows × rank`, A `rank × cols`.
+struct Lora {
+    b: Vec<f32>,
+    a: Vec<f32>,
+    rank: usize,
+    scale: f32,
+}
+
+impl Lora {
+    /// Adds the update's rows `r0 ..` to `v`, which holds those rows of the weight (`cols`
+    /// values each).
+    fn merge_rows(&self, v: &mut [f32], r0: usize, cols: usize) -> candle_core::Result<()> {
+        let n = v.len() / cols.max(1);
+        let b = self
+            .b
+            .get(r0 * self.rank..(r0 + n) * self.rank)
+            .ok_or_else(|| {
+                candle_core::Error::Msg(format!("LoRA B has no rows {r0}..{}", r0 + n))
+            })?;
+        tierforge_model::fused_lora::merge_low_rank(v, (n, cols, self.rank), b, &self.a, self.scale)
+    }
+}
+
+/// The f32 values of a tensor and its matrix shape (see [`matrix_dims`]).
+fn values_of(t: &Tensor) -> candle_core::Result<(Vec<f32>, (usize, usize))> {
+    let v = t.to_dtype(DType::F32)?.flatten_all()?.to_vec1()?;
+    Ok((v, matrix_dims(t.dims())))
+}
+
 /// `(rows, columns)` of a tensor of `dims` (a vector is one row).
 fn matrix_dims(dims: &[usize]) -> (usize, usize) {
     match dims {
@@ -364,19 +393,14 @@ where
     Ok(out)
 }
 
-/// Rows of a q/k matrix in llama.cpp's order, from Hugging Face's.
+/// [`gguf_row_order`] on an f32 matrix tensor.
 fn permute_to_gguf(w: &Tensor, n_head: usize) -> candle_core::Result<Tensor> {
-    let rows = w.dim(0)?;
-    let perm = unpermute_rows(rows, n_head);
-    let mut inv = vec![0u32; rows];
-    for (r, &g) in perm.iter().enumerate() {
-        inv[g] = r as u32;
-    }
-    let idx = Tensor::from_vec(inv, rows, w.device())?;
-    w.index_select(&idx, 0)
+    let (rows, cols) = w.dims2()?;
+    let v = w.flatten_all()?.to_vec1::<f32>()?;
+    Tensor::from_vec(gguf_row_order(&v, cols, n_head), (rows, cols), w.device())
 }
 
-/// [`permute_to_gguf`] on a row-major f32 matrix of `cols` columns., Hugging Face's row order) in llama.cpp's.
+/// The rows of a q/k matrix (`cols` f32 values a row, Hugging Face's row order) in llama.cpp's.
 fn gguf_row_order(v: &[f32], cols: usize, n_head: usize) -> Vec<f32> {
     let rows = v.len() / cols.max(1);
     let mut out = vec![0f32; v.len()];
@@ -666,60 +690,55 @@ fn export_from(
         .unwrap_or_default();
     let merged = std::sync::atomic::AtomicUsize::new(0);
     let base_file = std::sync::Mutex::new(base);
-    let dev = Device::Cpu;
-    // The LoRA factors of a projection as plain vectors, B's rows in GGUF order when the base
-    // weight comes straight from a GGUF (q/k rows are stored permuted there).
-    let factors =
-        |l: usize, p: Proj, gguf_rows: bool| -> candle_core::Result<Option<(Vec<f32>, Vec<f32>)>> {
-            let Some(param) = deltas.get(&(l, proj_index(p))) else {
-                return Ok(None);
-            };
-            let values = |t: Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
-            let b = values(param.b.as_detached_tensor())?;
-            let a = values(param.a.as_detached_tensor())?;
-            let rank = param.a.dims().first().copied().unwrap_or(0);
-            let b = match (gguf_rows, p) {
-                (true, Proj::QProj) => gguf_row_order(&b, rank, cfg.num_attention_heads),
-                (true, Proj::KProj) => gguf_row_order(&b, rank, cfg.num_key_value_heads),
-                _ => b,
-            };
-            Ok(Some((b, a)))
+    // The LoRA update of a projection, to be merged: B's rows in GGUF order when the base weight
+    // comes straight from a GGUF (q/k rows are stored permuted there). Counted as merged here.
+    let lora_of = |l: usize, p: Proj, gguf_rows: bool| -> candle_core::Result<Option<Lora>> {
+        let Some(param) = deltas.get(&(l, proj_index(p))) else {
+            return Ok(None);
         };
+        let values = |t: Tensor| t.flatten_all().and_then(|t| t.to_vec1::<f32>());
+        let b = values(param.b.as_detached_tensor())?;
+        let a = values(param.a.as_detached_tensor())?;
+        let rank = param.a.dims().first().copied().unwrap_or(0);
+        let b = match (gguf_rows, p) {
+            (true, Proj::QProj) => gguf_row_order(&b, rank, cfg.num_attention_heads),
+            (true, Proj::KProj) => gguf_row_order(&b, rank, cfg.num_key_value_heads),
+            _ => b,
+        };
+        merged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        Ok(Some(Lora {
+            b,
+            a,
+            rank,
+            scale: scale as f32,
+        }))
+    };
+    let raw_of = |name: &str| -> Result<(Vec<u8>, Vec<usize>, GgmlDType), String> {
+        let mut base = base_file
+            .lock()
+            .map_err(|_| format!("tensor {name}: base file lock poisoned"))?;
+        match &mut *base {
+            Base::Gguf(g) => g.raw(name).map_err(|e| e.to_string()),
+            Base::Hf(_) => Err(format!("tensor {name}: no GGUF base to read it from")),
+        }
+    };
     let produce = |i: usize| -> Result<Vec<u8>, String> {
         let (name, src) = &plan[i];
         let e = &entries[i];
         let err = |e: candle_core::Error| format!("tensor {name}: {e}");
         let llama_of = || llama.ok_or_else(|| format!("tensor {name}: no loaded model"));
-        let dense: Tensor = match *src {
-            Source::Raw => {
-                let mut base = base_file
-                    .lock()
-                    .map_err(|_| format!("tensor {name}: base file lock poisoned"))?;
-                return match &mut *base {
-                    Base::Gguf(g) => g
-                        .raw(name)
-                        .map(|(bytes, _, _)| bytes)
-                        .map_err(|e| e.to_string()),
-                    Base::Hf(_) => Err(format!("tensor {name}: no GGUF base to copy it from")),
-                };
-            }
+        // The tensor's f32 values (GGUF row order, update merged) and its matrix shape.
+        let (v, (rows, cols)): (Vec<f32>, (usize, usize)) = match *src {
+            Source::Raw => return raw_of(name).map(|(bytes, _, _)| bytes),
             Source::RopeFreqs => {
                 return rope_freqs
                     .clone()
                     .ok_or_else(|| format!("tensor {name}: no rope scaling to compute it from"))
             }
             _ if llama.is_none() => {
-                let (raw, dims, dtype) = {
-                    let mut base = base_file
-                        .lock()
-                        .map_err(|_| format!("tensor {name}: base file lock poisoned"))?;
-                    match &mut *base {
-                        Base::Gguf(g) => g.raw(name).map_err(|e| e.to_string())?,
-                        Base::Hf(_) => return Err(format!("tensor {name}: no GGUF base")),
-                    }
-                };
+                let (raw, dims, dtype) = raw_of(name)?;
                 let lora = match *src {
-                    Source::Linear(l, p) => factors(l, p, true).map_err(err)?,
+                    Source::Linear(l, p) => lora_of(l, p, true).map_err(err)?,
                     _ => None,
                 };
                 if lora.is_none() && dtype == e.dtype {
@@ -728,7 +747,7 @@ fn export_from(
                 // Row blocks in parallel: dequantize, merge, encode.
                 let (rows, cols) = matrix_dims(&dims);
                 let row_bytes = raw.len() / rows.max(1);
-                let bytes = encode_rows(rows, cols, e.dtype, |r0, n| {
+                return encode_rows(rows, cols, e.dtype, |r0, n| {
                     let chunk = &raw[r0 * row_bytes..(r0 + n) * row_bytes];
                     let q = candle_core::quantized::ggml_file::qtensor_from_ggml(
                         dtype,
@@ -737,77 +756,48 @@ fn export_from(
                         &Device::Cpu,
                     )?;
                     let mut v = q.dequantize(&Device::Cpu)?.flatten_all()?.to_vec1()?;
-                    if let Some((b, a)) = &lora {
-                        let rank = a.len() / cols.max(1);
-                        tierforge_model::fused_lora::merge_low_rank(
-                            &mut v,
-                            (n, cols, rank),
-                            &b[r0 * rank..(r0 + n) * rank],
-                            a,
-                            scale as f32,
-                        )?;
+                    if let Some(lora) = &lora {
+                        lora.merge_rows(&mut v, r0, cols)?;
                     }
                     Ok(v)
                 })
-                .map_err(err)?;
-                if lora.is_some() {
-                    merged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                }
-                return Ok(bytes);
+                .map_err(err);
             }
-            Source::Embed => llama_of()?
-                .embed_tokens()
-                .to_dtype(DType::F32)
-                .map_err(err)?,
-            Source::LmHead => llama_of()?.lm_head().dense_weight().map_err(err)?,
-            Source::OutputNorm => llama_of()?
-                .norm_weight()
-                .to_dtype(DType::F32)
-                .map_err(err)?,
+            Source::Embed => values_of(llama_of()?.embed_tokens()).map_err(err)?,
+            Source::LmHead => {
+                values_of(&llama_of()?.lm_head().dense_weight().map_err(err)?).map_err(err)?
+            }
+            Source::OutputNorm => values_of(llama_of()?.norm_weight()).map_err(err)?,
             Source::AttnNorm(l) | Source::FfnNorm(l) => {
                 let (a, f) = llama_of()?
                     .layer_norms(l)
                     .ok_or_else(|| format!("tensor {name}: no layer {l}"))?;
-                let t = if matches!(src, Source::AttnNorm(_)) {
+                values_of(if matches!(src, Source::AttnNorm(_)) {
                     a
                 } else {
                     f
-                };
-                t.to_dtype(DType::F32).map_err(err)?
+                })
+                .map_err(err)?
             }
             Source::Linear(l, p) => {
                 let lin = llama_of()?
                     .linear(l, p)
                     .ok_or_else(|| format!("tensor {name}: no layer {l}"))?;
-                let w = lin.dense_weight().map_err(err)?;
-                let (rows, cols) = w.dims2().map_err(err)?;
                 // Plain vectors from here: the merge runs on this thread (the writer already
                 // produces tensors in parallel) and the q/k rows are reordered in one copy.
-                let mut v = w.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
-                drop(w);
-                if let Some((b, a)) = factors(l, p, false).map_err(err)? {
-                    let rank = a.len() / cols.max(1);
-                    tierforge_model::fused_lora::merge_low_rank(
-                        &mut v,
-                        (rows, cols, rank),
-                        &b,
-                        &a,
-                        scale as f32,
-                    )
-                    .map_err(err)?;
-                    merged.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                let (mut v, (rows, cols)) =
+                    values_of(&lin.dense_weight().map_err(err)?).map_err(err)?;
+                if let Some(lora) = lora_of(l, p, false).map_err(err)? {
+                    lora.merge_rows(&mut v, 0, cols).map_err(err)?;
                 }
                 let v = match p {
                     Proj::QProj => gguf_row_order(&v, cols, cfg.num_attention_heads),
                     Proj::KProj => gguf_row_order(&v, cols, cfg.num_key_value_heads),
                     _ => v,
                 };
-                Tensor::from_vec(v, (rows, cols), &dev).map_err(err)?
+                (v, (rows, cols))
             }
         };
-        let (rows, cols) = matrix_dims(dense.dims());
-        let v: Vec<f32> = dense.flatten_all().and_then(|t| t.to_vec1()).map_err(err)?;
-        drop(dense);
         encode_rows(rows, cols, e.dtype, |r0, n| {
             Ok(v[r0 * cols..(r0 + n) * cols].to_vec())
         })
