@@ -284,6 +284,17 @@ fn basic_candidates(list: &serde_json::Value) -> (Vec<(String, String)>, String)
     (cands, prod)
 }
 
+/// 1.0.0 is still basic's production version, and the one candidate trained from it was rejected.
+fn assert_one_rejected_candidate(list: &serde_json::Value) {
+    let (cands, prod) = basic_candidates(list);
+    assert_eq!(prod, "production", "{list}");
+    assert_eq!(
+        cands,
+        [("rejected".to_string(), "1.0.0".to_string())],
+        "{list}"
+    );
+}
+
 /// The whole retrain path with the real trainer and evaluator: the loop trains a candidate from
 /// production's adapter for one step, both write 8 tokens for one product (neither parses, so
 /// neither is better), and the candidate is rejected with its reason while production stays.
@@ -299,13 +310,7 @@ fn a_real_retrain_that_is_not_better_is_rejected_and_production_stays() {
 
     // The registry: the candidate trained from 1.0.0 is rejected; 1.0.0 is still production.
     let list = p.versions();
-    let (cands, prod) = basic_candidates(&list);
-    assert_eq!(prod, "production", "{list}");
-    assert_eq!(
-        cands,
-        [("rejected".to_string(), "1.0.0".to_string())],
-        "{list}"
-    );
+    assert_one_rejected_candidate(&list);
     let candidate = list
         .as_array()
         .unwrap()
@@ -398,12 +403,5 @@ fn a_loop_killed_after_training_is_finished_by_the_next_run() {
     assert_eq!(v["tiers"][0]["action"], "rejected", "{v}");
     assert!(!lock.exists(), "the lock is released");
     assert_eq!(journal()["phase"], "done");
-    let list = p.versions();
-    let (cands, prod) = basic_candidates(&list);
-    assert_eq!(prod, "production", "{list}");
-    assert_eq!(
-        cands,
-        [("rejected".to_string(), "1.0.0".to_string())],
-        "{list}"
-    );
+    assert_one_rejected_candidate(&p.versions());
 }

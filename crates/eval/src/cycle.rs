@@ -957,24 +957,19 @@ fn run_tier(
     report.candidate_version = Some(cand_version.clone());
     report.production_version = st.production_version.clone();
     report.dataset = st.dataset.clone();
+    // The instructions version the candidate was trained with.
+    let cand_iv = st.dataset.as_ref().map_or(0, |d| d.instructions_version);
     if st.phase == Phase::Registered {
         // Each side answers under the instructions it was trained with (production: as recorded
         // when the loop registered it; the built-in prompt otherwise).
-        let prompt_of = |version: u32| -> Result<Option<String>, LoopError> {
-            Ok(match version {
-                0 => None,
-                v => Some(instr.text(tier, v)?.trim_end().to_string()),
-            })
-        };
         let prod_iv = match &st.production_version {
             Some(v) => registry.get(tier.name(), v)?.train_metrics["instructions_version"]
                 .as_u64()
                 .unwrap_or(0) as u32,
             None => 0,
         };
-        let cand_iv = st.dataset.as_ref().map_or(0, |d| d.instructions_version);
-        let prod_system = prompt_of(prod_iv)?;
-        let cand_system = prompt_of(cand_iv)?;
+        let prod_system = instr.system_prompt(tier, prod_iv)?;
+        let cand_system = instr.system_prompt(tier, cand_iv)?;
         let prod = ModelUnderTest {
             label: "production".into(),
             model: cfg.base_model.clone(),
@@ -1037,16 +1032,11 @@ fn run_tier(
                 reporter.on_message(&format!(
                     "{tier}: building tierforge-{tier}:{cand_version} (GGUF and Modelfile)"
                 ));
-                let cand_iv = st.dataset.as_ref().map_or(0, |d| d.instructions_version);
-                let system = match cand_iv {
-                    0 => None,
-                    v => Some(instr.text(tier, v)?.trim_end().to_string()),
-                };
                 let deployed = deployer.deploy(&DeployRequest {
                     tier,
                     version: cand_version.clone(),
                     adapter: trained.adapter.clone(),
-                    system,
+                    system: instr.system_prompt(tier, cand_iv)?,
                 })?;
                 if let Some(d) = &deployed {
                     registry.set_gguf(

@@ -249,6 +249,15 @@ impl InstructionStore {
         std::fs::read_to_string(&p).map_err(LoopError::io(&p))
     }
 
+    /// The SYSTEM prompt a model trained with `version` answers under: its text, or `None` for
+    /// version 0 (the tier's built-in prompt, which `ModelUnderTest` and the bundle use then).
+    pub fn system_prompt(&self, tier: Tier, version: u32) -> Result<Option<String>, LoopError> {
+        Ok(match version {
+            0 => None,
+            v => Some(self.text(tier, v)?.trim_end().to_string()),
+        })
+    }
+
     /// Writes the next version (atomically: the prompt file appears whole or not at all; its
     /// counts file is written first).
     pub fn write_next(

@@ -143,9 +143,9 @@ pub struct TrainOutcome {
     /// The adapter the later stages use: the last checkpoint, or the chosen one.
     pub adapter: PathBuf,
     pub dir: PathBuf,
-    /// The step of the chosen checkpoint, when checkpoints were compared.
+    /// The checkpoint choice, when checkpoints were compared (`adapter` is the chosen one).
     #[serde(default)]
-    pub selected_step: Option<usize>,
+    pub selection: Option<SelectOutcome>,
 }
 
 /// One candidate checkpoint of a tier, scored on the validation products.
@@ -462,7 +462,8 @@ impl<'a> Pipeline<'a> {
                     .map(|s| Keep {
                         selection: s.clone(),
                         dir: dir.join(CANDIDATES),
-                        last_step: cfg.max_steps.unwrap_or(usize::MAX),
+                        // Set when training starts (`TrainReporter::on_start`).
+                        last_step: usize::MAX,
                     });
                 let mut steps = Steps {
                     to: &shared,
@@ -584,7 +585,7 @@ impl<'a> Pipeline<'a> {
         })?;
         reporter.on_message(&chosen.sentence());
         t.adapter = chosen.chosen.adapter.clone();
-        t.selected_step = Some(chosen.chosen.step);
+        t.selection = Some(chosen);
         Ok((t, key))
     }
 }
@@ -852,7 +853,7 @@ fn train_outcome(
         tokens_per_s: s.tokens_per_s,
         adapter,
         dir: dir.to_owned(),
-        selected_step: None,
+        selection: None,
     })
 }
 
@@ -970,7 +971,7 @@ pub fn run(
             final_train_loss: t.final_train_loss,
             final_eval_loss: t.final_eval_loss,
             adapter: t.adapter.clone(),
-            selected_step: t.selected_step,
+            selected_step: t.selection.as_ref().map(|s| s.chosen.step),
             pass_rate: m.map(|m| m.pass_rate),
             mean_score: m.map(|m| m.mean_score),
             gguf: e.map(|e| e.gguf.clone()),
@@ -981,18 +982,11 @@ pub fn run(
     }
     let base = eval.model("base").map(|m| &m.summary);
     let mut findings = eval.not_better();
-    for (t, _) in &trained {
-        let path = t.dir.join("selection.json");
-        if t.selected_step.is_some() {
-            // The sentence is decoration: an unreadable file only loses it.
-            if let Some(sel) = std::fs::read_to_string(&path)
-                .ok()
-                .and_then(|text| serde_json::from_str::<SelectOutcome>(&text).ok())
-            {
-                findings.push(sel.sentence());
-            }
-        }
-    }
+    findings.extend(
+        trained
+            .iter()
+            .filter_map(|(t, _)| t.selection.as_ref().map(SelectOutcome::sentence)),
+    );
     if let Some(x) = tiers.iter().find(|t| t.tier == Tier::Expert) {
         if let Some(pr) = x.pass_rate {
             if pr < 0.8 {
