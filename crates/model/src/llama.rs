@@ -566,7 +566,14 @@ impl Linear {
                 }
                 y.reshape(out_dims)?
             }
-            Weights::Quantized(q) => q.forward(x)?,
+            Weights::Quantized(q) => match q.as_ref() {
+                // candle's Q4_1 product is a scalar loop; ours reads the same blocks with SIMD.
+                QMatMul::QTensor(t) => match crate::q4_1_matmul::forward(t, x)? {
+                    Some(y) => y,
+                    None => q.forward(x)?,
+                },
+                _ => q.forward(x)?,
+            },
         };
         match &self.lora {
             None => Ok(y),
