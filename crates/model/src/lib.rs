@@ -18,7 +18,7 @@ pub mod gguf;
 pub mod hf;
 pub mod json_schema;
 pub mod llama;
-pub mod q4_1_matmul;
+pub mod quant_matmul;
 pub mod tokenizer;
 
 use std::path::{Path, PathBuf};

@@ -567,8 +567,9 @@ impl Linear {
                 y.reshape(out_dims)?
             }
             Weights::Quantized(q) => match q.as_ref() {
-                // candle's Q4_1 product is a scalar loop; ours reads the same blocks with SIMD.
-                QMatMul::QTensor(t) => match crate::q4_1_matmul::forward(t, x)? {
+                // candle multiplies Q4_1 with a scalar loop and Q8_0 one row at a time; ours reads the
+                // same blocks with SIMD.
+                QMatMul::QTensor(t) => match crate::quant_matmul::forward(t, x)? {
                     Some(y) => y,
                     None => q.forward(x)?,
                 },
