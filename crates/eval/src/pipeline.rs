@@ -270,14 +270,18 @@ pub fn prepare_data(
     }
     // Validation samples: passing listings only (the loss a tier should reach), with the expert
     // prompt, the last tier's.
-    let val_file = dir.join("val.messages.jsonl");
-    let val_lines: Vec<String> = sp
+    let passing_val: Vec<_> = sp
         .val
         .iter()
         .filter(|&&i| kept_scored[i].passed())
-        .filter_map(|&i| {
+        .map(|&i| &kept[i])
+        .collect();
+    let val_file = dir.join("val.messages.jsonl");
+    let val_lines: Vec<String> = passing_val
+        .iter()
+        .filter_map(|s| {
             export::export_line(
-                &kept[i],
+                s,
                 ExportFormat::Messages,
                 Some(Tier::Expert.system_prompt()),
             )
@@ -285,12 +289,9 @@ pub fn prepare_data(
         .collect();
     write::write_lines(&val_file, val_lines.iter().map(String::as_str))?;
     let val_products = dir.join("val-products.jsonl");
-    let product_lines: Vec<String> = sp
-        .val
+    let product_lines: Vec<String> = passing_val
         .iter()
-        .filter(|&&i| kept_scored[i].passed())
-        .filter_map(|&i| {
-            let s = &kept[i];
+        .filter_map(|s| {
             s.input
                 .as_ref()
                 .map(|input| json!({ "id": s.id, "input": input }).to_string())
