@@ -194,7 +194,7 @@ impl Default for EvalOptions {
 }
 
 /// Progress callbacks; the CLI draws them, the pipeline may log them.
-pub trait EvalReporter {
+pub trait EvalReporter: Send {
     /// Model `label` starts (loading included) with `n` products.
     fn on_model_start(&mut self, _label: &str, _n: usize) {}
     /// `done` of `total` products of the current model are generated.

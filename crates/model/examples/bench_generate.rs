@@ -1,23 +1,33 @@
 //! Generation throughput on the CPU, printed as JSON for `scripts/bench-generate`.
 //!
-//! Usage: bench_generate MODEL.gguf [--quick]
+//! Usage: bench_generate MODEL.gguf [--quick | --decode-only]
 //! Measures, with quantized weights: prefill tokens/s (512-token prompt) and decode tokens/s
-//! (128 tokens) at batch 1, and total generated tokens/s at batch 16 and 32 (128 tokens each).
+//! (128 tokens) at batch 1 (each the mean of 5 runs), and total generated tokens/s at batch 16
+//! and 32 (128 tokens each).
+//! `--decode-only` runs only the batch-1 decode, 1,024 tokens (for a profiler).
 
 use std::time::Instant;
 
 use candle_core::{Device, Tensor};
-use tierforge_model::generate::{generate_batch, NoReporter};
+use tierforge_model::generate::{generate, generate_batch, NoReporter};
 use tierforge_model::llama::Cache;
 use tierforge_model::{GenerateOptions, LoadOptions, SamplingParams};
+
+/// Repetitions of the batch-1 measurements.
+const REPS: usize = 5;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let model = args
         .get(1)
-        .ok_or("usage: bench_generate MODEL.gguf [--quick]")?;
+        .ok_or("usage: bench_generate MODEL.gguf [--quick | --decode-only]")?;
     let quick = args.iter().any(|a| a == "--quick");
-    let (prompt_len, gen_len) = if quick { (64, 16) } else { (512, 128) };
+    let decode_only = args.iter().any(|a| a == "--decode-only");
+    let (prompt_len, gen_len) = match (quick, decode_only) {
+        (true, _) => (64, 16),
+        (false, true) => (64, 1024),
+        (false, false) => (512, 128),
+    };
     let m = tierforge_model::load(model, &LoadOptions::quantized())?;
     let llama = &m.llama;
     // A fixed, realistic token stream: the tokenized text repeated to the prompt length.
@@ -33,24 +43,41 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         Some(&mut cache),
     )?;
 
-    // Prefill at batch 1.
-    let mut cache = Cache::new(llama.config(), 1, prompt_len + 1);
-    let t = Instant::now();
-    llama.forward_last(
-        &Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?,
-        Some(&mut cache),
-    )?;
-    let prefill_tps = prompt_len as f64 / t.elapsed().as_secs_f64();
-
-    // Decode at batch 1 from a 1-token context, like llama-bench's tg test.
-    let mut cache = Cache::new(llama.config(), 1, gen_len + 1);
-    let mut tok = prompt[0];
-    let t = Instant::now();
-    for _ in 0..gen_len {
-        let logits = llama.forward_last(&Tensor::new(&[[tok]], &Device::Cpu)?, Some(&mut cache))?;
-        tok = tierforge_model::generate::argmax(&logits.squeeze(0)?.to_vec1::<f32>()?);
+    // Prefill and decode at batch 1, each repeated `REPS` times and averaged as llama-bench
+    // does (its default `-r 5`): one 128-token decode lasts about a second, and single runs
+    // moved by ±15% here.
+    let reps = if quick || decode_only { 1 } else { REPS };
+    let mut prefill_tps = 0.0;
+    for _ in 0..reps {
+        let mut cache = Cache::new(llama.config(), 1, prompt_len + 1);
+        let t = Instant::now();
+        llama.forward_last(
+            &Tensor::new(prompt.as_slice(), &Device::Cpu)?.unsqueeze(0)?,
+            Some(&mut cache),
+        )?;
+        prefill_tps += prompt_len as f64 / t.elapsed().as_secs_f64() / reps as f64;
     }
-    let decode_tps = gen_len as f64 / t.elapsed().as_secs_f64();
+
+    // Decode from a 1-token context, like llama-bench's tg test: the library's own generation
+    // loop (greedy, no stop token), timed from the first pass to the last token.
+    let opts = GenerateOptions {
+        max_tokens: gen_len,
+        sampling: SamplingParams::greedy(),
+        stop_tokens: vec![],
+        schema: None,
+    };
+    let mut decode_tps = 0.0;
+    for _ in 0..reps {
+        let g = generate(llama, &prompt[..1], &opts, &mut NoReporter)?;
+        decode_tps += g.completion_tokens as f64 / (g.prefill_secs + g.decode_secs) / reps as f64;
+    }
+    if decode_only {
+        println!(
+            "{}",
+            serde_json::json!({ "decode_tps": decode_tps, "generated_tokens": gen_len })
+        );
+        return Ok(());
+    }
 
     let mut batched = Vec::new();
     for b in [16usize, 32] {

@@ -254,7 +254,7 @@ pub struct Generation {
 }
 
 /// Progress callbacks; the CLI draws them, tests ignore them.
-pub trait GenerateReporter {
+pub trait GenerateReporter: Send {
     /// Row `row` of the current batch produced `id`.
     fn on_token(&mut self, _row: usize, _id: u32) {}
     /// `done` of `total` prompts are finished.
@@ -309,7 +309,10 @@ pub fn generate_batch(
     Sampler::new(opts.sampling.clone())?;
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(batch_size.max(1)) {
-        out.extend(run_batch(llama, chunk, opts, reporter)?);
+        // The whole batch on rayon's pool: its kernels then never wait for the caller to wake.
+        out.extend(crate::pool::on_pool(|| {
+            run_batch(llama, chunk, opts, &mut *reporter)
+        })?);
         reporter.on_prompts_done(out.len(), prompts.len());
     }
     Ok(out)

@@ -1385,8 +1385,12 @@ impl Llama {
     pub fn forward_hidden(
         &self,
         ids: &Tensor,
-        mut cache: Option<&mut Cache>,
+        cache: Option<&mut Cache>,
     ) -> candle_core::Result<Tensor> {
+        crate::pool::on_pool(|| self.hidden(ids, cache))
+    }
+
+    fn hidden(&self, ids: &Tensor, mut cache: Option<&mut Cache>) -> candle_core::Result<Tensor> {
         let (b, t) = ids.dims2()?;
         if let Some(c) = cache.as_deref() {
             if c.batch() != b {
@@ -1421,13 +1425,15 @@ impl Llama {
 
     /// Logits `(.., vocab)` for hidden states `(.., hidden)`, in f32.
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
-        self.lm_head.forward(hidden)?.to_dtype(DType::F32)
+        crate::pool::on_pool(|| self.lm_head.forward(hidden)?.to_dtype(DType::F32))
     }
 
     /// Logits of every position, `(batch, seq, vocab)` f32.
     pub fn forward(&self, ids: &Tensor, cache: Option<&mut Cache>) -> candle_core::Result<Tensor> {
-        let h = self.forward_hidden(ids, cache)?;
-        self.logits(&h)
+        crate::pool::on_pool(|| {
+            let h = self.hidden(ids, cache)?;
+            self.logits(&h)
+        })
     }
 
     /// Logits of the last position of each row, `(batch, vocab)` f32.
@@ -1436,9 +1442,11 @@ impl Llama {
         ids: &Tensor,
         cache: Option<&mut Cache>,
     ) -> candle_core::Result<Tensor> {
-        let h = self.forward_hidden(ids, cache)?;
-        let t = h.dim(1)?;
-        self.logits(&h.narrow(1, t - 1, 1)?.squeeze(1)?.contiguous()?)
+        crate::pool::on_pool(|| {
+            let h = self.hidden(ids, cache)?;
+            let t = h.dim(1)?;
+            self.logits(&h.narrow(1, t - 1, 1)?.squeeze(1)?.contiguous()?)
+        })
     }
 }
 

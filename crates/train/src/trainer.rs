@@ -524,30 +524,35 @@ fn train_loop(
         let vars: Vec<Var> = run.adapter.vars().into_iter().cloned().collect();
         let mut grads: Vec<Option<Tensor>> = vec![None; vars.len()];
         let (mut nll, mut correct, mut tokens) = (0f64, 0usize, 0usize);
-        for mb in &micro {
-            let exs: Vec<&Example> = mb.iter().map(|&i| &run.job.train[i]).collect();
-            let out_b = forward_batch(run.job.llama, &exs, run.job.pad_id)?;
-            nll += out_b.nll_sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
-            correct += out_b.correct;
-            tokens += out_b.tokens;
-            if out_b.targets == 0 {
-                continue;
-            }
-            // Normalise by the whole step's targets so accumulation equals one big batch.
-            let loss = (out_b.nll_sum / group_targets as f64)?;
-            let g = loss.backward()?;
-            for (slot, v) in grads.iter_mut().zip(&vars) {
-                let gv = g.get(v.as_tensor()).ok_or_else(|| {
+        let (llama, train, pad_id) = (&*run.job.llama, &run.job.train, run.job.pad_id);
+        // On rayon's pool, so the kernels' parallel loops never wait for this thread to wake.
+        tierforge_model::pool::on_pool(|| -> Result<()> {
+            for mb in &micro {
+                let exs: Vec<&Example> = mb.iter().map(|&i| &train[i]).collect();
+                let out_b = forward_batch(llama, &exs, pad_id)?;
+                nll += out_b.nll_sum.to_dtype(DType::F64)?.to_scalar::<f64>()?;
+                correct += out_b.correct;
+                tokens += out_b.tokens;
+                if out_b.targets == 0 {
+                    continue;
+                }
+                // Normalise by the whole step's targets so accumulation equals one big batch.
+                let loss = (out_b.nll_sum / group_targets as f64)?;
+                let g = loss.backward()?;
+                for (slot, v) in grads.iter_mut().zip(&vars) {
+                    let gv = g.get(v.as_tensor()).ok_or_else(|| {
                     TrainError::Candle(candle_core::Error::Msg(
                         "a LoRA parameter received no gradient: the forward pass is not differentiable (bug)".into(),
                     ))
                 })?;
-                *slot = Some(match slot.take() {
-                    Some(acc) => (acc + gv)?,
-                    None => gv.clone(),
-                });
+                    *slot = Some(match slot.take() {
+                        Some(acc) => (acc + gv)?,
+                        None => gv.clone(),
+                    });
+                }
             }
-        }
+            Ok(())
+        })?;
         let loss = nll / group_targets.max(1) as f64;
         let mut grads: Vec<Tensor> = grads
             .into_iter()
