@@ -541,10 +541,12 @@ fn train_loop(
                 let g = loss.backward()?;
                 for (slot, v) in grads.iter_mut().zip(&vars) {
                     let gv = g.get(v.as_tensor()).ok_or_else(|| {
-                    TrainError::Candle(candle_core::Error::Msg(
-                        "a LoRA parameter received no gradient: the forward pass is not differentiable (bug)".into(),
-                    ))
-                })?;
+                        TrainError::Candle(candle_core::Error::Msg(
+                            "a LoRA parameter received no gradient: the forward pass is not \
+                             differentiable (bug)"
+                                .into(),
+                        ))
+                    })?;
                     *slot = Some(match slot.take() {
                         Some(acc) => (acc + gv)?,
                         None => gv.clone(),
