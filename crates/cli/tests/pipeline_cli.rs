@@ -112,7 +112,19 @@ fn tiny_pipeline_runs_every_stage_then_resumes_by_skipping_them() {
     assert!(s["data"]["exact_duplicates"].as_u64().unwrap() > 0);
     let report = PathBuf::from(s["report"].as_str().expect("report path"));
     assert!(report.ends_with("report.html") && report.exists());
-    assert!(out.join("eval/eval.json").exists());
+    // The tiers were evaluated as they ship: their exported GGUFs, with quantized weights.
+    let eval: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(out.join("eval/eval.json")).unwrap())
+            .unwrap();
+    assert_eq!(
+        eval["options"]["weights"], "quantized",
+        "{}",
+        eval["options"]
+    );
+    for (m, t) in eval["models"].as_array().unwrap()[1..].iter().zip(tiers) {
+        assert_eq!(m["model"]["model"], t["gguf"], "{}", m["model"]);
+        assert!(m["model"]["adapter"].is_null(), "{}", m["model"]);
+    }
     // Each tier continued from the one before.
     for stage in [
         "data",

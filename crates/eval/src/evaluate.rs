@@ -82,10 +82,13 @@ pub enum Backend {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum Weights {
-    /// Dequantized to f32: candle's fastest CPU path (its Q4_1 matmul has no SIMD).
+    /// Dequantized to f32 (bf16 on CUDA): the arithmetic the tiers were trained in.
     #[default]
     Dense,
-    /// Kept as GGUF blocks (less memory, slower on CPU).
+    /// Kept as GGUF blocks, multiplied in place with activations quantized as llama.cpp does
+    /// (Q4_1, Q8_0 on the CPU): less memory, and faster to decode than dense f32 (101 vs 82
+    /// tokens/s for 12 products at batch 12 on two cores). An adapter is still merged, which
+    /// makes the adapted layers dense.
     Quantized,
 }
 

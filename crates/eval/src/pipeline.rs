@@ -23,7 +23,7 @@ use tierforge_data::tiers::{build_tiers, TiersConfig};
 use tierforge_data::{write, Rubric};
 use tierforge_train::{DeviceKind, TrainOptions, TrainReporter, TrainSummary};
 
-use crate::evaluate::{self, Backend, EvalOptions, EvalReporter, EvalRun, ModelUnderTest};
+use crate::evaluate::{self, Backend, EvalOptions, EvalReporter, EvalRun, ModelUnderTest, Weights};
 use crate::manifest::{self, Manifest, StageRecord, StageStatus};
 use crate::profile::{ProfileSettings, Selection};
 
@@ -673,10 +673,15 @@ impl Pipeline<'_> {
         Ok(out)
     }
 
-    /// Evaluates the base model and every tier on the held-out products, with candle.
+    /// Evaluates the base model and every tier on the held-out products, with candle. A tier is
+    /// evaluated as it ships: its exported GGUF (the adapter merged, quantized as the profile
+    /// says), which is what `ollama run` serves. On the CPU the GGUF's blocks are multiplied
+    /// in place with activations quantized as llama.cpp quantizes them ([`Weights::Quantized`]),
+    /// so the scores describe llama.cpp's arithmetic rather than the f32 model that trained.
     pub fn evaluate(
         &mut self,
         trained: &[(TrainOutcome, String)],
+        exported: &[ExportOutcome],
         reporter: &mut dyn PipelineReporter,
     ) -> Result<EvalRun, PipelineError> {
         let opts = self.opts;
@@ -694,16 +699,25 @@ impl Pipeline<'_> {
             system_prompt: None,
         }];
         for (t, _) in trained {
+            let e = exported.iter().find(|e| e.tier == t.tier).ok_or_else(|| {
+                PipelineError::Stage(format!("eval: the {} tier was not exported", t.tier))
+            })?;
             models.push(ModelUnderTest {
                 label: t.tier.name().into(),
-                model: opts.model.clone(),
-                adapter: Some(t.adapter.clone()),
+                model: e.gguf.to_string_lossy().into_owned(),
+                adapter: None,
                 tier: t.tier,
                 ollama_name: None,
                 system_prompt: None,
             });
         }
-        let eval_opts = self.eval_options();
+        let eval_opts = EvalOptions {
+            weights: match opts.device {
+                DeviceKind::Cpu => Weights::Quantized,
+                DeviceKind::Cuda => Weights::Dense,
+            },
+            ..self.eval_options()
+        };
         let mut parts: Vec<Vec<u8>> = vec![
             b"eval".to_vec(),
             manifest::file_hash(&products_path)?.into_bytes(),
@@ -711,6 +725,7 @@ impl Pipeline<'_> {
             opts.model.as_bytes().to_vec(),
         ];
         parts.extend(trained.iter().map(|(_, k)| k.as_bytes().to_vec()));
+        parts.extend(exported.iter().map(|e| e.sha256.as_bytes().to_vec()));
         let refs: Vec<&[u8]> = parts.iter().map(Vec::as_slice).collect();
         let key = manifest::key(&refs);
         let n = opts
@@ -950,7 +965,7 @@ pub fn run(
     let (data, data_key) = p.data(reporter)?;
     let trained = p.train(&data, &data_key, reporter)?;
     let exported = p.export(&data_key, &trained, reporter)?;
-    let eval = p.evaluate(&trained, reporter)?;
+    let eval = p.evaluate(&trained, &exported, reporter)?;
     let curves: Vec<(String, Vec<(usize, f64)>)> = trained
         .iter()
         .map(|(t, _)| {

@@ -105,7 +105,8 @@ pub struct EvalArgs {
     /// Products generated together (candle), in prompts.
     #[arg(long, default_value_t = 16)]
     pub batch_size: usize,
-    /// Keep GGUF weights quantized (less memory; slower than dense f32 on CPU).
+    /// Keep GGUF weights quantized, multiplied as llama.cpp does (less memory; faster decoding
+    /// than dense f32 on a CPU). An adapter is merged into dense layers.
     #[arg(long)]
     pub quantized: bool,
     /// Where to generate (candle); cuda needs a build with `--features cuda`.
