@@ -310,7 +310,7 @@ pub fn generate_batch(
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(batch_size.max(1)) {
         // The whole batch on rayon's pool: its kernels then never wait for the caller to wake.
-        out.extend(crate::pool::on_pool(|| {
+        out.extend(crate::pool::on_pool_for(llama.device(), || {
             run_batch(llama, chunk, opts, &mut *reporter)
         })?);
         reporter.on_prompts_done(out.len(), prompts.len());

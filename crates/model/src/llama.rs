@@ -1387,7 +1387,7 @@ impl Llama {
         ids: &Tensor,
         cache: Option<&mut Cache>,
     ) -> candle_core::Result<Tensor> {
-        crate::pool::on_pool(|| self.hidden(ids, cache))
+        crate::pool::on_pool_for(&self.device, || self.hidden(ids, cache))
     }
 
     fn hidden(&self, ids: &Tensor, mut cache: Option<&mut Cache>) -> candle_core::Result<Tensor> {
@@ -1425,12 +1425,14 @@ impl Llama {
 
     /// Logits `(.., vocab)` for hidden states `(.., hidden)`, in f32.
     pub fn logits(&self, hidden: &Tensor) -> candle_core::Result<Tensor> {
-        crate::pool::on_pool(|| self.lm_head.forward(hidden)?.to_dtype(DType::F32))
+        crate::pool::on_pool_for(&self.device, || {
+            self.lm_head.forward(hidden)?.to_dtype(DType::F32)
+        })
     }
 
     /// Logits of every position, `(batch, seq, vocab)` f32.
     pub fn forward(&self, ids: &Tensor, cache: Option<&mut Cache>) -> candle_core::Result<Tensor> {
-        crate::pool::on_pool(|| {
+        crate::pool::on_pool_for(&self.device, || {
             let h = self.hidden(ids, cache)?;
             self.logits(&h)
         })
@@ -1442,7 +1444,7 @@ impl Llama {
         ids: &Tensor,
         cache: Option<&mut Cache>,
     ) -> candle_core::Result<Tensor> {
-        crate::pool::on_pool(|| {
+        crate::pool::on_pool_for(&self.device, || {
             let h = self.hidden(ids, cache)?;
             let t = h.dim(1)?;
             self.logits(&h.narrow(1, t - 1, 1)?.squeeze(1)?.contiguous()?)

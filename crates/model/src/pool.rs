@@ -19,6 +19,16 @@ pub fn on_pool<R: Send>(f: impl FnOnce() -> R + Send) -> R {
     }
 }
 
+/// [`on_pool`] for work on `device` when it is the CPU; on a GPU `f` runs where it was called
+/// (the kernels there are not rayon loops, and GPU contexts are bound to the calling thread).
+pub fn on_pool_for<R: Send>(device: &candle_core::Device, f: impl FnOnce() -> R + Send) -> R {
+    if device.is_cpu() {
+        on_pool(f)
+    } else {
+        f()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -35,5 +45,10 @@ mod tests {
             on_pool(|| rayon::current_thread_index() == outer)
         });
         assert!(same);
+        let (on, v) = on_pool_for(&candle_core::Device::Cpu, || {
+            (rayon::current_thread_index().is_some(), 7)
+        });
+        assert!(on);
+        assert_eq!(v, 7);
     }
 }

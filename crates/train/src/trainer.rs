@@ -526,7 +526,7 @@ fn train_loop(
         let (mut nll, mut correct, mut tokens) = (0f64, 0usize, 0usize);
         let (llama, train, pad_id) = (&*run.job.llama, &run.job.train, run.job.pad_id);
         // On rayon's pool, so the kernels' parallel loops never wait for this thread to wake.
-        tierforge_model::pool::on_pool(|| -> Result<()> {
+        tierforge_model::pool::on_pool_for(llama.device(), || -> Result<()> {
             for mb in &micro {
                 let exs: Vec<&Example> = mb.iter().map(|&i| &train[i]).collect();
                 let out_b = forward_batch(llama, &exs, pad_id)?;
