@@ -112,6 +112,13 @@ fn tiny_pipeline_runs_every_stage_then_resumes_by_skipping_them() {
     assert!(s["data"]["exact_duplicates"].as_u64().unwrap() > 0);
     let report = PathBuf::from(s["report"].as_str().expect("report path"));
     assert!(report.ends_with("report.html") && report.exists());
+    // The candidates were scored as merged GGUFs, which are not kept.
+    let left: Vec<_> = std::fs::read_dir(out.join("train/expert/candidates"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name())
+        .filter(|n| n.to_string_lossy().ends_with(".gguf"))
+        .collect();
+    assert!(left.is_empty(), "{left:?}");
     // The tiers were evaluated as they ship: their exported GGUFs, with quantized weights.
     let eval: serde_json::Value =
         serde_json::from_str(&std::fs::read_to_string(out.join("eval/eval.json")).unwrap())

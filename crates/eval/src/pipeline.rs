@@ -48,6 +48,8 @@ pub enum PipelineError {
     Eval(#[from] crate::EvalError),
     #[error(transparent)]
     Bundle(#[from] tierforge_deploy::bundle::BundleError),
+    #[error(transparent)]
+    Export(#[from] tierforge_deploy::export::ExportError),
     #[error("{0}")]
     Stage(String),
 }
@@ -497,6 +499,18 @@ impl<'a> Pipeline<'a> {
         }
     }
 
+    /// [`Self::eval_options`] for models as they ship (merged GGUFs): quantized weights on the
+    /// CPU, multiplied as llama.cpp multiplies them; dense on CUDA.
+    fn shipped_eval_options(&self) -> EvalOptions {
+        EvalOptions {
+            weights: match self.opts.device {
+                DeviceKind::Cpu => Weights::Quantized,
+                DeviceKind::Cuda => Weights::Dense,
+            },
+            ..self.eval_options()
+        }
+    }
+
     /// Chooses the tier's adapter among its kept checkpoints when the profile says so (see
     /// [`Selection`]); returns the outcome the later stages use, with its key.
     fn select(
@@ -524,9 +538,13 @@ impl<'a> Pipeline<'a> {
         if n == 0 {
             return Ok((t, train_key));
         }
+        // Each candidate is scored as it would ship: merged and quantized as the export stage
+        // will write it, evaluated like the tiers in the eval stage.
+        let quant: tierforge_deploy::export::Quant =
+            opts.settings.quant.parse().map_err(PipelineError::Input)?;
         let eval_opts = EvalOptions {
             limit: Some(n),
-            ..self.eval_options()
+            ..self.shipped_eval_options()
         };
         let name = format!("select-{}", t.tier);
         let key = manifest::key(&[
@@ -535,31 +553,50 @@ impl<'a> Pipeline<'a> {
             &hash_json(sel),
             manifest::file_hash(&data.val_products)?.as_bytes(),
             &hash_json(&eval_opts),
+            opts.settings.quant.as_bytes(),
         ]);
         let what = format!(
-            "choose the {} checkpoint (steps {}) by rubric pass rate on {n} validation products",
+            "choose the {} checkpoint (steps {}) by the rubric pass rate of its merged {} GGUF on {n} validation products",
             t.tier,
             candidates
                 .iter()
                 .map(|(s, _)| s.to_string())
                 .collect::<Vec<_>>()
-                .join(", ")
+                .join(", "),
+            opts.settings.quant,
         );
         let tier = t.tier;
         let dir = t.dir.clone();
         let chosen = self.stage(&name, &what, &key, reporter, |rep, _| {
+            let gguf_opts = tierforge_deploy::export::GgufOptions::new(quant);
+            let mut merged = Vec::new();
+            for (step, path) in &candidates {
+                let gguf = dir
+                    .join(CANDIDATES)
+                    .join(format!("step-{step}.{}.gguf", opts.settings.quant));
+                rep.on_message(&format!("merging step {step} into {}", gguf.display()));
+                tierforge_deploy::export::export_gguf(&opts.model, Some(path), &gguf, &gguf_opts)?;
+                merged.push(gguf);
+            }
             let models: Vec<ModelUnderTest> = candidates
                 .iter()
-                .map(|(step, path)| ModelUnderTest {
+                .zip(&merged)
+                .map(|((step, _), gguf)| ModelUnderTest {
                     label: format!("step-{step}"),
-                    model: opts.model.clone(),
-                    adapter: Some(path.clone()),
+                    model: gguf.to_string_lossy().into_owned(),
+                    adapter: None,
                     tier,
                     ollama_name: None,
                     system_prompt: None,
                 })
                 .collect();
-            let run = evaluate::evaluate(&models, &products, &eval_opts, rep.eval())?;
+            let run = evaluate::evaluate(&models, &products, &eval_opts, rep.eval());
+            // The merged files only served the choice (the export stage writes the chosen one
+            // again, with its name and version): do not keep 145 MB per candidate.
+            for gguf in &merged {
+                let _ = std::fs::remove_file(gguf);
+            }
+            let run = run?;
             let scored: Vec<Candidate> = candidates
                 .iter()
                 .zip(&run.models)
@@ -711,13 +748,7 @@ impl Pipeline<'_> {
                 system_prompt: None,
             });
         }
-        let eval_opts = EvalOptions {
-            weights: match opts.device {
-                DeviceKind::Cpu => Weights::Quantized,
-                DeviceKind::Cuda => Weights::Dense,
-            },
-            ..self.eval_options()
-        };
+        let eval_opts = self.shipped_eval_options();
         let mut parts: Vec<Vec<u8>> = vec![
             b"eval".to_vec(),
             manifest::file_hash(&products_path)?.into_bytes(),
