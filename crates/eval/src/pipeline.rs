@@ -486,7 +486,9 @@ impl<'a> Pipeline<'a> {
         Ok(out)
     }
 
-    /// The pipeline's evaluation settings (the final evaluation's and the checkpoint choice's).
+    /// The pipeline's evaluation settings (the final evaluation's and the checkpoint choice's),
+    /// for models as they ship (merged GGUFs): quantized weights on the CPU, multiplied as
+    /// llama.cpp multiplies them; dense on CUDA.
     fn eval_options(&self) -> EvalOptions {
         let s = &self.opts.settings;
         EvalOptions {
@@ -495,19 +497,11 @@ impl<'a> Pipeline<'a> {
             backend: Backend::Candle,
             limit: s.eval_limit,
             device: self.opts.device,
-            ..EvalOptions::default()
-        }
-    }
-
-    /// [`Self::eval_options`] for models as they ship (merged GGUFs): quantized weights on the
-    /// CPU, multiplied as llama.cpp multiplies them; dense on CUDA.
-    fn shipped_eval_options(&self) -> EvalOptions {
-        EvalOptions {
             weights: match self.opts.device {
                 DeviceKind::Cpu => Weights::Quantized,
                 DeviceKind::Cuda => Weights::Dense,
             },
-            ..self.eval_options()
+            ..EvalOptions::default()
         }
     }
 
@@ -544,7 +538,7 @@ impl<'a> Pipeline<'a> {
             opts.settings.quant.parse().map_err(PipelineError::Input)?;
         let eval_opts = EvalOptions {
             limit: Some(n),
-            ..self.shipped_eval_options()
+            ..self.eval_options()
         };
         let name = format!("select-{}", t.tier);
         let key = manifest::key(&[
@@ -748,7 +742,7 @@ impl Pipeline<'_> {
                 system_prompt: None,
             });
         }
-        let eval_opts = self.shipped_eval_options();
+        let eval_opts = self.eval_options();
         let mut parts: Vec<Vec<u8>> = vec![
             b"eval".to_vec(),
             manifest::file_hash(&products_path)?.into_bytes(),

@@ -59,7 +59,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     // Decode from a 1-token context, like llama-bench's tg test: the library's own generation
-    // loop (greedy, no stop token), timed from the first pass to the last token.
+    // loop (greedy, no stop token), timed from the first pass to the last token. The batched
+    // runs below use the same options.
     let opts = GenerateOptions {
         max_tokens: gen_len,
         sampling: SamplingParams::greedy(),
@@ -82,12 +83,6 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let mut batched = Vec::new();
     for b in [16usize, 32] {
         let prompts: Vec<Vec<u32>> = (0..b).map(|i| base[i % 7..i % 7 + 16].to_vec()).collect();
-        let opts = GenerateOptions {
-            max_tokens: gen_len,
-            sampling: SamplingParams::greedy(),
-            stop_tokens: vec![],
-            schema: None,
-        };
         let t = Instant::now();
         let outs = generate_batch(llama, &prompts, &opts, b, &mut NoReporter)?;
         let secs = t.elapsed().as_secs_f64();
