@@ -225,6 +225,123 @@ const UNITS: &[&str] = &[
     "gb", "tb", "x", "threads", "thread", "cc", "oz", "sheets", "series",
 ];
 
+/// Words after a number that count or measure something ("4 Wheel Drive", "3 Piece Suite"): a
+/// number followed by one is no street number.
+const COUNT_NOUNS: &[&str] = &[
+    "piece",
+    "pieces",
+    "pack",
+    "packs",
+    "set",
+    "sets",
+    "wheel",
+    "wheels",
+    "speed",
+    "speeds",
+    "port",
+    "ports",
+    "bay",
+    "bays",
+    "way",
+    "season",
+    "seasons",
+    "door",
+    "doors",
+    "channel",
+    "channels",
+    "layer",
+    "layers",
+    "person",
+    "people",
+    "seat",
+    "seats",
+    "seater",
+    "inch",
+    "inches",
+    "foot",
+    "feet",
+    "tier",
+    "tiers",
+    "step",
+    "steps",
+    "stage",
+    "stages",
+    "blade",
+    "blades",
+    "burner",
+    "burners",
+    "zone",
+    "zones",
+    "drawer",
+    "drawers",
+    "shelf",
+    "shelves",
+    "ply",
+    "bit",
+    "core",
+    "cores",
+    "cup",
+    "cups",
+    "quart",
+    "quarts",
+    "gallon",
+    "gallons",
+    "liter",
+    "liters",
+    "litre",
+    "litres",
+    "hour",
+    "hours",
+    "minute",
+    "minutes",
+    "day",
+    "days",
+    "week",
+    "weeks",
+    "month",
+    "months",
+    "year",
+    "years",
+    "mile",
+    "miles",
+    "pound",
+    "pounds",
+    "ton",
+    "amp",
+    "amps",
+    "terabyte",
+    "terabytes",
+    "gigabyte",
+    "gigabytes",
+    "lumen",
+    "pin",
+    "pins",
+    "outlet",
+    "outlets",
+    "gang",
+    "button",
+    "buttons",
+    "key",
+    "keys",
+    "bulb",
+    "bulbs",
+    "light",
+    "lights",
+    "motor",
+    "motors",
+    "axle",
+    "cylinder",
+    "cylinders",
+    "valve",
+    "valves",
+    "gear",
+    "gears",
+    "track",
+    "tracks",
+    "lane",
+    "lanes",
+];
+
 impl Default for Rubric {
     fn default() -> Self {
         Self::new(RubricConfig::default(), Lexicons::builtin())
@@ -268,7 +385,7 @@ impl Rubric {
         // Fixed patterns, covered by tests: compiling them cannot fail.
         let contact_re = Regex::new(concat!(
             r"(?i)(?P<url>\b(?:https?://|www\.)[^\s<]+|\b[a-z0-9][a-z0-9-]*\.(?:com|net|org|io|co|shop|store|biz|info|us)\b)",
-            r"|(?P<email>\b[\w.+-]+@[\w-]+\.[\w.-]+)",
+            r"|(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+)",
             r"|(?P<phone>(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b)",
             r"|(?P<address>\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Suite)\b)"
         ))
@@ -708,6 +825,9 @@ impl Rubric {
                     .iter()
                     .find_map(|n| caps.name(n).map(|m| (*n, m)))
                     .expect("one alternative matched");
+                if name == "address" && !street_address(&s[at(m.start())..at(m.end())]) {
+                    continue;
+                }
                 fail(
                     "X-CONTACT",
                     ev(
@@ -945,6 +1065,28 @@ fn on_word_boundaries(text: &str, start: usize, end: usize) -> bool {
     let last_inner = phrase.chars().next_back().is_some_and(w);
     (!first_inner || !text[..start].chars().next_back().is_some_and(w))
         && (!last_inner || !text[end..].chars().next().is_some_and(w))
+}
+
+/// Whether an address match of the contact pattern (a number, one to three words and a street
+/// type, matched case-insensitively) reads as a street address: the words and the street type
+/// capitalised as names are ("12 Maple Grove Street"), and the first word not a unit or a count
+/// noun, so that product text such as "2 TB Hard Drive", "4 Wheel Drive", "10 Watt Power Drive"
+/// or "3 Piece Bedroom Suite" is not taken for one.
+fn street_address(m: &str) -> bool {
+    let mut tokens = m.split_whitespace();
+    let _number = tokens.next();
+    let words: Vec<&str> = tokens.collect();
+    let capitalised = |w: &str| {
+        let mut cs = w.chars();
+        cs.next().is_some_and(char::is_uppercase) && cs.all(char::is_lowercase)
+    };
+    let Some(first) = words.first() else {
+        return false;
+    };
+    let first = first.to_ascii_lowercase();
+    words.iter().all(|w| capitalised(w))
+        && !UNITS.contains(&first.as_str())
+        && !COUNT_NOUNS.contains(&first.as_str())
 }
 
 fn followed_by_unit(rest: &str) -> bool {

@@ -279,6 +279,48 @@ fn x_contact_finds_urls_emails_phones_addresses() {
 }
 
 #[test]
+fn x_contact_takes_no_product_text_for_an_address() {
+    for fine in [
+        "with a 2 TB Hard Drive",
+        "pairs with a 2 TB hard drive",
+        "for 4 Wheel Drive trucks",
+        "a 10 Watt Power Drive",
+        "the 3 Piece Bedroom Suite",
+        "a 12 Speed Road bike",
+    ] {
+        let mut l = good();
+        l.description = format!("{} {fine}", prose(160));
+        let r = score(&l);
+        assert!(
+            rule(&r, "X-CONTACT").passed,
+            "{fine}: {:?}",
+            rule(&r, "X-CONTACT")
+        );
+    }
+    for bad in [
+        "visit 1600 Harbor Point Drive",
+        "at 42 Elm St",
+        "our 7 Main Road office",
+    ] {
+        let r = fails_only("X-CONTACT", |l| {
+            l.description = format!("{} {bad}", prose(160))
+        });
+        assert!(r.hard_failed, "{bad}");
+    }
+}
+
+#[test]
+fn x_contact_evidence_ends_with_the_address() {
+    let r = fails_only("X-CONTACT", |l| {
+        l.description = format!("{} Write to help@northpeak.example.com.", prose(160))
+    });
+    assert_eq!(
+        rule(&r, "X-CONTACT").evidence[0].text,
+        "help@northpeak.example.com"
+    );
+}
+
+#[test]
 fn x_commerce_finds_prices_shipping_and_years() {
     for bad in [
         "now $29.99",
