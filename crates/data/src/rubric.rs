@@ -106,7 +106,8 @@ pub struct Evidence {
 /// One rule's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct RuleResult {
-    pub id: String,
+    /// The rule's id (`Cow`: scoring borrows the constant; a report read back owns it).
+    pub id: Cow<'static, str>,
     pub passed: bool,
     /// Points earned (0 or the rule's points).
     pub points: u8,
@@ -120,7 +121,7 @@ pub struct RuleResult {
 /// One hard gate's outcome.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct Gate {
-    pub id: String,
+    pub id: Cow<'static, str>,
     pub passed: bool,
     /// What was measured, e.g. "title has 43 characters".
     pub detail: String,
@@ -461,7 +462,7 @@ impl Rubric {
         let mut rules: Vec<RuleResult> = RULES
             .iter()
             .map(|r| RuleResult {
-                id: r.id.to_owned(),
+                id: Cow::Borrowed(r.id),
                 passed: true,
                 points: r.points,
                 max_points: r.points,
@@ -530,8 +531,15 @@ impl Rubric {
                 missing.push("does not start with a capitalised brand");
             }
             if let Some(inp) = input {
-                let nouns: Vec<String> = words(&inp.product_name)
-                    .map(|(_, w)| w.to_lowercase())
+                // Lower-cased (ASCII words are compared ASCII-case-insensitively as they are).
+                let nouns: Vec<Cow<str>> = words(&inp.product_name)
+                    .map(|(_, w)| {
+                        if w.is_ascii() {
+                            Cow::Borrowed(w)
+                        } else {
+                            Cow::Owned(w.to_lowercase())
+                        }
+                    })
                     .filter(|w| w.chars().count() >= 3 && !is_stopword(w))
                     .collect();
                 let has_noun = nouns.is_empty()
@@ -547,7 +555,7 @@ impl Rubric {
             let has_attr = title.chars().any(|c| c.is_ascii_digit())
                 || title_words
                     .iter()
-                    .any(|(_, w)| self.attributes.contains(&w.to_lowercase()));
+                    .any(|(_, w)| with_lowercase(w, |l| self.attributes.contains(l)));
             if !has_attr {
                 missing.push("holds no attribute value (number, size, colour or material)");
             }
@@ -593,20 +601,20 @@ impl Rubric {
         {
             // Lower-cased word -> (count, first offset, first spelling); a title has a dozen
             // words, so a list beats a hash map.
-            let mut counts: Vec<(String, (usize, usize, &str))> = Vec::new();
+            let mut counts: Vec<(usize, usize, &str)> = Vec::new();
             for (at, w) in &title_words {
                 if w.chars().count() < 2 || is_stopword(w) || !w.chars().any(char::is_alphabetic) {
                     continue;
                 }
-                let lower = w.to_lowercase();
-                match counts.iter_mut().find(|(k, _)| *k == lower) {
-                    Some((_, e)) => e.0 += 1,
-                    None => counts.push((lower, (1, *at, w))),
+                match counts.iter_mut().find(|(_, _, k)| same_lowercase(k, w)) {
+                    Some(e) => e.0 += 1,
+                    None => counts.push((1, *at, w)),
                 }
             }
-            let mut reps: Vec<_> = counts.into_iter().filter(|(_, c)| c.0 > 2).collect();
-            reps.sort_by_key(|(_, c)| c.1);
-            for (word, (n, at, w)) in reps {
+            let mut reps: Vec<_> = counts.into_iter().filter(|c| c.0 > 2).collect();
+            reps.sort_by_key(|c| c.1);
+            for (n, at, w) in reps {
+                let word = w.to_lowercase();
                 fail(
                     "T-REP",
                     ev(
@@ -663,7 +671,7 @@ impl Rubric {
 
         // F-LEN and F-FMT
         // Lower-cased features seen so far (a handful: a list beats hashing).
-        let mut seen_features: Vec<String> = Vec::with_capacity(feature_count);
+        let mut seen_features: Vec<&str> = Vec::with_capacity(feature_count);
         for (i, f) in listing.features.iter().enumerate() {
             let field = &*feature_field(i);
             let t = f.trim();
@@ -680,11 +688,10 @@ impl Rubric {
                 );
             }
             if n > 0 {
-                let lower = t.to_lowercase();
-                if seen_features.contains(&lower) {
+                if seen_features.iter().any(|f| same_lowercase(f, t)) {
                     fail("F-LEN", whole(field, t, "duplicate feature".into()), false);
                 } else {
-                    seen_features.push(lower);
+                    seen_features.push(t);
                 }
             }
             if t.contains('<') && t.contains('>') {
@@ -812,10 +819,11 @@ impl Rubric {
                 None => (s, None),
             };
             let at = |i: usize| offsets.map_or(i, |o| o[i]);
-            // `is_match` first: most fields match neither pattern, and it skips the capture
-            // slots `captures_iter` allocates.
-            let contact = self.contact_re.is_match(hay);
-            let commerce = self.commerce_re.is_match(hay);
+            // Cues first (one byte pass that most fields fail), then `is_match`: it skips the
+            // capture slots `captures_iter` allocates.
+            let cues = Cues::of(hay);
+            let contact = cues.contact && self.contact_re.is_match(hay);
+            let commerce = cues.commerce && self.commerce_re.is_match(hay);
             for caps in contact
                 .then(|| self.contact_re.captures_iter(hay))
                 .into_iter()
@@ -909,7 +917,7 @@ impl Rubric {
             .find(|&n| n == 0 || n > cfg.feature_max_chars);
         let gates = vec![
             Gate {
-                id: "title_length".into(),
+                id: Cow::Borrowed("title_length"),
                 passed: (cfg.title_min_chars..=cfg.title_max_chars).contains(&title_chars),
                 detail: format!(
                     "title has {title_chars} characters (expected {}–{})",
@@ -917,7 +925,7 @@ impl Rubric {
                 ),
             },
             Gate {
-                id: "feature_count".into(),
+                id: Cow::Borrowed("feature_count"),
                 passed: (cfg.features_min..=cfg.features_max).contains(&feature_count),
                 detail: format!(
                     "{feature_count} features (expected {}–{})",
@@ -925,7 +933,7 @@ impl Rubric {
                 ),
             },
             Gate {
-                id: "feature_length".into(),
+                id: Cow::Borrowed("feature_length"),
                 passed: bad_feature.is_none(),
                 detail: match bad_feature {
                     Some(n) => format!(
@@ -936,7 +944,7 @@ impl Rubric {
                 },
             },
             Gate {
-                id: "description_words".into(),
+                id: Cow::Borrowed("description_words"),
                 passed: description_words >= cfg.description_min_words,
                 detail: format!(
                     "description has {description_words} words (expected at least {})",
@@ -944,7 +952,7 @@ impl Rubric {
                 ),
             },
             Gate {
-                id: "compliance".into(),
+                id: Cow::Borrowed("compliance"),
                 passed: score >= cfg.pass_score,
                 detail: format!(
                     "compliance score {score} (expected at least {})",
@@ -981,6 +989,29 @@ impl Rubric {
 }
 
 /// The field name of feature `i`, without allocating for the usual counts.
+/// `a.to_lowercase() == b.to_lowercase()`, without allocating for ASCII text.
+fn same_lowercase(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        a.eq_ignore_ascii_case(b)
+    } else {
+        a.to_lowercase() == b.to_lowercase()
+    }
+}
+
+/// `f(&w.to_lowercase())`, lower-casing a short ASCII word on the stack instead.
+fn with_lowercase<T>(w: &str, f: impl FnOnce(&str) -> T) -> T {
+    let mut buf = [0u8; 48];
+    match buf.get_mut(..w.len()) {
+        Some(b) if w.is_ascii() => {
+            b.copy_from_slice(w.as_bytes());
+            b.make_ascii_lowercase();
+            // ASCII bytes are UTF-8.
+            f(std::str::from_utf8(b).unwrap_or_default())
+        }
+        _ => f(&w.to_lowercase()),
+    }
+}
+
 fn feature_field(i: usize) -> Cow<'static, str> {
     const NAMES: [&str; 16] = [
         "features[0]",
@@ -1065,6 +1096,125 @@ fn on_word_boundaries(text: &str, start: usize, end: usize) -> bool {
     let last_inner = phrase.chars().next_back().is_some_and(w);
     (!first_inner || !text[..start].chars().next_back().is_some_and(w))
         && (!last_inner || !text[end..].chars().next().is_some_and(w))
+}
+
+/// Which of the contact and commerce patterns can match a text at all: a necessary condition of
+/// each, found in one byte pass, so that most fields skip both regex searches (which cost more
+/// than the rest of the rubric's scans together). Every alternative of the patterns needs one of
+/// these cues (checked against the patterns by a test):
+/// - url: `://`, a `.` after a `w` (`www.`) or before a letter (`.com`);
+/// - e-mail: `@`;
+/// - phone and year: four digits in a row;
+/// - address: digits, whitespace and then, as the second to fourth word, a street type;
+/// - price: `$` (the ASCII stand-in of `€` and `£` too) or `USD`, `EUR`, `GBP`.
+///
+/// Text that is not ASCII (a stand-in could not be made) gets every cue.
+struct Cues {
+    contact: bool,
+    commerce: bool,
+}
+
+impl Cues {
+    fn of(hay: &str) -> Self {
+        let b = hay.as_bytes();
+        if !hay.is_ascii() {
+            return Self {
+                contact: true,
+                commerce: true,
+            };
+        }
+        let (mut contact, mut commerce) = (false, false);
+        let mut i = 0;
+        while i < b.len() {
+            // Skip the bytes that are no cue (letters, spaces and most punctuation) in a tight
+            // loop; the rest is looked at one by one.
+            while i < b.len() && !CUE_BYTE[b[i] as usize] {
+                i += 1;
+            }
+            let Some(&c) = b.get(i) else { break };
+            let next = b.get(i + 1).copied().unwrap_or(0);
+            match c {
+                b'0'..=b'9' => {
+                    let run = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
+                    if run >= 4 {
+                        return Self {
+                            contact: true,
+                            commerce: true,
+                        };
+                    }
+                    i += run;
+                    if b.get(i).is_some_and(|&c| is_regex_space(c)) {
+                        contact |= street_type_follows(&b[i..]);
+                    }
+                    continue;
+                }
+                b'@' => contact = true,
+                b'$' => commerce = true,
+                b':' => contact |= next == b'/',
+                b'.' => {
+                    contact |= next.is_ascii_alphabetic()
+                        || (i > 0 && b[i - 1].eq_ignore_ascii_case(&b'w'))
+                }
+                _ => commerce |= matches!(&b[i..b.len().min(i + 3)], b"USD" | b"EUR" | b"GBP"),
+            }
+            if contact && commerce {
+                break;
+            }
+            i += 1;
+        }
+        Self { contact, commerce }
+    }
+}
+
+/// The bytes [`Cues::of`] looks at: digits, `@`, `$`, `:`, `.` and the first letters of `USD`,
+/// `EUR` and `GBP`.
+static CUE_BYTE: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut c = b'0';
+    while c <= b'9' {
+        t[c as usize] = true;
+        c += 1;
+    }
+    let others = b"@$:.UEG";
+    let mut i = 0;
+    while i < others.len() {
+        t[others[i] as usize] = true;
+        i += 1;
+    }
+    t
+};
+
+/// `\s` of the patterns on ASCII text (with `\x0B`, unlike `u8::is_ascii_whitespace`).
+fn is_regex_space(c: u8) -> bool {
+    matches!(c, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r')
+}
+
+/// Whether the second, third or fourth word of `rest` (which starts with whitespace) begins with
+/// a street type of the contact pattern's address alternative, in any case.
+fn street_type_follows(rest: &[u8]) -> bool {
+    const TYPES: &[&[u8]] = &[
+        b"street",
+        b"st",
+        b"avenue",
+        b"ave",
+        b"road",
+        b"rd",
+        b"boulevard",
+        b"blvd",
+        b"lane",
+        b"ln",
+        b"drive",
+        b"suite",
+    ];
+    rest.split(|&c| is_regex_space(c))
+        .filter(|w| !w.is_empty())
+        .skip(1)
+        .take(3)
+        .any(|w| {
+            TYPES
+                .iter()
+                .any(|t| w.len() >= t.len() && w[..t.len()].eq_ignore_ascii_case(t))
+        })
 }
 
 /// Whether an address match of the contact pattern (a number, one to three words and a street
@@ -1177,6 +1327,89 @@ mod tests {
                     set.matches(&standin).into_iter().collect::<Vec<_>>(),
                     "{c:?} stood in for by {standin:?}"
                 );
+            }
+        }
+    }
+
+    /// Whenever a pattern matches a text, the text has that pattern's cue.
+    #[test]
+    fn cues_are_necessary_for_a_match() {
+        let r = Rubric::default();
+        let parts = [
+            " ", "  ", "\t", "\x0B", "\n", ".", ",", "-", "+", "@", "(", ")", "<", "$", ":", "/",
+            "1", "2", "19", "20", "2019", "555", "123", "4567", "12", "a", "b", "w", "W", "x",
+            "com", "Com", "co", "us", "io", "www", "WWW", "http", "https://", "://", "Main",
+            "Maple", "Street", "St", "st", "ST", "Ave", "Rd", "Drive", "drive", "Suite", "Lane",
+            "Blvd", "Road", "USD", "EUR", "GBP", "usd", "mAh", "shop", ".com", "mail", "host", "_",
+            "\u{e9}", "\u{20AC}", "\u{A3}", "\u{17F}", "\u{212A}", "\u{A0}",
+        ];
+        let mut rng = Rng::new(11);
+        let (mut contacts, mut commerces) = (0, 0);
+        for _ in 0..200_000 {
+            let n = 1 + rng.below(12);
+            let s: String = (0..n).map(|_| parts[rng.below(parts.len())]).collect();
+            let hay = r.ascii_standin(&s).map_or(s.clone(), |(t, _)| t);
+            let cues = Cues::of(&hay);
+            if r.contact_re.is_match(&hay) {
+                contacts += 1;
+                assert!(
+                    cues.contact,
+                    "{s:?} (stand-in {hay:?}) matches the contact pattern"
+                );
+            }
+            if r.commerce_re.is_match(&hay) {
+                commerces += 1;
+                assert!(
+                    cues.commerce,
+                    "{s:?} (stand-in {hay:?}) matches the commerce pattern"
+                );
+            }
+        }
+        // The generator reaches every alternative often enough for the check to mean something.
+        assert!(
+            contacts > 10_000 && commerces > 10_000,
+            "{contacts} {commerces}"
+        );
+        for (text, contact, commerce) in [
+            (
+                "a plain sentence, with 12 bulbs and 3.5 mm jacks.",
+                false,
+                false,
+            ),
+            ("at 12 Maple Grove Street", true, false),
+            ("now $29.99", false, true),
+            ("the 2024 edition", true, true),
+            ("help@northpeak.io", true, false),
+        ] {
+            let c = Cues::of(text);
+            assert_eq!((c.contact, c.commerce), (contact, commerce), "{text}");
+        }
+    }
+
+    /// The allocation-free case helpers answer as `to_lowercase` does.
+    #[test]
+    fn case_helpers_agree_with_to_lowercase() {
+        let mut r = Rng::new(3);
+        let words = [
+            "Drive", "DRIVE", "drive", "Écran", "ÉCRAN", "écran", "İz", "i̇z", "Straße", "",
+        ];
+        for _ in 0..20_000 {
+            let a = crate::text::tests::random_text(&mut r);
+            let b = if r.below(2) == 0 {
+                a.to_uppercase()
+            } else {
+                crate::text::tests::random_text(&mut r)
+            };
+            for (a, b) in [
+                (a.as_str(), b.as_str()),
+                (words[r.below(10)], words[r.below(10)]),
+            ] {
+                assert_eq!(
+                    same_lowercase(a, b),
+                    a.to_lowercase() == b.to_lowercase(),
+                    "{a:?} {b:?}"
+                );
+                assert_eq!(with_lowercase(a, str::to_owned), a.to_lowercase(), "{a:?}");
             }
         }
     }

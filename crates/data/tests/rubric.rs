@@ -153,7 +153,7 @@ fn fails_only(id: &str, bad: impl Fn(&mut Listing)) -> Report {
     let mut l = good();
     bad(&mut l);
     let r = score(&l);
-    let failed: Vec<&str> = r.failed_rules().map(|x| x.id.as_str()).collect();
+    let failed: Vec<&str> = r.failed_rules().map(|x| &*x.id).collect();
     assert_eq!(
         failed,
         [id],

@@ -699,7 +699,7 @@ pub fn summarise(results: &[ProductResult], generate_s: f64, load_s: f64) -> Mod
     let mut failed: BTreeMap<String, usize> = BTreeMap::new();
     for rep in results.iter().filter_map(|r| r.report.as_ref()) {
         for rule in rep.failed_rules() {
-            *failed.entry(rule.id.clone()).or_default() += 1;
+            *failed.entry(rule.id.to_string()).or_default() += 1;
         }
     }
     let mut top_failed_rules: Vec<(String, usize)> = failed.into_iter().collect();
