@@ -219,6 +219,19 @@ const ALLOWED_TAGS: &[&str] = &["p", "ul", "ol", "li", "br", "b", "strong", "em"
 const FORBIDDEN_CHARS: &[char] = &[
     '~', '!', '*', '$', '?', '_', '{', '}', '^', '¬', '¦', '™', '®', '©',
 ];
+/// The ASCII characters of [`FORBIDDEN_CHARS`], by byte.
+static FORBIDDEN_ASCII: [bool; 256] = {
+    let mut t = [false; 256];
+    let mut i = 0;
+    while i < FORBIDDEN_CHARS.len() {
+        let c = FORBIDDEN_CHARS[i] as u32;
+        if c < 128 {
+            t[c as usize] = true;
+        }
+        i += 1;
+    }
+    t
+};
 /// Words after a number that make it a quantity, not a year ("2000 mAh").
 const UNITS: &[&str] = &[
     "mah", "w", "watt", "watts", "lm", "lumens", "rpm", "mm", "cm", "ml", "g", "kg", "lb", "lbs",
@@ -453,9 +466,7 @@ impl Rubric {
         let title = listing.title.trim();
         let title_chars = char_len(title);
         let visible = text::strip_html(&listing.description);
-        // Word, stopword and letter counts of the visible description, in one pass.
-        let counts = text::text_counts(&visible);
-        let description_words = counts.words;
+        let description_words = text::word_count(&visible);
         let feature_count = listing.features.len();
         let automotive = input.is_some_and(|i| i.top_category().eq_ignore_ascii_case("automotive"));
 
@@ -631,6 +642,10 @@ impl Rubric {
 
         // T-CHR (title and features)
         let mut check_chars = |field: &str, s: &str| {
+            // ASCII text: one table lookup per byte finds whether there is anything to report.
+            if s.is_ascii() && !s.bytes().any(|b| FORBIDDEN_ASCII[b as usize]) {
+                return;
+            }
             for (i, c) in s.char_indices() {
                 if FORBIDDEN_CHARS.contains(&c) || is_emoji(c) {
                     fail(
@@ -890,13 +905,20 @@ impl Rubric {
 
         // X-LANG: mostly Latin letters, and English function words in longer descriptions.
         {
-            // Letters of "{title} {visible}" (the joining space is no letter).
-            let (l1, f1) = count_letters(title);
-            let (letters, foreign) = (l1 + counts.letters, f1 + counts.non_latin_letters);
+            // Letters of "{title} {visible}" (the joining space is no letter); ASCII text has
+            // no letter that is not Latin, and then needs no count.
+            let (letters, foreign) = if title.is_ascii() && visible.is_ascii() {
+                (0, 0)
+            } else {
+                let ((l1, f1), (l2, f2)) = (count_letters(title), count_letters(&visible));
+                (l1 + l2, f1 + f2)
+            };
             if letters > 0 && foreign * 10 > letters {
                 fail("X-LANG", whole("description", &visible, format!("{foreign} of {letters} letters are not Latin; listings must be in English")), false);
             } else if description_words >= 40 {
-                let stop = counts.stopwords;
+                // Fewer than 5% of the words: counting can stop at that many.
+                let enough = (description_words * 5).div_ceil(100);
+                let stop = text::count_stopwords_up_to(&visible, enough);
                 if stop * 100 < description_words * 5 {
                     fail("X-LANG", whole("description", &visible, format!("only {stop} English function words in {description_words}; listings must be in English")), false);
                 }
@@ -991,8 +1013,11 @@ impl Rubric {
 /// The field name of feature `i`, without allocating for the usual counts.
 /// `a.to_lowercase() == b.to_lowercase()`, without allocating for ASCII text.
 fn same_lowercase(a: &str, b: &str) -> bool {
-    if a.is_ascii() && b.is_ascii() {
-        a.eq_ignore_ascii_case(b)
+    // Equal but for ASCII case implies equal lower-cased; unequal ASCII stays unequal.
+    if a.eq_ignore_ascii_case(b) {
+        true
+    } else if a.is_ascii() && b.is_ascii() {
+        false
     } else {
         a.to_lowercase() == b.to_lowercase()
     }
