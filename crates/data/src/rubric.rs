@@ -219,19 +219,23 @@ const ALLOWED_TAGS: &[&str] = &["p", "ul", "ol", "li", "br", "b", "strong", "em"
 const FORBIDDEN_CHARS: &[char] = &[
     '~', '!', '*', '$', '?', '_', '{', '}', '^', '¬', '¦', '™', '®', '©',
 ];
-/// The ASCII characters of [`FORBIDDEN_CHARS`], by byte.
-static FORBIDDEN_ASCII: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut i = 0;
-    while i < FORBIDDEN_CHARS.len() {
-        let c = FORBIDDEN_CHARS[i] as u32;
-        if c < 128 {
-            t[c as usize] = true;
+/// Whether a byte is an ASCII character of [`FORBIDDEN_CHARS`] (a table built from the list).
+#[inline]
+fn is_forbidden_ascii(b: u8) -> bool {
+    static FORBIDDEN_ASCII: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < FORBIDDEN_CHARS.len() {
+            let c = FORBIDDEN_CHARS[i] as u32;
+            if c < 128 {
+                t[c as usize] = true;
+            }
+            i += 1;
         }
-        i += 1;
-    }
-    t
-};
+        t
+    };
+    FORBIDDEN_ASCII[b as usize]
+}
 /// Words after a number that make it a quantity, not a year ("2000 mAh").
 const UNITS: &[&str] = &[
     "mah", "w", "watt", "watts", "lm", "lumens", "rpm", "mm", "cm", "ml", "g", "kg", "lb", "lbs",
@@ -612,12 +616,16 @@ impl Rubric {
         {
             // Lower-cased word -> (count, first offset, first spelling); a title has a dozen
             // words, so a list beats a hash map.
+            let title_ascii = title.is_ascii();
             let mut counts: Vec<(usize, usize, &str)> = Vec::new();
             for (at, w) in &title_words {
                 if w.chars().count() < 2 || is_stopword(w) || !w.chars().any(char::is_alphabetic) {
                     continue;
                 }
-                match counts.iter_mut().find(|(_, _, k)| same_lowercase(k, w)) {
+                match counts
+                    .iter_mut()
+                    .find(|(_, _, k)| same_lowercase(k, w, title_ascii))
+                {
                     Some(e) => e.0 += 1,
                     None => counts.push((1, *at, w)),
                 }
@@ -643,7 +651,7 @@ impl Rubric {
         // T-CHR (title and features)
         let mut check_chars = |field: &str, s: &str| {
             // ASCII text: one table lookup per byte finds whether there is anything to report.
-            if s.is_ascii() && !s.bytes().any(|b| FORBIDDEN_ASCII[b as usize]) {
+            if s.is_ascii() && !s.bytes().any(is_forbidden_ascii) {
                 return;
             }
             for (i, c) in s.char_indices() {
@@ -687,6 +695,7 @@ impl Rubric {
         // F-LEN and F-FMT
         // Lower-cased features seen so far (a handful: a list beats hashing).
         let mut seen_features: Vec<&str> = Vec::with_capacity(feature_count);
+        let features_ascii = listing.features.iter().all(|f| f.is_ascii());
         for (i, f) in listing.features.iter().enumerate() {
             let field = &*feature_field(i);
             let t = f.trim();
@@ -703,7 +712,10 @@ impl Rubric {
                 );
             }
             if n > 0 {
-                if seen_features.iter().any(|f| same_lowercase(f, t)) {
+                if seen_features
+                    .iter()
+                    .any(|f| same_lowercase(f, t, features_ascii))
+                {
                     fail("F-LEN", whole(field, t, "duplicate feature".into()), false);
                 } else {
                     seen_features.push(t);
@@ -1011,16 +1023,12 @@ impl Rubric {
 }
 
 /// The field name of feature `i`, without allocating for the usual counts.
-/// `a.to_lowercase() == b.to_lowercase()`, without allocating for ASCII text.
-fn same_lowercase(a: &str, b: &str) -> bool {
+/// `a.to_lowercase() == b.to_lowercase()`, without allocating when `ascii` (the caller knows
+/// both are ASCII).
+#[inline]
+fn same_lowercase(a: &str, b: &str, ascii: bool) -> bool {
     // Equal but for ASCII case implies equal lower-cased; unequal ASCII stays unequal.
-    if a.eq_ignore_ascii_case(b) {
-        true
-    } else if a.is_ascii() && b.is_ascii() {
-        false
-    } else {
-        a.to_lowercase() == b.to_lowercase()
-    }
+    a.eq_ignore_ascii_case(b) || (!ascii && a.to_lowercase() == b.to_lowercase())
 }
 
 /// `f(&w.to_lowercase())`, lower-casing a short ASCII word on the stack instead.
@@ -1153,7 +1161,7 @@ impl Cues {
         while i < b.len() {
             // Skip the bytes that are no cue (letters, spaces and most punctuation) in a tight
             // loop; the rest is looked at one by one.
-            while i < b.len() && !CUE_BYTE[b[i] as usize] {
+            while i < b.len() && !is_cue_byte(b[i]) {
                 i += 1;
             }
             let Some(&c) = b.get(i) else { break };
@@ -1191,23 +1199,22 @@ impl Cues {
     }
 }
 
-/// The bytes [`Cues::of`] looks at: digits, `@`, `$`, `:`, `.` and the first letters of `USD`,
-/// `EUR` and `GBP`.
-static CUE_BYTE: [bool; 256] = {
-    let mut t = [false; 256];
-    let mut c = b'0';
-    while c <= b'9' {
-        t[c as usize] = true;
-        c += 1;
-    }
-    let others = b"@$:.UEG";
-    let mut i = 0;
-    while i < others.len() {
-        t[others[i] as usize] = true;
-        i += 1;
-    }
-    t
-};
+/// The bytes [`Cues::of`] looks at: digits, `:`, `@`, `$`, `.` and the first letters of `USD`,
+/// `EUR` and `GBP` (a table: faster than comparisons in a byte loop).
+#[inline]
+fn is_cue_byte(c: u8) -> bool {
+    static CUE_BYTE: [bool; 256] = {
+        let mut t = [false; 256];
+        let cues = b"0123456789:@$.UEG";
+        let mut i = 0;
+        while i < cues.len() {
+            t[cues[i] as usize] = true;
+            i += 1;
+        }
+        t
+    };
+    CUE_BYTE[c as usize]
+}
 
 /// `\s` of the patterns on ASCII text (with `\x0B`, unlike `u8::is_ascii_whitespace`).
 fn is_regex_space(c: u8) -> bool {
@@ -1411,6 +1418,23 @@ mod tests {
         }
     }
 
+    #[test]
+    fn byte_tests_match_their_lists() {
+        for b in 0u8..=255 {
+            let c = b as char;
+            assert_eq!(
+                is_forbidden_ascii(b),
+                b < 128 && FORBIDDEN_CHARS.contains(&c),
+                "{c:?}"
+            );
+            assert_eq!(
+                is_cue_byte(b),
+                c.is_ascii_digit() || ":@$.UEG".contains(c),
+                "{c:?}"
+            );
+        }
+    }
+
     /// The allocation-free case helpers answer as `to_lowercase` does.
     #[test]
     fn case_helpers_agree_with_to_lowercase() {
@@ -1430,7 +1454,7 @@ mod tests {
                 (words[r.below(10)], words[r.below(10)]),
             ] {
                 assert_eq!(
-                    same_lowercase(a, b),
+                    same_lowercase(a, b, a.is_ascii() && b.is_ascii()),
                     a.to_lowercase() == b.to_lowercase(),
                     "{a:?} {b:?}"
                 );
