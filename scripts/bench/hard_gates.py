@@ -9,6 +9,12 @@ For every line of a JSONL file of app-format samples: json.loads, then
     (html.unescape); a word is a whitespace-separated run holding a letter or digit.
 Lines that are not valid app records fail. Prints samples/s and the pass count as JSON.
 
+Words are counted the way a Python programmer would make it fast, so that the baseline is a
+fair one: on ASCII text, deleting the punctuation (str.translate) leaves exactly the runs that
+hold a letter or digit for str.split to count; other text takes the per-character test. (The
+per-character test on every word, this script's first version, ran 3.3 times slower and made
+the Rust side look that much better.)
+
 Usage: hard_gates.py FILE [--expect-passed N]
   --expect-passed N   the Rust pass count on the same file: exit 1 when the counts differ.
 """
@@ -20,10 +26,16 @@ import sys
 import time
 
 TAG = re.compile(r"<[A-Za-z/!][^>]*>")
+# Every ASCII character that is neither a letter, a digit nor whitespace, to delete.
+PUNCTUATION = str.maketrans(
+    "", "", "".join(c for c in map(chr, range(128)) if not (c.isalnum() or c.isspace()))
+)
 
 
 def description_words(description):
     visible = html.unescape(TAG.sub(" ", description))
+    if visible.isascii():
+        return len(visible.translate(PUNCTUATION).split())
     return sum(1 for w in visible.split() if any(c.isalnum() for c in w))
 
 
