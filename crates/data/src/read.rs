@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use crate::completion::{self, parse_completion, parse_user_prompt};
 use crate::error::{DataError, Problem};
-use crate::sample::{AppRecord, Listing, Message, Origin, Sample, SourceFormat};
+use crate::sample::{AppFields, AppRecord, Listing, Message, Origin, Sample, SourceFormat};
 
 /// A record that could not be read, with every reason.
 #[derive(Debug, Clone, Serialize)]
@@ -400,23 +400,36 @@ fn app_sample(rec: AppRecord, text: &str, origin: Origin) -> Result<Sample, Vec<
     if !problems.is_empty() {
         return Err(problems);
     }
-    let id = rec
-        .id
-        .clone()
-        .unwrap_or_else(|| format!("{}:{}", origin.file, origin.line));
+    // Moved, not copied: the product and the listing are the bulk of a record.
+    let AppRecord {
+        id,
+        timestamp,
+        input,
+        output,
+        quality_metrics,
+        feedback,
+        augmented,
+    } = rec;
+    let id = id.unwrap_or_else(|| format!("{}:{}", origin.file, origin.line));
     let listing = Listing {
-        title: rec.output.title.clone(),
-        features: rec.output.features_formatted.clone(),
-        description: rec.output.description.clone(),
+        title: output.title,
+        features: output.features_formatted,
+        description: output.description,
     };
     Ok(Sample {
         id,
-        input: Some(rec.input.clone()),
+        input: Some(input),
         listing: Some(listing),
         listing_error: None,
         messages: Vec::new(),
         format: SourceFormat::App,
-        app: Some(rec),
+        app: Some(AppFields {
+            timestamp,
+            metadata: output.metadata,
+            quality_metrics,
+            feedback,
+            augmented,
+        }),
         raw: text.to_owned(),
         origin,
     })

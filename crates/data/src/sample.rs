@@ -115,6 +115,23 @@ pub struct AppRecord {
     pub augmented: Option<Augmentation>,
 }
 
+/// What a [`Sample`] keeps of an [`AppRecord`] besides its product ([`Sample::input`]) and its
+/// listing ([`Sample::listing`]), which are moved there rather than kept twice.
+#[derive(Debug, Clone, Default, PartialEq, Serialize)]
+pub struct AppFields {
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub timestamp: Option<String>,
+    /// `output.metadata`.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub metadata: Option<AppMetadata>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub quality_metrics: Option<QualityMetrics>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub feedback: Option<UserFeedback>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub augmented: Option<Augmentation>,
+}
+
 /// A chat message (OpenAI fine-tuning format).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Message {
@@ -159,7 +176,7 @@ pub struct Sample {
     /// records, whose conversation is rendered at export time with the tier's system prompt.
     pub messages: Vec<Message>,
     /// App-only fields.
-    pub app: Option<AppRecord>,
+    pub app: Option<AppFields>,
     /// The record exactly as read (all fields, unknown ones included), written back by commands.
     pub raw: String,
 }
@@ -184,8 +201,7 @@ impl Sample {
     /// `overall_score`).
     pub fn app_score(&self) -> Option<f64> {
         let app = self.app.as_ref()?;
-        app.output
-            .metadata
+        app.metadata
             .as_ref()
             .and_then(|m| m.walmart_compliance)
             .or_else(|| app.quality_metrics.as_ref().and_then(|q| q.overall_score))
