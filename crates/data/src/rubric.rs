@@ -860,7 +860,8 @@ impl Rubric {
                     .iter()
                     .find_map(|n| caps.name(n).map(|m| (*n, m)))
                     .expect("one alternative matched");
-                if name == "address" && !street_address(&s[at(m.start())..at(m.end())]) {
+                let (start, end) = (at(m.start()), at(m.end()));
+                if name == "address" && !street_address(&s[..start], &s[start..end], &s[end..]) {
                     continue;
                 }
                 fail(
@@ -1249,12 +1250,17 @@ fn street_type_follows(rest: &[u8]) -> bool {
         })
 }
 
-/// Whether an address match of the contact pattern (a number, one to three words and a street
-/// type, matched case-insensitively) reads as a street address: the words and the street type
-/// capitalised as names are ("12 Maple Grove Street"), and the first word not a unit or a count
-/// noun, so that product text such as "2 TB Hard Drive", "4 Wheel Drive", "10 Watt Power Drive"
-/// or "3 Piece Bedroom Suite" is not taken for one.
-fn street_address(m: &str) -> bool {
+/// Whether an address match `m` of the contact pattern (a number, one to three words and a
+/// street type, matched case-insensitively), with the text `before` and `after` it, reads as a
+/// street address:
+/// - the words and the street type are capitalised as names are ("12 Maple Grove Street"), and
+///   the first word is no unit or count noun, so that "2 TB Hard Drive", "4 Wheel Drive" or
+///   "3 Piece Bedroom Suite" is not taken for one;
+/// - a street type that is also product language (Drive, Road, Lane, Suite: "USB 3 Flash Drive",
+///   "2 Hard Drive bays", "12 Speed Road bike") needs address context too: a word such as "at"
+///   or "visit" just before the number, or a comma after the street type ("1600 Harbor Point
+///   Drive, Springfield").
+fn street_address(before: &str, m: &str, after: &str) -> bool {
     let mut tokens = m.split_whitespace();
     let _number = tokens.next();
     let words: Vec<&str> = tokens.collect();
@@ -1262,14 +1268,48 @@ fn street_address(m: &str) -> bool {
         let mut cs = w.chars();
         cs.next().is_some_and(char::is_uppercase) && cs.all(char::is_lowercase)
     };
-    let Some(first) = words.first() else {
+    let (Some(first), Some(street_type)) = (words.first(), words.last()) else {
         return false;
     };
     let first = first.to_ascii_lowercase();
-    words.iter().all(|w| capitalised(w))
-        && !UNITS.contains(&first.as_str())
-        && !COUNT_NOUNS.contains(&first.as_str())
+    if !words.iter().all(|w| capitalised(w))
+        || UNITS.contains(&first.as_str())
+        || COUNT_NOUNS.contains(&first.as_str())
+    {
+        return false;
+    }
+    let ambiguous = ["drive", "road", "lane", "suite"]
+        .iter()
+        .any(|t| t.eq_ignore_ascii_case(street_type));
+    if !ambiguous {
+        return true;
+    }
+    let comma_after = after.trim_start_matches([' ', '\t']).starts_with(',');
+    let word_before = before
+        .trim_end()
+        .rsplit(|c: char| !c.is_alphanumeric())
+        .next()
+        .unwrap_or("");
+    comma_after
+        || ADDRESS_CUES
+            .iter()
+            .any(|c| c.eq_ignore_ascii_case(word_before))
 }
+
+/// Words that put a number that follows them in an address ("visit 1600 Harbor Point Drive").
+const ADDRESS_CUES: &[&str] = &[
+    "at",
+    "visit",
+    "visiting",
+    "located",
+    "address",
+    "office",
+    "store",
+    "showroom",
+    "warehouse",
+    "headquarters",
+    "hq",
+];
 
 fn followed_by_unit(rest: &str) -> bool {
     let next = rest.trim_start_matches([' ', '-']);

@@ -287,6 +287,9 @@ fn x_contact_takes_no_product_text_for_an_address() {
         "a 10 Watt Power Drive",
         "the 3 Piece Bedroom Suite",
         "a 12 Speed Road bike",
+        "a USB 3 Flash Drive",
+        "supports 2 Hard Drive bays",
+        "the 1 Pro Suite of tools",
     ] {
         let mut l = good();
         l.description = format!("{} {fine}", prose(160));
@@ -299,8 +302,10 @@ fn x_contact_takes_no_product_text_for_an_address() {
     }
     for bad in [
         "visit 1600 Harbor Point Drive",
+        "or 1600 Harbor Point Drive, Springfield",
         "at 42 Elm St",
-        "our 7 Main Road office",
+        "our office at 7 Main Road",
+        "from 12 Maple Grove Street",
     ] {
         let r = fails_only("X-CONTACT", |l| {
             l.description = format!("{} {bad}", prose(160))
