@@ -6,47 +6,43 @@
 /// Block-level tags (`p`, `li`, `br`, ...) become a space so that words on either side stay apart.
 /// Unknown entities are kept verbatim. Never fails: malformed markup degrades to text.
 pub fn strip_html(s: &str) -> String {
-    let bytes = s.as_bytes();
     // `<` and `&` are ASCII: byte positions found by memchr are character boundaries.
-    let Some(first) = memchr::memchr2(b'<', b'&', bytes) else {
+    if memchr::memchr2(b'<', b'&', s.as_bytes()).is_none() {
         return s.to_owned();
-    };
-    let mut out = String::with_capacity(s.len());
-    let mut done = 0; // bytes of `s` consumed
-    let mut pos = first; // next `<` or `&` at or after `done`
-    loop {
-        out.push_str(&s[done..pos]);
-        let tail = &s[pos..];
-        if tail.as_bytes()[0] == b'<' {
-            match tag_end(tail) {
-                Some(end) => {
-                    out.push(' ');
-                    done = pos + end;
-                }
-                None => {
-                    out.push('<');
-                    done = pos + 1;
-                }
-            }
-        } else {
-            match decode_entity(tail) {
-                Some((ch, len)) => {
-                    out.push(ch);
-                    done = pos + len;
-                }
-                None => {
-                    out.push('&');
-                    done = pos + 1;
-                }
-            }
-        }
-        match memchr::memchr2(b'<', b'&', &bytes[done..]) {
-            Some(i) => pos = done + i,
-            None => break,
-        }
     }
-    out.push_str(&s[done..]);
+    let mut out = String::with_capacity(s.len());
+    walk_visible(s, |piece| match piece {
+        Visible::Text(t) => out.push_str(t),
+        Visible::Char(c) => out.push(c),
+    });
     out
+}
+
+/// A piece of the visible text of an HTML fragment.
+enum Visible<'a> {
+    /// Text between tags and entities, as it stands.
+    Text(&'a str),
+    /// A space for a tag, an entity's character, or a `<` or `&` that starts neither.
+    Char(char),
+}
+
+/// Walks the visible text of `html` in order, as [`strip_html`] writes it.
+fn walk_visible<'a>(html: &'a str, mut f: impl FnMut(Visible<'a>)) {
+    let bytes = html.as_bytes();
+    let mut done = 0; // bytes of `html` consumed
+    while let Some(i) = memchr::memchr2(b'<', b'&', &bytes[done..]) {
+        let pos = done + i;
+        f(Visible::Text(&html[done..pos]));
+        let tail = &html[pos..];
+        let (c, len) = if bytes[pos] == b'<' {
+            tag_end(tail).map_or(('<', 1), |end| (' ', end))
+        } else {
+            decode_entity(tail).unwrap_or(('&', 1))
+        };
+        f(Visible::Char(c));
+        done = pos + len;
+    }
+    f(Visible::Text(&html[done..]));
 }
 
 /// Length in bytes of the tag at the start of `s` (which starts with `<`), if it is one.
@@ -248,38 +244,11 @@ fn stopwords_ascii(b: &[u8], limit: usize) -> usize {
 /// Number of words in an HTML description, counted after stripping tags and entities:
 /// `word_count(&strip_html(html))`, counted as the text is walked instead of on a stripped copy.
 pub fn description_words(html: &str) -> usize {
-    let bytes = html.as_bytes();
     let mut w = WordCounter::default();
-    let mut done = 0; // bytes of `html` consumed
-    while let Some(i) = memchr::memchr2(b'<', b'&', &bytes[done..]) {
-        let pos = done + i;
-        w.feed(&html[done..pos]);
-        let tail = &html[pos..];
-        if bytes[pos] == b'<' {
-            match tag_end(tail) {
-                Some(end) => {
-                    w.feed_char(' ');
-                    done = pos + end;
-                }
-                None => {
-                    w.feed_char('<');
-                    done = pos + 1;
-                }
-            }
-        } else {
-            match decode_entity(tail) {
-                Some((ch, len)) => {
-                    w.feed_char(ch);
-                    done = pos + len;
-                }
-                None => {
-                    w.feed_char('&');
-                    done = pos + 1;
-                }
-            }
-        }
-    }
-    w.feed(&html[done..]);
+    walk_visible(html, |piece| match piece {
+        Visible::Text(t) => w.feed(t),
+        Visible::Char(c) => w.feed_char(c),
+    });
     w.count
 }
 

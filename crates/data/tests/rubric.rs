@@ -267,6 +267,11 @@ fn x_contact_finds_urls_emails_phones_addresses() {
         "call 555-123-4567 today",
         "call (555) 123-4567",
         "at 12 Maple Grove Street",
+        "from 12 Maple Grove Street",
+        "at 42 Elm St",
+        "visit 1600 Harbor Point Drive",
+        "or 1600 Harbor Point Drive, Springfield",
+        "our office at 7 Main Road",
     ] {
         let r = fails_only("X-CONTACT", |l| {
             l.description = format!("{} {bad}", prose(160))
@@ -299,18 +304,6 @@ fn x_contact_takes_no_product_text_for_an_address() {
             "{fine}: {:?}",
             rule(&r, "X-CONTACT")
         );
-    }
-    for bad in [
-        "visit 1600 Harbor Point Drive",
-        "or 1600 Harbor Point Drive, Springfield",
-        "at 42 Elm St",
-        "our office at 7 Main Road",
-        "from 12 Maple Grove Street",
-    ] {
-        let r = fails_only("X-CONTACT", |l| {
-            l.description = format!("{} {bad}", prose(160))
-        });
-        assert!(r.hard_failed, "{bad}");
     }
 }
 
