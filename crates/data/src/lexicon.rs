@@ -17,6 +17,8 @@ pub const LEXICON_NAMES: &[&str] = &[
     "testimonials",
     "attributes",
     "placeholders",
+    "quantities",
+    "address_cues",
 ];
 
 const DEFAULTS: &[(&str, &str)] = &[
@@ -45,6 +47,14 @@ const DEFAULTS: &[(&str, &str)] = &[
     (
         "placeholders",
         include_str!("../../../data/lexicons/placeholders.tsv"),
+    ),
+    (
+        "quantities",
+        include_str!("../../../data/lexicons/quantities.tsv"),
+    ),
+    (
+        "address_cues",
+        include_str!("../../../data/lexicons/address_cues.tsv"),
     ),
 ];
 
@@ -186,6 +196,10 @@ pub struct Lexicons {
     pub testimonials: Lexicon,
     pub attributes: Lexicon,
     pub placeholders: Lexicon,
+    /// Units and count nouns: a number followed by one is a quantity (no year, no street number).
+    pub quantities: Lexicon,
+    /// Words that put the number after them in an address.
+    pub address_cues: Lexicon,
 }
 
 impl Lexicons {
@@ -228,6 +242,8 @@ impl Lexicons {
             testimonials: next(),
             attributes: next(),
             placeholders: next(),
+            quantities: next(),
+            address_cues: next(),
         })
     }
 }
@@ -246,6 +262,42 @@ mod tests {
         assert!(lx.commerce.find_first("Save 20% off today").is_some());
         assert!(lx.retailers.find_first("Seen on Amazon").is_some());
         assert!(lx.retailers.find_first("Amazonian green").is_none());
+    }
+
+    #[test]
+    fn user_quantities_and_address_cues_steer_the_address_check() {
+        use crate::rubric::{Rubric, RubricConfig};
+        use crate::sample::Listing;
+        let contact_ok = |lx: Lexicons, text: &str| {
+            let listing = Listing {
+                title: "Northpeak Trail Runner 2 Shoe, Breathable Mesh, Size 10, Black".into(),
+                features: vec![
+                    "Breathable mesh upper".into(),
+                    "Cushioned sole".into(),
+                    "Grippy outsole".into(),
+                ],
+                description: text.into(),
+            };
+            let r = Rubric::new(RubricConfig::default(), lx).score(&listing, None);
+            r.rules.iter().find(|r| r.id == "X-CONTACT").unwrap().passed
+        };
+        let dir = tempfile::tempdir().unwrap();
+        // Built in: a number before a count noun is no street number; "near" is no address cue.
+        assert!(contact_ok(
+            Lexicons::builtin(),
+            "It fits 4 Wheel Drive trucks."
+        ));
+        assert!(contact_ok(Lexicons::builtin(), "Sold near 5 Bingo Lane."));
+        assert!(!contact_ok(Lexicons::builtin(), "Made at 5 Bingo Lane."));
+        std::fs::write(
+            dir.path().join("quantities.tsv"),
+            "bingo\tmy-team\tgame count\n",
+        )
+        .unwrap();
+        std::fs::write(dir.path().join("address_cues.tsv"), "near\tmy-team\tours\n").unwrap();
+        let lx = || Lexicons::load(Some(dir.path())).unwrap();
+        assert!(contact_ok(lx(), "Made at 5 Bingo Lane."));
+        assert!(!contact_ok(lx(), "Sold near 5 Maple Lane."));
     }
 
     #[test]

@@ -206,6 +206,10 @@ pub struct Rubric {
     phrases: AhoCorasick,
     phrase_meta: Vec<(Kind, Entry)>,
     attributes: HashSet<String>,
+    /// Units and count nouns, lower case: a number followed by one is a quantity.
+    quantities: HashSet<String>,
+    /// Words that put the number after them in an address, lower case.
+    address_cues: HashSet<String>,
     contact_re: Regex,
     commerce_re: Regex,
     /// Unicode digits, whitespace and word characters: how [`Rubric::ascii_standin`] classifies
@@ -236,129 +240,6 @@ fn is_forbidden_ascii(b: u8) -> bool {
     };
     FORBIDDEN_ASCII[b as usize]
 }
-/// Words after a number that make it a quantity, not a year ("2000 mAh").
-const UNITS: &[&str] = &[
-    "mah", "w", "watt", "watts", "lm", "lumens", "rpm", "mm", "cm", "ml", "g", "kg", "lb", "lbs",
-    "psi", "v", "volt", "volts", "btu", "sq", "ft", "pcs", "pieces", "count", "dpi", "hz", "mbps",
-    "gb", "tb", "x", "threads", "thread", "cc", "oz", "sheets", "series",
-];
-
-/// Words after a number that count or measure something ("4 Wheel Drive", "3 Piece Suite"): a
-/// number followed by one is no street number.
-const COUNT_NOUNS: &[&str] = &[
-    "piece",
-    "pieces",
-    "pack",
-    "packs",
-    "set",
-    "sets",
-    "wheel",
-    "wheels",
-    "speed",
-    "speeds",
-    "port",
-    "ports",
-    "bay",
-    "bays",
-    "way",
-    "season",
-    "seasons",
-    "door",
-    "doors",
-    "channel",
-    "channels",
-    "layer",
-    "layers",
-    "person",
-    "people",
-    "seat",
-    "seats",
-    "seater",
-    "inch",
-    "inches",
-    "foot",
-    "feet",
-    "tier",
-    "tiers",
-    "step",
-    "steps",
-    "stage",
-    "stages",
-    "blade",
-    "blades",
-    "burner",
-    "burners",
-    "zone",
-    "zones",
-    "drawer",
-    "drawers",
-    "shelf",
-    "shelves",
-    "ply",
-    "bit",
-    "core",
-    "cores",
-    "cup",
-    "cups",
-    "quart",
-    "quarts",
-    "gallon",
-    "gallons",
-    "liter",
-    "liters",
-    "litre",
-    "litres",
-    "hour",
-    "hours",
-    "minute",
-    "minutes",
-    "day",
-    "days",
-    "week",
-    "weeks",
-    "month",
-    "months",
-    "year",
-    "years",
-    "mile",
-    "miles",
-    "pound",
-    "pounds",
-    "ton",
-    "amp",
-    "amps",
-    "terabyte",
-    "terabytes",
-    "gigabyte",
-    "gigabytes",
-    "lumen",
-    "pin",
-    "pins",
-    "outlet",
-    "outlets",
-    "gang",
-    "button",
-    "buttons",
-    "key",
-    "keys",
-    "bulb",
-    "bulbs",
-    "light",
-    "lights",
-    "motor",
-    "motors",
-    "axle",
-    "cylinder",
-    "cylinders",
-    "valve",
-    "valves",
-    "gear",
-    "gears",
-    "track",
-    "tracks",
-    "lane",
-    "lanes",
-];
 
 impl Default for Rubric {
     fn default() -> Self {
@@ -394,12 +275,12 @@ impl Rubric {
             .kind(Some(AhoCorasickKind::DFA))
             .build(meta.iter().map(|(_, e)| e.phrase.as_str()))
             .expect("lexicon phrases build a matcher");
-        let attributes = lex
-            .attributes
-            .entries
-            .iter()
-            .map(|e| e.phrase.to_lowercase())
-            .collect();
+        let words = |l: &crate::lexicon::Lexicon| -> HashSet<String> {
+            l.entries.iter().map(|e| e.phrase.to_lowercase()).collect()
+        };
+        let attributes = words(&lex.attributes);
+        let quantities = words(&lex.quantities);
+        let address_cues = words(&lex.address_cues);
         // Fixed patterns, covered by tests: compiling them cannot fail.
         let contact_re = Regex::new(concat!(
             r"(?i)(?P<url>\b(?:https?://|www\.)[^\s<]+|\b[a-z0-9][a-z0-9-]*\.(?:com|net|org|io|co|shop|store|biz|info|us)\b)",
@@ -418,12 +299,66 @@ impl Rubric {
             phrases,
             phrase_meta: meta,
             attributes,
+            quantities,
+            address_cues,
             contact_re,
             commerce_re,
             digit_re: Regex::new(r"^\d$").expect("fixed pattern compiles"),
             space_re: Regex::new(r"^\s$").expect("fixed pattern compiles"),
             word_char_re: Regex::new(r"^\w$").expect("fixed pattern compiles"),
         }
+    }
+
+    /// Whether an address match `m` of the contact pattern (a number, one to three words and a
+    /// street type, matched case-insensitively), with the text `before` and `after` it, reads as a
+    /// street address:
+    /// - the words and the street type are capitalised as names are ("12 Maple Grove Street"),
+    ///   and the first word is no unit or count noun (`quantities.tsv`), so that "2 TB Hard
+    ///   Drive", "4 Wheel Drive" or "3 Piece Bedroom Suite" is not taken for one;
+    /// - a street type that is also product language (Drive, Road, Lane, Suite: "USB 3 Flash
+    ///   Drive", "2 Hard Drive bays", "12 Speed Road bike") needs address context too: a word of
+    ///   `address_cues.tsv` ("at", "visit", ...) just before the number, or a comma after the
+    ///   street type ("1600 Harbor Point Drive, Springfield").
+    fn street_address(&self, before: &str, m: &str, after: &str) -> bool {
+        let mut tokens = m.split_whitespace();
+        let _number = tokens.next();
+        let words: Vec<&str> = tokens.collect();
+        let capitalised = |w: &str| {
+            let mut cs = w.chars();
+            cs.next().is_some_and(char::is_uppercase) && cs.all(char::is_lowercase)
+        };
+        let (Some(first), Some(street_type)) = (words.first(), words.last()) else {
+            return false;
+        };
+        if !words.iter().all(|w| capitalised(w)) || self.quantities.contains(&first.to_lowercase())
+        {
+            return false;
+        }
+        let ambiguous = ["drive", "road", "lane", "suite"]
+            .iter()
+            .any(|t| t.eq_ignore_ascii_case(street_type));
+        if !ambiguous {
+            return true;
+        }
+        let comma_after = after.trim_start_matches([' ', '\t']).starts_with(',');
+        let word_before = before
+            .trim_end()
+            .rsplit(|c: char| !c.is_alphanumeric())
+            .next()
+            .unwrap_or("");
+        comma_after || self.address_cues.contains(&word_before.to_lowercase())
+    }
+
+    /// Whether the word after a number (`rest` follows it) is a unit or count noun
+    /// (`quantities.tsv`): "2000 mAh", "2000 Piece puzzle".
+    fn followed_by_quantity(&self, rest: &str) -> bool {
+        let next = rest.trim_start_matches([' ', '-']);
+        let word: String = next
+            .chars()
+            .take_while(|c| c.is_alphanumeric())
+            .collect::<String>()
+            .to_lowercase();
+        self.quantities.contains(&word)
     }
 
     /// An ASCII stand-in for `s` on which the contact and commerce patterns find the same
@@ -861,7 +796,8 @@ impl Rubric {
                     .find_map(|n| caps.name(n).map(|m| (*n, m)))
                     .expect("one alternative matched");
                 let (start, end) = (at(m.start()), at(m.end()));
-                if name == "address" && !street_address(&s[..start], &s[start..end], &s[end..]) {
+                if name == "address" && !self.street_address(&s[..start], &s[start..end], &s[end..])
+                {
                     continue;
                 }
                 fail(
@@ -894,7 +830,7 @@ impl Rubric {
                         false,
                     );
                 } else if let Some(m) = caps.name("year") {
-                    if !automotive && !followed_by_unit(&s[at(m.end())..]) {
+                    if !automotive && !self.followed_by_quantity(&s[at(m.end())..]) {
                         fail(
                             "X-COMMERCE",
                             ev(
@@ -1248,77 +1184,6 @@ fn street_type_follows(rest: &[u8]) -> bool {
                 .iter()
                 .any(|t| w.len() >= t.len() && w[..t.len()].eq_ignore_ascii_case(t))
         })
-}
-
-/// Whether an address match `m` of the contact pattern (a number, one to three words and a
-/// street type, matched case-insensitively), with the text `before` and `after` it, reads as a
-/// street address:
-/// - the words and the street type are capitalised as names are ("12 Maple Grove Street"), and
-///   the first word is no unit or count noun, so that "2 TB Hard Drive", "4 Wheel Drive" or
-///   "3 Piece Bedroom Suite" is not taken for one;
-/// - a street type that is also product language (Drive, Road, Lane, Suite: "USB 3 Flash Drive",
-///   "2 Hard Drive bays", "12 Speed Road bike") needs address context too: a word such as "at"
-///   or "visit" just before the number, or a comma after the street type ("1600 Harbor Point
-///   Drive, Springfield").
-fn street_address(before: &str, m: &str, after: &str) -> bool {
-    let mut tokens = m.split_whitespace();
-    let _number = tokens.next();
-    let words: Vec<&str> = tokens.collect();
-    let capitalised = |w: &str| {
-        let mut cs = w.chars();
-        cs.next().is_some_and(char::is_uppercase) && cs.all(char::is_lowercase)
-    };
-    let (Some(first), Some(street_type)) = (words.first(), words.last()) else {
-        return false;
-    };
-    let first = first.to_ascii_lowercase();
-    if !words.iter().all(|w| capitalised(w))
-        || UNITS.contains(&first.as_str())
-        || COUNT_NOUNS.contains(&first.as_str())
-    {
-        return false;
-    }
-    let ambiguous = ["drive", "road", "lane", "suite"]
-        .iter()
-        .any(|t| t.eq_ignore_ascii_case(street_type));
-    if !ambiguous {
-        return true;
-    }
-    let comma_after = after.trim_start_matches([' ', '\t']).starts_with(',');
-    let word_before = before
-        .trim_end()
-        .rsplit(|c: char| !c.is_alphanumeric())
-        .next()
-        .unwrap_or("");
-    comma_after
-        || ADDRESS_CUES
-            .iter()
-            .any(|c| c.eq_ignore_ascii_case(word_before))
-}
-
-/// Words that put a number that follows them in an address ("visit 1600 Harbor Point Drive").
-const ADDRESS_CUES: &[&str] = &[
-    "at",
-    "visit",
-    "visiting",
-    "located",
-    "address",
-    "office",
-    "store",
-    "showroom",
-    "warehouse",
-    "headquarters",
-    "hq",
-];
-
-fn followed_by_unit(rest: &str) -> bool {
-    let next = rest.trim_start_matches([' ', '-']);
-    let word: String = next
-        .chars()
-        .take_while(|c| c.is_alphanumeric())
-        .collect::<String>()
-        .to_lowercase();
-    UNITS.contains(&word.as_str())
 }
 
 /// The tags of an HTML fragment as `(start, end, text)` byte ranges.
