@@ -282,13 +282,14 @@ impl Rubric {
         let quantities = words(&lex.quantities);
         let address_cues = words(&lex.address_cues);
         // Fixed patterns, covered by tests: compiling them cannot fail.
-        let contact_re = Regex::new(concat!(
+        let contact = concat!(
             r"(?i)(?P<url>\b(?:https?://|www\.)[^\s<]+|\b[a-z0-9][a-z0-9-]*\.(?:com|net|org|io|co|shop|store|biz|info|us)\b)",
             r"|(?P<email>\b[\w.+-]+@[\w-]+(?:\.[\w-]+)+)",
             r"|(?P<phone>(?:\+?1[\s.-]?)?(?:\(\d{3}\)\s?|\b\d{3}[\s.-])\d{3}[\s.-]\d{4}\b)",
-            r"|(?P<address>\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:Street|St|Avenue|Ave|Road|Rd|Boulevard|Blvd|Lane|Ln|Drive|Suite)\b)"
-        ))
-        .expect("contact pattern compiles");
+            r"|(?P<address>\b\d{1,5}\s+(?:[A-Z][a-z]+\s+){1,3}(?:{street_types})\b)"
+        )
+        .replace("{street_types}", &STREET_TYPES.join("|"));
+        let contact_re = Regex::new(&contact).expect("contact pattern compiles");
         let commerce_re = Regex::new(concat!(
             r"(?P<price>[$€£]\s?\d[\d,]*(?:\.\d+)?|\b\d[\d,]*(?:\.\d{2})?\s?(?:USD|EUR|GBP)\b)",
             r"|(?P<year>\b(?:19|20)\d{2}\b)"
@@ -330,7 +331,8 @@ impl Rubric {
         let (Some(first), Some(street_type)) = (words.first(), words.last()) else {
             return false;
         };
-        if !words.iter().all(|w| capitalised(w)) || self.quantities.contains(&first.to_lowercase())
+        if !words.iter().all(|w| capitalised(w))
+            || with_lowercase(first, |l| self.quantities.contains(l))
         {
             return false;
         }
@@ -346,19 +348,17 @@ impl Rubric {
             .rsplit(|c: char| !c.is_alphanumeric())
             .next()
             .unwrap_or("");
-        comma_after || self.address_cues.contains(&word_before.to_lowercase())
+        comma_after || with_lowercase(word_before, |l| self.address_cues.contains(l))
     }
 
     /// Whether the word after a number (`rest` follows it) is a unit or count noun
     /// (`quantities.tsv`): "2000 mAh", "2000 Piece puzzle".
     fn followed_by_quantity(&self, rest: &str) -> bool {
         let next = rest.trim_start_matches([' ', '-']);
-        let word: String = next
-            .chars()
-            .take_while(|c| c.is_alphanumeric())
-            .collect::<String>()
-            .to_lowercase();
-        self.quantities.contains(&word)
+        let end = next
+            .find(|c: char| !c.is_alphanumeric())
+            .unwrap_or(next.len());
+        with_lowercase(&next[..end], |l| self.quantities.contains(l))
     }
 
     /// An ASCII stand-in for `s` on which the contact and commerce patterns find the same
@@ -959,7 +959,6 @@ impl Rubric {
     }
 }
 
-/// The field name of feature `i`, without allocating for the usual counts.
 /// `a.to_lowercase() == b.to_lowercase()`, without allocating when `ascii` (the caller knows
 /// both are ASCII).
 #[inline]
@@ -982,6 +981,7 @@ fn with_lowercase<T>(w: &str, f: impl FnOnce(&str) -> T) -> T {
     }
 }
 
+/// The field name of feature `i`, without allocating for the usual counts.
 fn feature_field(i: usize) -> Cow<'static, str> {
     const NAMES: [&str; 16] = [
         "features[0]",
@@ -1158,31 +1158,33 @@ fn is_regex_space(c: u8) -> bool {
     matches!(c, b' ' | b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r')
 }
 
+/// The street types of the contact pattern's address alternative.
+const STREET_TYPES: &[&str] = &[
+    "Street",
+    "St",
+    "Avenue",
+    "Ave",
+    "Road",
+    "Rd",
+    "Boulevard",
+    "Blvd",
+    "Lane",
+    "Ln",
+    "Drive",
+    "Suite",
+];
+
 /// Whether the second, third or fourth word of `rest` (which starts with whitespace) begins with
-/// a street type of the contact pattern's address alternative, in any case.
+/// one of [`STREET_TYPES`], in any case.
 fn street_type_follows(rest: &[u8]) -> bool {
-    const TYPES: &[&[u8]] = &[
-        b"street",
-        b"st",
-        b"avenue",
-        b"ave",
-        b"road",
-        b"rd",
-        b"boulevard",
-        b"blvd",
-        b"lane",
-        b"ln",
-        b"drive",
-        b"suite",
-    ];
     rest.split(|&c| is_regex_space(c))
         .filter(|w| !w.is_empty())
         .skip(1)
         .take(3)
         .any(|w| {
-            TYPES
+            STREET_TYPES
                 .iter()
-                .any(|t| w.len() >= t.len() && w[..t.len()].eq_ignore_ascii_case(t))
+                .any(|t| w.len() >= t.len() && w[..t.len()].eq_ignore_ascii_case(t.as_bytes()))
         })
 }
 

@@ -123,24 +123,16 @@ impl Default for WordCounter {
 
 impl WordCounter {
     fn feed(&mut self, text: &str) {
-        let bytes = text.as_bytes();
+        let mut text = text;
         if text.is_ascii() {
-            // 64 bytes at a time as bit masks, then the rest byte by byte.
-            let mut blocks = bytes.chunks_exact(64);
+            // 64 bytes at a time as bit masks; the rest byte by byte below.
+            let mut blocks = text.as_bytes().chunks_exact(64);
             for block in &mut blocks {
                 self.feed_block(block);
             }
-            // Branch-free over the class table.
-            let (mut count, mut armed) = (self.count, self.armed as u8);
-            for &b in blocks.remainder() {
-                let c = ASCII_CLASS[(b & 0x7F) as usize];
-                let alnum = (c >> 1) & 1; // ALNUM is bit 1, WS bit 0
-                count += (armed & alnum) as usize;
-                armed = (armed & !alnum & 1) | (c & WS);
-            }
-            (self.count, self.armed) = (count, armed != 0);
-            return;
+            text = &text[text.len() - blocks.remainder().len()..];
         }
+        let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
             let b = bytes[i];
@@ -236,10 +228,6 @@ fn class_masks(block: &[u8]) -> (u64, u64) {
 /// includes `\x0B`) and `char::is_alphanumeric`.
 const WS: u8 = 1;
 const ALNUM: u8 = 2;
-/// Alphabetic (also ALNUM).
-const ALPHA: u8 = 4;
-/// `'` and `-`, which join a word when a letter or digit follows.
-const JOIN: u8 = 8;
 static ASCII_CLASS: [u8; 128] = {
     let mut t = [0u8; 128];
     let mut i = 0;
@@ -247,12 +235,8 @@ static ASCII_CLASS: [u8; 128] = {
         let b = i as u8;
         if matches!(b, b'\t' | b'\n' | b'\x0B' | b'\x0C' | b'\r' | b' ') {
             t[i] = WS;
-        } else if b.is_ascii_alphabetic() {
-            t[i] = ALNUM | ALPHA;
-        } else if b.is_ascii_digit() {
+        } else if b.is_ascii_alphanumeric() {
             t[i] = ALNUM;
-        } else if b == b'\'' || b == b'-' {
-            t[i] = JOIN;
         }
         i += 1;
     }
@@ -494,15 +478,24 @@ pub fn is_stopword(w: &str) -> bool {
 fn stopword_bytes(b: &[u8]) -> bool {
     // Same answer as comparing with every stopword (ASCII case-insensitively), without the scan:
     // stopwords are ASCII and at most 6 bytes long, so a lower-cased word packs into a `u64`
-    // (its length in the top byte) that is looked up in a sorted table.
+    // that is looked up in a hash table.
     if b.is_empty() || b.len() > 6 {
         return false;
     }
-    let mut key = (b.len() as u64) << 56;
-    for (i, c) in b.iter().enumerate() {
-        key |= (c.to_ascii_lowercase() as u64) << (8 * i);
-    }
+    let key = stopword_key(b);
     STOPWORD_SLOTS.1[stopword_slot(key, STOPWORD_SLOTS.0)] == key
+}
+
+/// A word of 1 to 6 bytes packed into a `u64`: its bytes lower-cased, its length in the top
+/// byte (so no key is 0).
+const fn stopword_key(b: &[u8]) -> u64 {
+    let mut key = (b.len() as u64) << 56;
+    let mut i = 0;
+    while i < b.len() {
+        key |= (b[i].to_ascii_lowercase() as u64) << (8 * i);
+        i += 1;
+    }
+    key
 }
 
 /// The slot of a packed key in [`STOPWORD_SLOTS`]'s table (multiplicative hashing).
@@ -546,32 +539,14 @@ static STOPWORD_SLOTS: (u64, [u64; 128]) = {
     }
 };
 
-/// The packed keys of [`STOPWORDS`], sorted.
+/// The packed keys of [`STOPWORDS`].
 static STOPWORD_KEYS: [u64; STOPWORDS.len()] = {
     let mut keys = [0u64; STOPWORDS.len()];
     let mut i = 0;
     while i < STOPWORDS.len() {
         let w = STOPWORDS[i].as_bytes();
         assert!(!w.is_empty() && w.len() <= 6);
-        let mut key = (w.len() as u64) << 56;
-        let mut j = 0;
-        while j < w.len() {
-            key |= (w[j].to_ascii_lowercase() as u64) << (8 * j);
-            j += 1;
-        }
-        keys[i] = key;
-        i += 1;
-    }
-    // Insertion sort (a const context has no `sort`).
-    let mut i = 1;
-    while i < keys.len() {
-        let mut j = i;
-        while j > 0 && keys[j - 1] > keys[j] {
-            let t = keys[j];
-            keys[j] = keys[j - 1];
-            keys[j - 1] = t;
-            j -= 1;
-        }
+        keys[i] = stopword_key(w);
         i += 1;
     }
     keys
