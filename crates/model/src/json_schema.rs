@@ -7,7 +7,11 @@
 //!
 //! Supported schema subset: `{"type": "object", "properties": {..}, "required": [..]}` (every
 //! property required; keys are written in the order of `required`), `{"type": "array",
-//! "items": .., "minItems": n, "maxItems": m}` and `{"type": "string"}`. Anything else is an
+//! "items": .., "minItems": n, "maxItems": m}` and `{"type": "string", "minLength": n,
+//! "maxLength": m}`. A string's length counts characters as JSON Schema and llama.cpp's
+//! schema-to-grammar converter (which Ollama's `format` goes through) do: one per Unicode
+//! scalar value of the text, an escape sequence such as `\n` or `\u00e9` counting as the one
+//! character it stands for. Anything else is an
 //! error rather than a silently looser grammar. Whitespace between tokens is allowed, at most
 //! [`MAX_WS_RUN`] bytes at a time, so a model cannot stall in an endless run of blanks.
 
@@ -23,7 +27,10 @@ pub const MAX_WS_RUN: u8 = 20;
 
 #[derive(Debug, Clone, PartialEq)]
 enum Shape {
-    Str,
+    Str {
+        min: usize,
+        max: Option<usize>,
+    },
     Arr {
         item: usize,
         min: usize,
@@ -63,7 +70,12 @@ enum ArrPhase {
 #[derive(Debug, Clone, Copy, PartialEq)]
 enum Frame {
     Value(usize),
-    Str(StrPos),
+    /// Inside a string of shape `shape`, `len` characters written so far.
+    Str {
+        pos: StrPos,
+        shape: usize,
+        len: usize,
+    },
     Obj {
         shape: usize,
         field: usize,
@@ -124,8 +136,6 @@ const UNSUPPORTED: &[&str] = &[
     "enum",
     "const",
     "pattern",
-    "minLength",
-    "maxLength",
     "format",
     "uniqueItems",
     "prefixItems",
@@ -146,22 +156,29 @@ fn compile(v: &Value, path: &str, shapes: &mut Vec<Shape>) -> Result<usize> {
         .get("type")
         .and_then(Value::as_str)
         .ok_or_else(|| unsupported(path, "needs a `type` (object, array or string)"))?;
+    let count = |key: &str| -> Result<Option<usize>> {
+        match v.get(key) {
+            None => Ok(None),
+            Some(n) => n
+                .as_u64()
+                .map(|n| Some(n as usize))
+                .ok_or_else(|| unsupported(path, format!("`{key}` must be a count"))),
+        }
+    };
     let shape = match ty {
-        "string" => Shape::Str,
+        "string" => {
+            let min = count("minLength")?.unwrap_or(0);
+            let max = count("maxLength")?;
+            if max.is_some_and(|m| m < min) {
+                return Err(unsupported(path, "maxLength is below minLength"));
+            }
+            Shape::Str { min, max }
+        }
         "array" => {
             let items = v
                 .get("items")
                 .ok_or_else(|| unsupported(path, "an array needs `items`"))?;
             let item = compile(items, &format!("{path}/items"), shapes)?;
-            let count = |key: &str| -> Result<Option<usize>> {
-                match v.get(key) {
-                    None => Ok(None),
-                    Some(n) => n
-                        .as_u64()
-                        .map(|n| Some(n as usize))
-                        .ok_or_else(|| unsupported(path, format!("`{key}` must be a count"))),
-                }
-            };
             let min = count("minItems")?.unwrap_or(0);
             let max = count("maxItems")?;
             if max.is_some_and(|m| m < min) {
@@ -207,6 +224,12 @@ fn compile(v: &Value, path: &str, shapes: &mut Vec<Shape>) -> Result<usize> {
     };
     shapes.push(shape);
     Ok(shapes.len() - 1)
+}
+
+/// Characters in plain string text (no quote, backslash or control byte): the bytes that are
+/// no UTF-8 continuation byte.
+fn chars_in(bytes: &[u8]) -> usize {
+    bytes.iter().filter(|&&b| b & 0xc0 != 0x80).count()
 }
 
 fn is_ws(b: u8) -> bool {
@@ -262,11 +285,20 @@ impl JsonSchema {
         if bytes.is_empty() {
             return false;
         }
-        // Fast path: plain text inside a string leaves the state as it is.
-        if state.stack.last() == Some(&Frame::Str(StrPos::Normal))
-            && bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\')
+        // Fast path: plain text inside a string without a length bound leaves the state as it
+        // is, or only adds to the length.
+        if let Some(&Frame::Str {
+            pos: StrPos::Normal,
+            shape,
+            len,
+        }) = state.stack.last()
         {
-            return true;
+            if bytes.iter().all(|&b| b >= 0x20 && b != b'"' && b != b'\\') {
+                return match self.shapes[shape] {
+                    Shape::Str { max: Some(max), .. } => len + chars_in(bytes) <= max,
+                    _ => true,
+                };
+            }
         }
         let mut s = state.clone();
         bytes.iter().all(|&b| self.step(&mut s, b))
@@ -308,35 +340,61 @@ impl JsonSchema {
                 return false;
             };
             match *top {
-                Frame::Str(pos) => {
-                    *top = match pos {
+                Frame::Str { pos, shape, len } => {
+                    let Shape::Str { min, max } = self.shapes[shape] else {
+                        return false;
+                    };
+                    // A character starts at every byte of the text that is no UTF-8
+                    // continuation byte, and at the backslash of an escape.
+                    let starts_char = |len: usize| max.is_none_or(|m| len < m);
+                    let pos = match pos {
                         StrPos::Normal => match b {
                             b'"' => {
+                                if len < min {
+                                    return false;
+                                }
                                 state.stack.pop();
                                 return true;
                             }
-                            b'\\' => Frame::Str(StrPos::Escape),
                             0..=0x1f => return false,
-                            _ => return true,
+                            b'\\' | 0x20..=0x7f | 0xc0..=0xff if !starts_char(len) => return false,
+                            b'\\' => {
+                                *top = Frame::Str {
+                                    pos: StrPos::Escape,
+                                    shape,
+                                    len: len + 1,
+                                };
+                                return true;
+                            }
+                            0x80..=0xbf => return true,
+                            _ => {
+                                *top = Frame::Str {
+                                    pos,
+                                    shape,
+                                    len: len + 1,
+                                };
+                                return true;
+                            }
                         },
                         StrPos::Escape => match b {
                             b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
-                                Frame::Str(StrPos::Normal)
+                                StrPos::Normal
                             }
-                            b'u' => Frame::Str(StrPos::Unicode(4)),
+                            b'u' => StrPos::Unicode(4),
                             _ => return false,
                         },
                         StrPos::Unicode(n) => {
                             if !b.is_ascii_hexdigit() {
                                 return false;
                             }
-                            Frame::Str(if n == 1 {
+                            if n == 1 {
                                 StrPos::Normal
                             } else {
                                 StrPos::Unicode(n - 1)
-                            })
+                            }
                         }
                     };
+                    *top = Frame::Str { pos, shape, len };
                     return true;
                 }
                 Frame::Value(shape) => {
@@ -344,7 +402,14 @@ impl JsonSchema {
                         return ok;
                     }
                     let (open, frame) = match self.shapes[shape] {
-                        Shape::Str => (b'"', Frame::Str(StrPos::Normal)),
+                        Shape::Str { .. } => (
+                            b'"',
+                            Frame::Str {
+                                pos: StrPos::Normal,
+                                shape,
+                                len: 0,
+                            },
+                        ),
                         Shape::Arr { .. } => (
                             b'[',
                             Frame::Arr {
@@ -561,11 +626,94 @@ mod tests {
             json!({"type": "object", "properties": {"n": {"type": "number"}}, "required": ["n"]});
         let e = compile(&number, "#", &mut shapes).unwrap_err().to_string();
         assert!(e.contains("#/properties/n") && e.contains("number"), "{e}");
-        let pattern = json!({"type": "array", "items": {"type": "string", "maxLength": 80}});
+        let pattern = json!({"type": "array", "items": {"type": "string", "pattern": "^a"}});
         let e = compile(&pattern, "#", &mut shapes).unwrap_err().to_string();
-        assert!(e.contains("#/items") && e.contains("maxLength"), "{e}");
+        assert!(e.contains("#/items") && e.contains("pattern"), "{e}");
+        let inverted = json!({"type": "string", "minLength": 5, "maxLength": 4});
+        let e = compile(&inverted, "#", &mut shapes)
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("maxLength is below minLength"), "{e}");
+        let negative = json!({"type": "string", "minLength": -1});
+        assert!(compile(&negative, "#", &mut shapes).is_err());
         // Annotations are not constraints.
         let annotated = json!({"type": "string", "title": "T", "description": "d"});
         assert!(compile(&annotated, "#", &mut shapes).is_ok());
+    }
+
+    fn bounded() -> JsonSchema {
+        JsonSchema::compile(&json!({"type": "string", "minLength": 3, "maxLength": 5}))
+            .expect("compiles")
+    }
+
+    #[test]
+    fn string_lengths_count_characters_not_bytes() {
+        let g = bounded();
+        for (text, ok) in [
+            (r#""ab""#, false),       // under minLength
+            (r#""abc""#, true),       // at minLength
+            (r#""abcde""#, true),     // at maxLength
+            (r#""abcdef""#, false),   // over maxLength
+            ("\"ééé\"", true),        // 3 characters, 6 bytes
+            ("\"🎧🎧🎧🎧🎧\"", true), // 5 characters, 20 bytes
+            ("\"🎧🎧🎧🎧🎧🎧\"", false),
+            (r#""a\nb""#, true),          // an escape is one character
+            (r#""\u00e9\u00e9""#, false), // two characters
+            (r#""\u00e9\"\\xy""#, true),
+            (r#""\u00e9\"\\xyz""#, false),
+        ] {
+            assert_eq!(g.accepts_text(text, true), ok, "{text}");
+        }
+        // At maxLength only the closing quote may follow; under minLength it may not.
+        assert!(!g.accepts_text(r#""abcde\"#, false));
+        assert!(!g.accepts_text("\"abcdeé", false));
+        assert!(g.accepts_text(r#""ab"#, false));
+    }
+
+    #[test]
+    fn token_checks_agree_with_byte_steps_on_bounded_strings() {
+        let mut g = bounded();
+        let vocab: Vec<&str> = vec!["\"", "a", "abc", "éé", "🎧", "\"}", "\\n", "xyz\"", "ab"];
+        g.tokens = Arc::new(vocab.iter().map(|t| Some(t.as_bytes().to_vec())).collect());
+        // Every prefix built from the vocabulary: `allows` (with its fast path) must say what
+        // stepping the token's bytes one at a time says.
+        let mut frontier = vec![(g.start(), String::new())];
+        for _ in 0..4 {
+            let mut next = Vec::new();
+            for (state, text) in &frontier {
+                for (id, tok) in vocab.iter().enumerate() {
+                    let by_bytes = g.accepts_text(&format!("{text}{tok}"), false);
+                    assert_eq!(
+                        g.allows(state, id as u32, false),
+                        by_bytes,
+                        "{text:?} + {tok:?}"
+                    );
+                    if by_bytes {
+                        let mut s = state.clone();
+                        g.advance(&mut s, id as u32);
+                        next.push((s, format!("{text}{tok}")));
+                    }
+                }
+            }
+            frontier = next;
+        }
+    }
+
+    #[test]
+    fn listing_bounds_hold_for_titles_and_features() {
+        let g = JsonSchema::compile(&json!({
+            "type": "object",
+            "properties": {
+                "title": {"type": "string", "minLength": 5, "maxLength": 10},
+                "features": {"type": "array", "minItems": 1, "maxItems": 2,
+                             "items": {"type": "string", "minLength": 1, "maxLength": 3}}
+            },
+            "required": ["title", "features"]
+        }))
+        .expect("compiles");
+        assert!(g.accepts_text(r#"{"title":"Title","features":["abc","d"]}"#, true));
+        assert!(!g.accepts_text(r#"{"title":"Tit","#, false));
+        assert!(!g.accepts_text(r#"{"title":"Title","features":["abcd"#, false));
+        assert!(!g.accepts_text(r#"{"title":"Title","features":["""#, false));
     }
 }
