@@ -80,7 +80,7 @@ pub const RULES: &[RuleSpec] = &[
     RuleSpec { id: "F-CNT", points: 8, hard_fail: false, check: "3–10 key features", basis: "W5" },
     RuleSpec { id: "F-LEN", points: 6, hard_fail: false, check: "each feature 1–80 characters, no duplicates", basis: "project rule" },
     RuleSpec { id: "F-FMT", points: 4, hard_fail: false, check: "features are plain text, start with a capital, no placeholders", basis: "A-3, A-4" },
-    RuleSpec { id: "D-LEN", points: 12, hard_fail: false, check: "description at least 150 words (hard fail under 50), at most 4,000 characters", basis: "W4, W5" },
+    RuleSpec { id: "D-LEN", points: 12, hard_fail: false, check: "description at least 150 words (hard fail under 50), at most 4,000 characters; no sentence written twice (hard fail: padding)", basis: "W4, W5, project rule" },
     RuleSpec { id: "D-HTML", points: 4, hard_fail: false, check: "description uses only p, ul, ol, li, br, b, strong, em, i; no scripts, links, images or handlers", basis: "W5, A-1" },
     RuleSpec { id: "X-PROMO", points: 10, hard_fail: true, check: "no promotional or superlative phrases", basis: "W1–W3, A-2" },
     RuleSpec { id: "X-CONTACT", points: 8, hard_fail: true, check: "no URLs, e-mails, phone numbers, addresses or seller contact", basis: "W1, W2, A-1" },
@@ -703,6 +703,20 @@ impl Rubric {
                 )
             };
             fail("D-LEN", whole("description", &visible, reason), hard);
+        }
+        // A sentence written twice pads the description instead of describing the product.
+        if let Some((start, end)) = text::repeated_sentence(&visible, text::REPEAT_MIN_WORDS) {
+            fail(
+                "D-LEN",
+                ev(
+                    "description",
+                    &visible,
+                    start,
+                    end,
+                    "sentence written twice (padding)".into(),
+                ),
+                true,
+            );
         }
 
         // D-HTML

@@ -304,6 +304,79 @@ pub fn description_words(html: &str) -> usize {
     w.count
 }
 
+/// Sentences shorter than this many words may repeat (list labels, "Key details:").
+pub const REPEAT_MIN_WORDS: usize = 5;
+
+/// The first sentence of `visible` text that repeats an earlier one word for word (case,
+/// punctuation and spacing aside), as the byte range of the repeat; `None` when every sentence
+/// of at least `min_words` words is new.
+///
+/// Sentences end at `.`, `!`, `?`, `:`, `;` or a line break. Padding a description to a length by
+/// writing a sentence again is what this finds: a listing that says the same thing twice.
+pub fn repeated_sentence(visible: &str, min_words: usize) -> Option<(usize, usize)> {
+    // (hash of the lower-cased words, start, end) of every sentence long enough.
+    let mut seen: Vec<(u64, usize, usize)> = Vec::new();
+    let bytes = visible.as_bytes();
+    let mut i = 0;
+    while i < bytes.len() {
+        let start = i;
+        while i < bytes.len() && !matches!(bytes[i], b'.' | b'!' | b'?' | b':' | b';' | b'\n') {
+            i += 1;
+        }
+        let end = i;
+        i += 1;
+        let sentence = &visible[start..end];
+        let (hash, n) = sentence_key(sentence);
+        if n < min_words {
+            continue;
+        }
+        let same =
+            |&&(h, s, e): &&(u64, usize, usize)| h == hash && same_words(&visible[s..e], sentence);
+        if seen.iter().any(|e| same(&e)) {
+            let lead = sentence.len() - sentence.trim_start().len();
+            return Some((start + lead, start + sentence.trim_end().len()));
+        }
+        seen.push((hash, start, end));
+    }
+    None
+}
+
+/// Words of a sentence, lower-cased: runs of alphanumeric characters.
+fn sentence_words(s: &str) -> impl Iterator<Item = &str> {
+    s.split(|c: char| !c.is_alphanumeric())
+        .filter(|w| !w.is_empty())
+}
+
+/// FNV-1a over the lower-cased words of `s` (a separator between words), and their number.
+fn sentence_key(s: &str) -> (u64, usize) {
+    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    let mut n = 0;
+    for w in sentence_words(s) {
+        for c in w.chars().flat_map(char::to_lowercase) {
+            let mut buf = [0u8; 4];
+            for &b in c.encode_utf8(&mut buf).as_bytes() {
+                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+            }
+        }
+        h = (h ^ 0x20).wrapping_mul(0x0100_0000_01b3);
+        n += 1;
+    }
+    (h, n)
+}
+
+/// Whether two sentences have the same words, case aside.
+fn same_words(a: &str, b: &str) -> bool {
+    let mut x = sentence_words(a);
+    let mut y = sentence_words(b);
+    loop {
+        match (x.next(), y.next()) {
+            (None, None) => return true,
+            (Some(p), Some(q)) if p.to_lowercase() == q.to_lowercase() => {}
+            _ => return false,
+        }
+    }
+}
+
 /// Number of Unicode scalar values (what the rubric means by "characters").
 pub fn char_len(s: &str) -> usize {
     s.chars().count()
@@ -554,6 +627,31 @@ static STOPWORD_KEYS: [u64; STOPWORDS.len()] = {
 
 #[cfg(test)]
 pub(crate) mod tests {
+    #[test]
+    fn repeated_sentences_are_found_word_for_word() {
+        let twice = "The strap is padded for long walks. It folds flat. The strap is padded for long walks.";
+        let (a, b) = repeated_sentence(twice, REPEAT_MIN_WORDS).expect("a repeat");
+        assert_eq!(&twice[a..b], "The strap is padded for long walks");
+        assert!(a > 10, "the second one: {a}");
+        // Case, punctuation and spacing aside; a line break ends a sentence too.
+        let loose = "Fits most bikes with a quick clip\nfits MOST bikes,  with a quick clip!";
+        assert!(repeated_sentence(loose, REPEAT_MIN_WORDS).is_some());
+        // Different words, short repeats and near repeats are fine.
+        for ok in [
+            "The strap is padded for long walks. The strap is padded for short walks.",
+            "Key details: one. Key details: two.",
+            "Easy to clean. Easy to clean.",
+            "",
+            "No end mark at all and nothing repeated",
+        ] {
+            assert_eq!(repeated_sentence(ok, REPEAT_MIN_WORDS), None, "{ok}");
+        }
+        // Non-ASCII words compare case-insensitively too.
+        let accents =
+            "Élégant et pratique pour tous les jours. élégant et pratique pour tous les jours.";
+        assert!(repeated_sentence(accents, REPEAT_MIN_WORDS).is_some());
+    }
+
     use super::*;
 
     /// The straightforward versions the fast ones must agree with.

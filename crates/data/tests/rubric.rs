@@ -230,6 +230,31 @@ fn f_len_flags_duplicates() {
 }
 
 #[test]
+fn d_len_hard_fails_a_sentence_written_twice() {
+    let again = "The cushions stay cool on warm afternoons.";
+    let r = fails_only("D-LEN", |l| {
+        l.description = format!(
+            "<p>{again} {}.</p><p>{}</p>",
+            prose(160),
+            again.to_uppercase()
+        )
+    });
+    assert!(r.hard_failed && r.score == 59 && !r.passed);
+    let ev = &rule(&r, "D-LEN").evidence[0];
+    assert_eq!(ev.text, again.to_uppercase().trim_end_matches('.'));
+    assert!(ev.reason.contains("twice"), "{}", ev.reason);
+    // A short phrase may come back, and so may a sentence with one word changed.
+    let mut l = good();
+    l.description = format!("<p>Easy to clean. {}. Easy to clean.</p>", prose(160));
+    assert!(rule(&score(&l), "D-LEN").passed);
+    l.description = format!(
+        "<p>{again} {}. The cushions stay cool on hot afternoons.</p>",
+        prose(160)
+    );
+    assert!(rule(&score(&l), "D-LEN").passed);
+}
+
+#[test]
 fn d_html_allows_basic_tags_only() {
     fails_only("D-HTML", |l| {
         l.description = format!("<p>{}</p><script>x()</script>", prose(160))
