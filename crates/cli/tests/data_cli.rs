@@ -227,4 +227,26 @@ fn schema_prints_the_listing_json_schema() {
         v["required"],
         serde_json::json!(["title", "features", "description"])
     );
+    // The hard gates JSON Schema can state, from the rubric's defaults.
+    let p = &v["properties"];
+    assert_eq!(
+        (
+            p["title"]["minLength"].as_u64(),
+            p["title"]["maxLength"].as_u64()
+        ),
+        (Some(50), Some(100))
+    );
+    assert_eq!(
+        (
+            p["features"]["minItems"].as_u64(),
+            p["features"]["maxItems"].as_u64()
+        ),
+        (Some(3), Some(10))
+    );
+    assert_eq!(p["features"]["items"]["maxLength"].as_u64(), Some(80));
+    assert_eq!(p["description"]["minLength"].as_u64(), Some(900));
+    let out = tierforge(&["data", "schema", "--shape"]);
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    assert_eq!(v, tierforge_data::completion::shape_schema());
+    assert!(!v.to_string().contains("minLength"));
 }

@@ -5,6 +5,7 @@
 use serde::Serialize;
 use std::fmt;
 
+use crate::rubric::RubricConfig;
 use crate::sample::{Listing, Message, ProductInput, UserContext};
 
 /// The training tiers, in the order they are trained.
@@ -139,10 +140,44 @@ pub fn completion(listing: &Listing) -> String {
 }
 
 /// The completion format as a JSON schema: what Ollama's `format` takes for structured outputs
-/// (and what `tierforge eval` decodes with by default). It fixes the shape only: the three keys
-/// in order, strings, an array of strings. How long the title is, how many features there are
-/// and what the text says are left to the model and judged by the rubric.
+/// (and what `tierforge eval` decodes with by default), for the default rubric.
 pub fn json_schema() -> serde_json::Value {
+    json_schema_for(&RubricConfig::default())
+}
+
+/// The completion format as a JSON schema for `rubric`: the three keys in order, and every
+/// hard gate that JSON Schema can state exactly (title length, feature count and feature
+/// length, in characters as the rubric counts them), plus a floor on the description's
+/// characters (see [`description_min_chars`]). What the text says is left to the model.
+pub fn json_schema_for(rubric: &RubricConfig) -> serde_json::Value {
+    let mut desc = serde_json::json!({"type": "string"});
+    let min = description_min_chars(rubric);
+    if min > 0 {
+        desc["minLength"] = min.into();
+    }
+    serde_json::json!({
+        "type": "object",
+        "properties": {
+            "title": {
+                "type": "string",
+                "minLength": rubric.title_min_chars,
+                "maxLength": rubric.title_max_chars
+            },
+            "features": {
+                "type": "array",
+                "items": {"type": "string", "minLength": 1, "maxLength": rubric.feature_max_chars},
+                "minItems": rubric.features_min,
+                "maxItems": rubric.features_max
+            },
+            "description": desc
+        },
+        "required": ["title", "features", "description"]
+    })
+}
+
+/// The completion format's shape alone: the three keys in order, strings, an array of
+/// strings, with no length bound.
+pub fn shape_schema() -> serde_json::Value {
     serde_json::json!({
         "type": "object",
         "properties": {
@@ -152,6 +187,23 @@ pub fn json_schema() -> serde_json::Value {
         },
         "required": ["title", "features", "description"]
     })
+}
+
+/// Characters a description word takes, tags and spaces included, for
+/// [`description_min_chars`]: the bundled corpus averages 6.1 (5.3 to 7.2 per description).
+pub const DESCRIPTION_CHARS_PER_WORD: usize = 6;
+
+/// Floor on the description's characters in [`json_schema_for`]: the rubric's word floor at
+/// [`DESCRIPTION_CHARS_PER_WORD`] characters a word (900 for 150 words).
+///
+/// JSON Schema cannot count words, so this is a stand-in, not the gate: the rubric still counts
+/// the words. It keeps a model from closing the description a sentence or two early, which is
+/// how quickly trained tiers fail most often (135 to 149 words); under greedy decoding the one
+/// token that ends the string competes with the many that continue it. No bundled description
+/// of 150 words or more is shorter than 923 characters, so the floor never rules out a
+/// description the rubric passes on its own.
+pub fn description_min_chars(rubric: &RubricConfig) -> usize {
+    rubric.description_min_words * DESCRIPTION_CHARS_PER_WORD
 }
 
 /// Why a model output is not a listing.

@@ -169,6 +169,7 @@ pub fn modelfile_for(
         top_k: Some(crate::modelfile::TOP_K),
         top_p: Some(crate::modelfile::TOP_P),
         repeat_penalty: Some(crate::modelfile::REPEAT_PENALTY),
+        repeat_last_n: Some(crate::modelfile::REPEAT_LAST_N),
         license: base_license(model),
         header,
     })

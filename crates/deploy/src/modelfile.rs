@@ -12,8 +12,13 @@ use std::fmt::Write as _;
 /// small models fall into loops under greedy decoding without it. Evaluation decodes with the
 /// same value, so the scores describe what `ollama run` does.
 pub const REPEAT_PENALTY: f64 = 1.1;
-/// Tokens the repetition penalty looks back over (Ollama's default `repeat_last_n`).
-pub const REPEAT_LAST_N: usize = 64;
+/// Tokens the repetition penalty looks back over (`repeat_last_n`; Ollama's default is 64).
+///
+/// A listing is 300 to 400 tokens. Over Ollama's 64 a tier writes whole sentences of its
+/// description a second time once they have left the window: the expert tier of a quick
+/// pipeline run repeated a sentence in 14 of 36 held-out products (schema-constrained, greedy);
+/// over 256 tokens, in none, and its rubric pass rate did not drop (97.2% on both).
+pub const REPEAT_LAST_N: usize = 256;
 /// Sampling temperature of every tier: 0, greedy, so that the same product gives the same
 /// listing and evaluation (which decodes the same way) describes what `ollama run` answers.
 /// Sampling at 0.3 did not help: the expert tier of a quick pipeline run passed the rubric on
@@ -39,6 +44,8 @@ pub struct Modelfile {
     pub top_k: Option<usize>,
     pub top_p: Option<f64>,
     pub repeat_penalty: Option<f64>,
+    /// `PARAMETER repeat_last_n`: the tokens the penalty looks back over.
+    pub repeat_last_n: Option<usize>,
     pub license: Option<String>,
     /// A `#` comment block at the top (what made this file).
     pub header: Vec<String>,
@@ -93,6 +100,9 @@ impl Modelfile {
         if let Some(p) = self.repeat_penalty {
             let _ = writeln!(s, "PARAMETER repeat_penalty {p}");
         }
+        if let Some(n) = self.repeat_last_n {
+            let _ = writeln!(s, "PARAMETER repeat_last_n {n}");
+        }
         if let Some(l) = &self.license {
             let _ = writeln!(s, "LICENSE {}", quote("LICENSE", l)?);
         }
@@ -113,6 +123,9 @@ impl Modelfile {
         }
         if let Some(p) = self.repeat_penalty {
             m.insert("repeat_penalty".into(), serde_json::json!(p));
+        }
+        if let Some(n) = self.repeat_last_n {
+            m.insert("repeat_last_n".into(), serde_json::json!(n));
         }
         serde_json::Value::Object(m)
     }
@@ -193,6 +206,7 @@ mod tests {
             top_k: Some(40),
             top_p: Some(0.9),
             repeat_penalty: None,
+            repeat_last_n: Some(256),
             license: Some("Apache 2.0\nfull text".into()),
             header: vec!["made by tierforge".into()],
         }

@@ -315,6 +315,7 @@ fn tier_bundle_without_ollama_is_built_and_registered_not_pushed() {
     assert!(mf.contains("PARAMETER stop \"<|im_end|>\""), "{mf}");
     // The decoding that evaluation scored the tier with.
     assert!(mf.contains("PARAMETER repeat_penalty 1.1\n"), "{mf}");
+    assert!(mf.contains("PARAMETER repeat_last_n 256\n"), "{mf}");
     assert!(mf.contains(tierforge_data::completion::Tier::Basic.system_prompt()));
     let parsed = tierforge_deploy::modelfile::parse(&mf).expect("Ollama's syntax");
     assert!(parsed.iter().any(|(k, _)| k == "TEMPLATE"), "{parsed:?}");

@@ -292,7 +292,10 @@ fn copy_delete_list_and_chat_through_ollama_rs() {
     assert_eq!(body["options"]["top_p"], 0.5);
     assert_eq!(body["options"]["seed"], 1);
     assert_eq!(body["options"]["num_predict"], 640);
-    assert_eq!(body["options"]["repeat_last_n"], 64);
+    assert_eq!(
+        body["options"]["repeat_last_n"],
+        tierforge_deploy::modelfile::REPEAT_LAST_N
+    );
     // Structured outputs: the schema itself is the request's `format` (api.md, "Request
     // (Structured outputs)").
     assert_eq!(

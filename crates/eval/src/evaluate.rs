@@ -108,6 +108,9 @@ pub struct EvalOptions {
     /// Modelfile sets, so that scores describe what `ollama run` does.
     #[serde(default = "no_repeat_penalty")]
     pub repeat_penalty: f32,
+    /// Tokens the repetition penalty looks back over; by default the Modelfile's.
+    #[serde(default = "ollama_repeat_last_n")]
+    pub repeat_last_n: usize,
     /// Sampling temperature (`0`: greedy); by default the tiers' Modelfile's, sampled with
     /// `seed` so that the same run gives the same answers.
     #[serde(default)]
@@ -138,13 +141,23 @@ fn no_repeat_penalty() -> f32 {
     1.0
 }
 
+/// The penalty window of evaluations written before the option existed (Ollama's default).
+fn ollama_repeat_last_n() -> usize {
+    64
+}
+
 /// How the answer is decoded.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum OutputFormat {
     /// Only JSON of the listing's schema (`tierforge_data::completion::json_schema`) can be
-    /// generated, as with Ollama's structured outputs (`format`); the content is the model's.
+    /// generated, as with Ollama's structured outputs (`format`): the keys, and the lengths
+    /// JSON Schema can bound (title, features, a floor on the description's characters); the
+    /// content is the model's.
     Schema,
+    /// Only JSON of the listing's shape (`tierforge_data::completion::shape_schema`): the keys
+    /// and types, with no length bound.
+    Shape,
     /// Free text, as `ollama run` without `--format`.
     Free,
 }
@@ -154,6 +167,7 @@ impl OutputFormat {
     pub fn schema(self) -> Option<serde_json::Value> {
         match self {
             OutputFormat::Schema => Some(completion::json_schema()),
+            OutputFormat::Shape => Some(completion::shape_schema()),
             OutputFormat::Free => None,
         }
     }
@@ -183,6 +197,7 @@ impl Default for EvalOptions {
             limit: None,
             seed: 0,
             repeat_penalty: tierforge_deploy::modelfile::REPEAT_PENALTY as f32,
+            repeat_last_n: tierforge_deploy::modelfile::REPEAT_LAST_N,
             temperature: tierforge_deploy::modelfile::TEMPERATURE,
             top_k: Some(tierforge_deploy::modelfile::TOP_K),
             top_p: Some(tierforge_deploy::modelfile::TOP_P),
@@ -533,7 +548,7 @@ fn eval_candle(
             top_p: opts.top_p,
             seed: opts.seed,
             repeat_penalty: opts.repeat_penalty,
-            repeat_last_n: tierforge_deploy::modelfile::REPEAT_LAST_N,
+            repeat_last_n: opts.repeat_last_n,
         },
         stop_tokens: lm.stop_tokens(),
         schema: opts.format.grammar(&lm.tokenizer).map_err(merr)?,
@@ -617,6 +632,7 @@ fn eval_ollama(
                     top_k: opts.top_k.map(|k| k as u32),
                     top_p: opts.top_p.map(|p| p as f32),
                     repeat_penalty: opts.repeat_penalty,
+                    repeat_last_n: opts.repeat_last_n as i32,
                     num_predict: Some(opts.max_tokens as i32),
                     format: opts.format.schema(),
                     ..ChatDecoding::greedy(opts.seed as i32)
@@ -748,9 +764,15 @@ mod tests {
     }
 
     fn good_listing() -> String {
-        let words = "These over-ear headphones suit commuters and travellers who want quiet \
-            focus during long days. "
-            .repeat(12);
+        // Twelve different sentences (the rubric fails one written twice).
+        let words: String = (1..=12)
+            .map(|day| {
+                format!(
+                    "On day {day} these over-ear headphones suit commuters and travellers who \
+                     want quiet focus during long days. "
+                )
+            })
+            .collect();
         tierforge_data::completion::completion(&Listing {
             title: "Northpeak Trail Wireless Over-Ear Headphones with 40h Battery, Black".into(),
             features: vec![

@@ -145,15 +145,17 @@ pub fn html(run: &EvalRun, loss_curves: &[LossCurve]) -> String {
     let _ = write!(
         h,
         "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>tierforge evaluation</title><style>{CSS}</style></head><body>\
-         <h1>tierforge evaluation</h1><p class=\"muted\">{} models on {n} products; backend {}; {} with repeat penalty {}, at most {} tokens, {}; finished at {} (Unix time). \
+         <h1>tierforge evaluation</h1><p class=\"muted\">{} models on {n} products; backend {}; {} with repeat penalty {} over the last {} tokens, at most {} tokens, {}; finished at {} (Unix time). \
          Scores are rubric compliance scores (0–100); an answer that does not parse as a listing scores 0 and fails every gate.</p>",
         run.models.len(),
         serde_json::to_value(run.options.backend).ok().and_then(|v| v.as_str().map(str::to_owned)).unwrap_or_default(),
         decoding(&run.options),
         run.options.repeat_penalty,
+        run.options.repeat_last_n,
         run.options.max_tokens,
         match run.options.format {
-            OutputFormat::Schema => "constrained to the listing's JSON schema (as Ollama's <code>format</code>; the text of every field is the model's)",
+            OutputFormat::Schema => "constrained to the listing's JSON schema (as Ollama's <code>format</code>: the keys, the title and feature lengths, a floor on the description's characters; the text of every field is the model's)",
+            OutputFormat::Shape => "constrained to the listing's keys and types, with no length bound",
             OutputFormat::Free => "free text",
         },
         run.finished_at

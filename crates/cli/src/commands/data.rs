@@ -180,8 +180,14 @@ pub enum DataCommand {
         json: bool,
     },
     /// Print the completion format as a JSON schema: pass it as `format` to Ollama's chat or
-    /// generate API (structured outputs) so a tier can only answer with a parseable listing.
-    Schema,
+    /// generate API (structured outputs) so a tier can only answer with a parseable listing
+    /// whose title and features have the rubric's lengths, and whose description has at least
+    /// 6 characters for each word the rubric asks for (`--shape`: keys and types only).
+    Schema {
+        /// Only the keys and types, no length bound.
+        #[arg(long)]
+        shape: bool,
+    },
 }
 
 #[derive(Debug, Clone, Copy, ValueEnum)]
@@ -280,8 +286,12 @@ pub fn run(args: &DataArgs) -> Result<ExitStatus> {
             svg,
             json,
         } => stats_cmd(files, common, svg.as_deref(), *json),
-        DataCommand::Schema => {
-            let schema = tierforge_data::completion::json_schema();
+        DataCommand::Schema { shape } => {
+            let schema = if *shape {
+                tierforge_data::completion::shape_schema()
+            } else {
+                tierforge_data::completion::json_schema()
+            };
             println!("{}", serde_json::to_string_pretty(&schema)?);
             Ok(ExitStatus::Success)
         }

@@ -34,6 +34,8 @@ pub enum FormatArg {
     /// Only JSON of the listing's schema can be generated, as with Ollama's structured outputs
     /// (`format`; `tierforge data schema` prints it); what the fields say is the model's.
     Schema,
+    /// Only JSON of the listing's keys and types, with no length bound.
+    Shape,
     /// Free text, as `ollama run` without `--format`.
     Free,
 }
@@ -42,6 +44,7 @@ impl From<FormatArg> for OutputFormat {
     fn from(f: FormatArg) -> Self {
         match f {
             FormatArg::Schema => OutputFormat::Schema,
+            FormatArg::Shape => OutputFormat::Shape,
             FormatArg::Free => OutputFormat::Free,
         }
     }
@@ -84,10 +87,13 @@ pub struct EvalArgs {
     /// Maximum generated tokens per product, in tokens.
     #[arg(long, default_value_t = 400)]
     pub max_tokens: usize,
-    /// Repetition penalty over the last 64 tokens (1.0: none); the default is the one every
-    /// tier's Modelfile sets, so scores describe what `ollama run` does.
+    /// Repetition penalty over the last `--repeat-last-n` tokens (1.0: none); the default is
+    /// the one every tier's Modelfile sets, so scores describe what `ollama run` does.
     #[arg(long, default_value_t = tierforge_deploy::modelfile::REPEAT_PENALTY as f32)]
     pub repeat_penalty: f32,
+    /// Tokens the repetition penalty looks back over; the default is every tier's Modelfile's.
+    #[arg(long, default_value_t = tierforge_deploy::modelfile::REPEAT_LAST_N)]
+    pub repeat_last_n: usize,
     /// Sampling temperature (0: greedy). The default is every tier's Modelfile's, and answers
     /// are sampled with `--seed`, so scores describe what `ollama run` does and repeat exactly.
     #[arg(long, default_value_t = tierforge_deploy::modelfile::TEMPERATURE)]
@@ -261,6 +267,7 @@ pub fn resolve(args: &EvalArgs) -> Result<(Vec<ModelUnderTest>, EvalOptions)> {
         limit: args.limit,
         seed: args.seed,
         repeat_penalty: args.repeat_penalty,
+        repeat_last_n: args.repeat_last_n,
         temperature: args.temperature,
         top_k: (args.top_k > 0).then_some(args.top_k),
         top_p: (args.top_p < 1.0).then_some(args.top_p),

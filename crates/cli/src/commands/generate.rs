@@ -52,9 +52,12 @@ pub struct GenerateArgs {
     /// Sample only among the most likely tokens whose probabilities add up to P.
     #[arg(long, default_value_t = 0.95)]
     pub top_p: f64,
-    /// Penalty for repeating one of the last 64 tokens (1.0: none).
+    /// Penalty for repeating one of the last `--repeat-last-n` tokens (1.0: none).
     #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
+    /// Tokens the repetition penalty looks back over (Ollama's default).
+    #[arg(long, default_value_t = 64)]
+    pub repeat_last_n: usize,
     /// Seed of the sampler; the same seed gives the same text.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
@@ -84,7 +87,7 @@ impl GenerateArgs {
             top_k: (self.top_k > 0).then_some(self.top_k),
             top_p: (self.top_p < 1.0).then_some(self.top_p),
             repeat_penalty: self.repeat_penalty,
-            repeat_last_n: 64,
+            repeat_last_n: self.repeat_last_n,
             seed: self.seed,
         }
     }
