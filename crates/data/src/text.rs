@@ -320,7 +320,7 @@ pub fn repeated_sentence(visible: &str, min_words: usize) -> Option<(usize, usiz
     let mut i = 0;
     while i < bytes.len() {
         let start = i;
-        while i < bytes.len() && !matches!(bytes[i], b'.' | b'!' | b'?' | b':' | b';' | b'\n') {
+        while i < bytes.len() && !ends_sentence(bytes, i) {
             i += 1;
         }
         let end = i;
@@ -341,24 +341,59 @@ pub fn repeated_sentence(visible: &str, min_words: usize) -> Option<(usize, usiz
     None
 }
 
+/// Whether the byte at `i` ends a sentence: `!`, `?`, `;` or a line break, or a `.` or `:`
+/// before whitespace or the end (so "5.3" or "10:30" does not).
+fn ends_sentence(bytes: &[u8], i: usize) -> bool {
+    match bytes[i] {
+        b'!' | b'?' | b';' | b'\n' => true,
+        b'.' | b':' => bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()),
+        _ => false,
+    }
+}
+
 /// Words of a sentence, lower-cased: runs of alphanumeric characters.
 fn sentence_words(s: &str) -> impl Iterator<Item = &str> {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
 }
 
-/// FNV-1a over the lower-cased words of `s` (a separator between words), and their number.
+const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
+const FNV_PRIME: u64 = 0x0100_0000_01b3;
+
+/// FNV-1a over the lower-cased words of `s` (a space after each word), and their number.
 fn sentence_key(s: &str) -> (u64, usize) {
-    let mut h: u64 = 0xcbf2_9ce4_8422_2325;
+    if s.is_ascii() {
+        // The same hash, a byte at a time: ASCII letters and digits are the alphanumeric
+        // characters of ASCII text, and each lower-cases to one byte.
+        let mut h = FNV_OFFSET;
+        let mut n = 0;
+        let mut in_word = false;
+        for &b in s.as_bytes() {
+            if b.is_ascii_alphanumeric() {
+                h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME);
+                in_word = true;
+            } else if in_word {
+                h = (h ^ 0x20).wrapping_mul(FNV_PRIME);
+                n += 1;
+                in_word = false;
+            }
+        }
+        if in_word {
+            h = (h ^ 0x20).wrapping_mul(FNV_PRIME);
+            n += 1;
+        }
+        return (h, n);
+    }
+    let mut h = FNV_OFFSET;
     let mut n = 0;
     for w in sentence_words(s) {
         for c in w.chars().flat_map(char::to_lowercase) {
             let mut buf = [0u8; 4];
             for &b in c.encode_utf8(&mut buf).as_bytes() {
-                h = (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3);
+                h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
             }
         }
-        h = (h ^ 0x20).wrapping_mul(0x0100_0000_01b3);
+        h = (h ^ 0x20).wrapping_mul(FNV_PRIME);
         n += 1;
     }
     (h, n)
@@ -628,6 +663,18 @@ static STOPWORD_KEYS: [u64; STOPWORDS.len()] = {
 #[cfg(test)]
 pub(crate) mod tests {
     #[test]
+    fn sentence_keys_agree_between_ascii_and_unicode_text() {
+        // "It's" and "It’s" have the same words ("it", "s"): one key, whichever path hashes it.
+        let ascii = "It's rated for 40 hours, Bluetooth 5.3";
+        let curly = "It’s rated for 40 hours — Bluetooth 5.3";
+        assert!(ascii.is_ascii() && !curly.is_ascii());
+        assert_eq!(sentence_key(ascii), sentence_key(curly));
+        assert_eq!(sentence_key(ascii).1, 9);
+        let text = format!("{ascii}! Then more words follow here. {curly}.");
+        assert!(repeated_sentence(&text, REPEAT_MIN_WORDS).is_some());
+    }
+
+    #[test]
     fn repeated_sentences_are_found_word_for_word() {
         let twice = "The strap is padded for long walks. It folds flat. The strap is padded for long walks.";
         let (a, b) = repeated_sentence(twice, REPEAT_MIN_WORDS).expect("a repeat");
@@ -635,6 +682,10 @@ pub(crate) mod tests {
         assert!(a > 10, "the second one: {a}");
         // Case, punctuation and spacing aside; a line break ends a sentence too.
         let loose = "Fits most bikes with a quick clip\nfits MOST bikes,  with a quick clip!";
+        // A decimal point or a time is no sentence end.
+        let decimal =
+            "Rated at 5.3 volts for the small motor. Rated at 5.4 volts for the small motor.";
+        assert_eq!(repeated_sentence(decimal, REPEAT_MIN_WORDS), None);
         assert!(repeated_sentence(loose, REPEAT_MIN_WORDS).is_some());
         // Different words, short repeats and near repeats are fine.
         for ok in [
