@@ -311,44 +311,115 @@ pub const REPEAT_MIN_WORDS: usize = 5;
 /// punctuation and spacing aside), as the byte range of the repeat; `None` when every sentence
 /// of at least `min_words` words is new.
 ///
-/// Sentences end at `.`, `!`, `?`, `:`, `;` or a line break. Padding a description to a length by
+/// Sentences end at `!`, `?`, `;` or a line break, and at a `.` or `:` before whitespace or the
+/// end (so "5.3 volts" or "10:30" does not end one). Padding a description to a length by
 /// writing a sentence again is what this finds: a listing that says the same thing twice.
+///
+/// One pass over the bytes: ASCII words are hashed as they are read (a sentence with other
+/// characters is hashed again through [`sentence_key`], which gives ASCII text the same key),
+/// and a repeat is confirmed word by word, so a hash collision never reports one.
 pub fn repeated_sentence(visible: &str, min_words: usize) -> Option<(usize, usize)> {
-    // (hash of the lower-cased words, start, end) of every sentence long enough.
+    // (key, start, end) of every sentence long enough.
     let mut seen: Vec<(u64, usize, usize)> = Vec::new();
     let bytes = visible.as_bytes();
+    let (mut h, mut n, mut in_word, mut ascii, mut start) = (KEY_START, 0usize, false, true, 0);
     let mut i = 0;
-    while i < bytes.len() {
-        let start = i;
-        while i < bytes.len() && !ends_sentence(bytes, i) {
-            i += 1;
+    while i <= bytes.len() {
+        let class = bytes.get(i).map_or(END, |&b| BYTE_CLASS[b as usize]);
+        let ends = match class {
+            WORD => {
+                // The whole word at once: the loop stays on the predicted path.
+                while let Some(&b) = bytes.get(i).filter(|&&b| BYTE_CLASS[b as usize] == WORD) {
+                    h = mix_byte(h, b | (0x20 * u8::from(b.is_ascii_uppercase())));
+                    i += 1;
+                }
+                in_word = true;
+                continue;
+            }
+            OTHER if !in_word => {
+                i += 1;
+                continue;
+            }
+            OTHER => false,
+            NON_ASCII => {
+                ascii = false;
+                false
+            }
+            STOP => true,
+            MAYBE_STOP => bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()),
+            _ => true, // END
+        };
+        if in_word {
+            h = end_word(h);
+            n += 1;
+            in_word = false;
         }
-        let end = i;
+        if ends {
+            let sentence = &visible[start..i];
+            let (key, words) = if ascii {
+                (h, n)
+            } else {
+                sentence_key(sentence)
+            };
+            if words >= min_words {
+                let repeat = seen
+                    .iter()
+                    .any(|&(k, s, e)| k == key && same_words(&visible[s..e], sentence));
+                if repeat {
+                    let lead = sentence.len() - sentence.trim_start().len();
+                    return Some((start + lead, start + sentence.trim_end().len()));
+                }
+                seen.push((key, start, i));
+            }
+            (h, n, ascii, start) = (KEY_START, 0, true, i + 1);
+        }
         i += 1;
-        let sentence = &visible[start..end];
-        let (hash, n) = sentence_key(sentence);
-        if n < min_words {
-            continue;
-        }
-        let same =
-            |&&(h, s, e): &&(u64, usize, usize)| h == hash && same_words(&visible[s..e], sentence);
-        if seen.iter().any(|e| same(&e)) {
-            let lead = sentence.len() - sentence.trim_start().len();
-            return Some((start + lead, start + sentence.trim_end().len()));
-        }
-        seen.push((hash, start, end));
     }
     None
 }
 
-/// Whether the byte at `i` ends a sentence: `!`, `?`, `;` or a line break, or a `.` or `:`
-/// before whitespace or the end (so "5.3" or "10:30" does not).
-fn ends_sentence(bytes: &[u8], i: usize) -> bool {
-    match bytes[i] {
-        b'!' | b'?' | b';' | b'\n' => true,
-        b'.' | b':' => bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()),
-        _ => false,
+const OTHER: u8 = 0;
+const WORD: u8 = 1;
+const STOP: u8 = 2;
+const MAYBE_STOP: u8 = 3;
+const NON_ASCII: u8 = 4;
+const END: u8 = 5;
+
+/// What each byte is to [`repeated_sentence`].
+static BYTE_CLASS: [u8; 256] = {
+    let mut t = [OTHER; 256];
+    let mut b = 0;
+    while b < 256 {
+        let c = b as u8;
+        t[b] = if c.is_ascii_alphanumeric() {
+            WORD
+        } else if matches!(c, b'!' | b'?' | b';' | b'\n') {
+            STOP
+        } else if matches!(c, b'.' | b':') {
+            MAYBE_STOP
+        } else if c >= 0x80 {
+            NON_ASCII
+        } else {
+            OTHER
+        };
+        b += 1;
     }
+    t
+};
+
+const KEY_START: u64 = 0x9e37_79b9_7f4a_7c15;
+
+/// Adds one byte of a lower-cased word to a sentence key (a rotate and an xor: cheap, and
+/// collisions are ruled out by [`same_words`]).
+#[inline]
+fn mix_byte(h: u64, b: u8) -> u64 {
+    h.rotate_left(5) ^ u64::from(b)
+}
+
+/// Ends a word in a sentence key.
+#[inline]
+fn end_word(h: u64) -> u64 {
+    (h ^ 0x20).wrapping_mul(0x0100_0000_01b3)
 }
 
 /// Words of a sentence, lower-cased: runs of alphanumeric characters.
@@ -357,43 +428,19 @@ fn sentence_words(s: &str) -> impl Iterator<Item = &str> {
         .filter(|w| !w.is_empty())
 }
 
-const FNV_OFFSET: u64 = 0xcbf2_9ce4_8422_2325;
-const FNV_PRIME: u64 = 0x0100_0000_01b3;
-
-/// FNV-1a over the lower-cased words of `s` (a space after each word), and their number.
+/// The key of a sentence's lower-cased words (the UTF-8 bytes of each, then a word end), and
+/// their number: what [`repeated_sentence`] computes in its pass for ASCII text.
 fn sentence_key(s: &str) -> (u64, usize) {
-    if s.is_ascii() {
-        // The same hash, a byte at a time: ASCII letters and digits are the alphanumeric
-        // characters of ASCII text, and each lower-cases to one byte.
-        let mut h = FNV_OFFSET;
-        let mut n = 0;
-        let mut in_word = false;
-        for &b in s.as_bytes() {
-            if b.is_ascii_alphanumeric() {
-                h = (h ^ u64::from(b.to_ascii_lowercase())).wrapping_mul(FNV_PRIME);
-                in_word = true;
-            } else if in_word {
-                h = (h ^ 0x20).wrapping_mul(FNV_PRIME);
-                n += 1;
-                in_word = false;
-            }
-        }
-        if in_word {
-            h = (h ^ 0x20).wrapping_mul(FNV_PRIME);
-            n += 1;
-        }
-        return (h, n);
-    }
-    let mut h = FNV_OFFSET;
+    let mut h = KEY_START;
     let mut n = 0;
     for w in sentence_words(s) {
         for c in w.chars().flat_map(char::to_lowercase) {
             let mut buf = [0u8; 4];
             for &b in c.encode_utf8(&mut buf).as_bytes() {
-                h = (h ^ u64::from(b)).wrapping_mul(FNV_PRIME);
+                h = mix_byte(h, b);
             }
         }
-        h = (h ^ 0x20).wrapping_mul(FNV_PRIME);
+        h = end_word(h);
         n += 1;
     }
     (h, n)
@@ -670,8 +717,13 @@ pub(crate) mod tests {
         assert!(ascii.is_ascii() && !curly.is_ascii());
         assert_eq!(sentence_key(ascii), sentence_key(curly));
         assert_eq!(sentence_key(ascii).1, 9);
+        // The one-pass key of an ASCII sentence is the same as the Unicode path's: the curly
+        // copy after the plain one is found, and the other way round.
         let text = format!("{ascii}! Then more words follow here. {curly}.");
         assert!(repeated_sentence(&text, REPEAT_MIN_WORDS).is_some());
+        let text = format!("{curly}! Then more words follow here. {ascii}");
+        let (a, b) = repeated_sentence(&text, REPEAT_MIN_WORDS).expect("a repeat");
+        assert_eq!(&text[a..b], ascii);
     }
 
     #[test]
