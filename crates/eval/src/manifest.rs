@@ -35,6 +35,10 @@ pub struct StageRecord {
 /// `pipeline.json`.
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 pub struct Manifest {
+    /// The run folder the paths in the stages' records were written under, so that a folder
+    /// that was moved or copied resumes in its new place (absent in manifests written before).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub out: Option<PathBuf>,
     pub stages: Vec<StageRecord>,
     #[serde(skip)]
     path: PathBuf,
@@ -56,6 +60,12 @@ impl Manifest {
             Err(e) if e.kind() == std::io::ErrorKind::NotFound => Manifest::default(),
             Err(e) => return Err(PipelineError::io(&path, e)),
         };
+        if let Some(old) = m.out.take().filter(|old| old != out) {
+            for stage in &mut m.stages {
+                rebase(&mut stage.detail, &old, out);
+            }
+        }
+        m.out = Some(out.to_path_buf());
         m.path = path;
         Ok(m)
     }
@@ -80,6 +90,20 @@ impl Manifest {
             .map_err(|e| PipelineError::Input(format!("cannot serialise the manifest: {e}")))?;
         tierforge_data::write::write_string(&self.path, &text)?;
         Ok(())
+    }
+}
+
+/// Rewrites every path in `v` under `old` to the same path under `new`.
+fn rebase(v: &mut serde_json::Value, old: &Path, new: &Path) {
+    match v {
+        serde_json::Value::String(s) => {
+            if let Ok(rest) = Path::new(s.as_str()).strip_prefix(old) {
+                *s = new.join(rest).to_string_lossy().into_owned();
+            }
+        }
+        serde_json::Value::Array(items) => items.iter_mut().for_each(|x| rebase(x, old, new)),
+        serde_json::Value::Object(map) => map.values_mut().for_each(|x| rebase(x, old, new)),
+        _ => {}
     }
 }
 
@@ -116,6 +140,41 @@ fn hex(bytes: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_copied_run_folder_resumes_with_its_own_paths() {
+        let tmp = tempfile::tempdir().unwrap();
+        let (a, b) = (tmp.path().join("a"), tmp.path().join("b"));
+        std::fs::create_dir_all(&a).unwrap();
+        std::fs::create_dir_all(&b).unwrap();
+        let mut m = Manifest::load(&a).unwrap();
+        let under_a = a.join("train").join("expert");
+        let elsewhere = tmp.path().join("a-other").join("x");
+        m.record(StageRecord {
+            name: "train-expert".into(),
+            key: "k".into(),
+            status: StageStatus::Done,
+            seconds: 1.0,
+            detail: serde_json::json!({
+                "dir": under_a, "files": [a.join("data")], "other": elsewhere, "n": 3
+            }),
+        })
+        .unwrap();
+        std::fs::copy(a.join(Manifest::FILE), b.join(Manifest::FILE)).unwrap();
+        let m = Manifest::load(&b).unwrap();
+        let d = &m.get("train-expert").unwrap().detail;
+        assert_eq!(d["dir"], serde_json::json!(b.join("train").join("expert")));
+        assert_eq!(d["files"][0], serde_json::json!(b.join("data")));
+        // Only paths under the old folder move ("a-other" is not under "a").
+        assert_eq!(d["other"], serde_json::json!(elsewhere));
+        assert_eq!(d["n"], 3);
+        // Loading in place changes nothing.
+        let again = Manifest::load(&a).unwrap();
+        assert_eq!(
+            again.get("train-expert").unwrap().detail["dir"],
+            serde_json::json!(under_a)
+        );
+    }
 
     #[test]
     fn keys_do_not_run_parts_together() {
