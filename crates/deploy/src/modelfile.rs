@@ -19,6 +19,8 @@ pub const REPEAT_PENALTY: f64 = 1.1;
 /// pipeline run repeated a sentence in 14 of 36 held-out products (schema-constrained, greedy);
 /// over 256 tokens, in none, and its rubric pass rate did not drop (97.2% on both).
 pub const REPEAT_LAST_N: usize = 256;
+/// Ollama's own `repeat_last_n` when a Modelfile or request does not set one.
+pub const OLLAMA_REPEAT_LAST_N: usize = 64;
 /// Sampling temperature of every tier: 0, greedy, so that the same product gives the same
 /// listing and evaluation (which decodes the same way) describes what `ollama run` answers.
 /// Sampling at 0.3 did not help: the expert tier of a quick pipeline run passed the rubric on

@@ -143,7 +143,7 @@ fn no_repeat_penalty() -> f32 {
 
 /// The penalty window of evaluations written before the option existed (Ollama's default).
 fn ollama_repeat_last_n() -> usize {
-    64
+    tierforge_deploy::modelfile::OLLAMA_REPEAT_LAST_N
 }
 
 /// How the answer is decoded.

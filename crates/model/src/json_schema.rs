@@ -10,8 +10,8 @@
 //! "items": .., "minItems": n, "maxItems": m}` and `{"type": "string", "minLength": n,
 //! "maxLength": m}`. A string's length counts characters as JSON Schema and llama.cpp's
 //! schema-to-grammar converter (which Ollama's `format` goes through) do: one per Unicode
-//! scalar value of the text, an escape sequence such as `\n` or `\u00e9` counting as the one
-//! character it stands for. Anything else is an
+//! scalar value of the text and one per escape sequence such as `\n` or `\u00e9` (so a
+//! surrogate pair written as two `\u` escapes counts two, as llama.cpp's grammar counts it). Anything else is an
 //! error rather than a silently looser grammar. Whitespace between tokens is allowed, at most
 //! [`MAX_WS_RUN`] bytes at a time, so a model cannot stall in an endless run of blanks.
 
@@ -346,8 +346,7 @@ impl JsonSchema {
                     };
                     // A character starts at every byte of the text that is no UTF-8
                     // continuation byte, and at the backslash of an escape.
-                    let starts_char = |len: usize| max.is_none_or(|m| len < m);
-                    let pos = match pos {
+                    let (pos, len) = match pos {
                         StrPos::Normal => match b {
                             b'"' => {
                                 if len < min {
@@ -357,41 +356,28 @@ impl JsonSchema {
                                 return true;
                             }
                             0..=0x1f => return false,
-                            b'\\' | 0x20..=0x7f | 0xc0..=0xff if !starts_char(len) => return false,
-                            b'\\' => {
-                                *top = Frame::Str {
-                                    pos: StrPos::Escape,
-                                    shape,
-                                    len: len + 1,
-                                };
-                                return true;
-                            }
-                            0x80..=0xbf => return true,
-                            _ => {
-                                *top = Frame::Str {
-                                    pos,
-                                    shape,
-                                    len: len + 1,
-                                };
-                                return true;
-                            }
+                            0x80..=0xbf => (StrPos::Normal, len),
+                            _ if max.is_some_and(|m| len >= m) => return false,
+                            b'\\' => (StrPos::Escape, len + 1),
+                            _ => (StrPos::Normal, len + 1),
                         },
                         StrPos::Escape => match b {
                             b'"' | b'\\' | b'/' | b'b' | b'f' | b'n' | b'r' | b't' => {
-                                StrPos::Normal
+                                (StrPos::Normal, len)
                             }
-                            b'u' => StrPos::Unicode(4),
+                            b'u' => (StrPos::Unicode(4), len),
                             _ => return false,
                         },
                         StrPos::Unicode(n) => {
                             if !b.is_ascii_hexdigit() {
                                 return false;
                             }
-                            if n == 1 {
+                            let next = if n == 1 {
                                 StrPos::Normal
                             } else {
                                 StrPos::Unicode(n - 1)
-                            }
+                            };
+                            (next, len)
                         }
                     };
                     *top = Frame::Str { pos, shape, len };

@@ -56,7 +56,7 @@ pub struct GenerateArgs {
     #[arg(long, default_value_t = 1.0)]
     pub repeat_penalty: f32,
     /// Tokens the repetition penalty looks back over (Ollama's default).
-    #[arg(long, default_value_t = 64)]
+    #[arg(long, default_value_t = tierforge_deploy::modelfile::OLLAMA_REPEAT_LAST_N)]
     pub repeat_last_n: usize,
     /// Seed of the sampler; the same seed gives the same text.
     #[arg(long, default_value_t = 0)]
