@@ -5,9 +5,12 @@
 //! quantized to 8 bits per block of 32 (a scale `d` and, for `Q4_1`, `s = d · Σq`). A `Q4_1`
 //! weight block `(d, m, q[32])` (value `d·q + m`, `q` in 0..16) contributes
 //! `d_w·d_x·Σ q_w·q_x + m_w·s_x`; a `Q8_0` block `(d, q[32])` contributes `d_w·d_x·Σ q_w·q_x`.
-//! The integer sums use AVX2 where the CPU has it (`maddubs`), a plain loop elsewhere. Work is
-//! split over weight rows with rayon; every weight row is used for all rows of `x` while it
-//! is in cache, and one token's decoding takes four weight rows at a time.
+//! The integer sums use AVX2 where the CPU has it (`maddubs`, or VNNI's `dpbusd` where there is
+//! AVX-512 VNNI), a plain loop elsewhere. Work is split over weight rows with rayon. One token's
+//! decoding takes four weight rows at a time. Several rows of `x` (prefill, batched decoding)
+//! go through a tiled kernel: `x` quantized once into tiles of four rows, each pair of weight
+//! rows decoded once and multiplied with every tile while it is in L1, results written in
+//! place; the arithmetic of each product stays ggml's, so batched and single-row results agree.
 
 use candle_core::{DType, Device, Tensor};
 use half::f16;
@@ -51,9 +54,44 @@ struct Q8Row {
     q: Vec<i8>,
 }
 
-/// ggml's `Q8_1` rounding: `d = max|x| / 127`, `q = round(x / d)`; `d` and `s` are stored
-/// as f16 there, so they are rounded through f16 here too.
-fn quantize_row(x: &[f32]) -> Q8Row {
+/// ggml's `Q8_1` rounding of one block: `d = max|x| / 127`, `q = round(x / d)` (halves away
+/// from zero, as `roundf`: rounding them to even instead moves SmolLM2's greedy tokens away
+/// from llama.cpp's), and `(d, d·Σq)`; `d` and `s` are stored as f16 there, so they are
+/// rounded through f16 here too.
+#[inline(always)]
+fn quantize_block_generic(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
+    let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
+    let d = amax / 127.0;
+    let id = if d != 0.0 { 1.0 / d } else { 0.0 };
+    let mut sum = 0i32;
+    for (q, &v) in qs.iter_mut().zip(xs) {
+        let v = (v * id).round() as i32;
+        *q = v as i8;
+        sum += v;
+    }
+    (
+        f16::from_f32(d).to_f32(),
+        f16::from_f32(d * sum as f32).to_f32(),
+    )
+}
+
+fn quantize_block(xs: &[f32], qs: &mut [i8], simd: Simd) -> (f32, f32) {
+    #[cfg(target_arch = "x86_64")]
+    if simd != Simd::None {
+        assert!(
+            xs.len() == BLOCK && qs.len() == BLOCK,
+            "quantize_block: not one block"
+        );
+        // SAFETY: `simd` is only Avx2 or Vnni when the CPU has AVX2, FMA and F16C; both
+        // slices hold one block.
+        let (d, s) = unsafe { avx2::quantize_block(xs.as_ptr(), qs.as_mut_ptr()) };
+        return (f16::from_f32(d).to_f32(), f16::from_f32(s).to_f32());
+    }
+    let _ = simd;
+    quantize_block_generic(xs, qs)
+}
+
+fn quantize_row(x: &[f32], simd: Simd) -> Q8Row {
     let blocks = x.len() / BLOCK;
     let mut row = Q8Row {
         d: Vec::with_capacity(blocks),
@@ -61,19 +99,103 @@ fn quantize_row(x: &[f32]) -> Q8Row {
         q: vec![0; x.len()],
     };
     for (xs, qs) in x.chunks_exact(BLOCK).zip(row.q.chunks_exact_mut(BLOCK)) {
-        let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
-        let d = amax / 127.0;
-        let id = if d != 0.0 { 1.0 / d } else { 0.0 };
-        let mut sum = 0i32;
-        for (q, &v) in qs.iter_mut().zip(xs) {
-            let v = (v * id).round() as i32;
-            *q = v as i8;
-            sum += v;
-        }
-        row.d.push(f16::from_f32(d).to_f32());
-        row.s.push(f16::from_f32(d * sum as f32).to_f32());
+        let (d, s) = quantize_block(xs, qs, simd);
+        row.d.push(d);
+        row.s.push(s);
     }
     row
+}
+
+/// Rows of `x` that one pass of the tiled kernel multiplies with each weight row.
+const TILE: usize = 4;
+
+/// Activation rows quantized for the tiled kernel: per tile of [`TILE`] rows and per block,
+/// the `TILE × 32` values of those rows one after the other, their `TILE` scales and their
+/// `TILE` sums. A last, partial tile is padded with zero rows.
+#[derive(Debug, Clone, Default)]
+struct Q8Tiles {
+    tiles: usize,
+    blocks: usize,
+    q: Vec<i8>,
+    d: Vec<f32>,
+    s: Vec<f32>,
+}
+
+impl Q8Tiles {
+    /// `x`: rows of `cols` values, `cols` a multiple of [`BLOCK`].
+    fn quantize(x: &[f32], cols: usize, simd: Simd) -> Self {
+        let blocks = cols / BLOCK;
+        let m = x.len() / cols;
+        let tiles = m.div_ceil(TILE);
+        let mut t = Q8Tiles {
+            tiles,
+            blocks,
+            q: vec![0; tiles * blocks * TILE * BLOCK],
+            d: vec![0.0; tiles * blocks * TILE],
+            s: vec![0.0; tiles * blocks * TILE],
+        };
+        let tile_rows = |i: usize| &x[i * TILE * cols..((i + 1) * TILE).min(m) * cols];
+        let work = |i: usize, q: &mut [i8], d: &mut [f32], s: &mut [f32]| {
+            for (k, row) in tile_rows(i).chunks_exact(cols).enumerate() {
+                for (b, xs) in row.chunks_exact(BLOCK).enumerate() {
+                    let at = b * TILE + k;
+                    let (db, sb) = quantize_block(xs, &mut q[at * BLOCK..(at + 1) * BLOCK], simd);
+                    d[at] = db;
+                    s[at] = sb;
+                }
+            }
+        };
+        if tiles > 1 {
+            t.q.par_chunks_mut(blocks * TILE * BLOCK)
+                .zip(t.d.par_chunks_mut(blocks * TILE))
+                .zip(t.s.par_chunks_mut(blocks * TILE))
+                .enumerate()
+                .for_each(|(i, ((q, d), s))| work(i, q, d, s));
+        } else {
+            work(0, &mut t.q, &mut t.d, &mut t.s);
+        }
+        t
+    }
+}
+
+/// Two weight rows unpacked for the tiled kernel: per block, each row's scale and (for `Q4_1`)
+/// minimum as f32, and for `Q4_1` its 32 nibbles widened to bytes, interleaved per block.
+#[derive(Debug, Default)]
+struct Panel {
+    q: Vec<u8>,
+    d: Vec<f32>,
+    m: Vec<f32>,
+}
+
+impl Panel {
+    /// Unpacks `rows` (whole blocks of `kind`, as many in each), interleaved per block.
+    #[cfg(target_arch = "x86_64")]
+    fn fill(&mut self, kind: Kind, rows: [&[u8]; 2]) {
+        let bb = kind.block_bytes();
+        let blocks = rows[0].len() / bb;
+        assert!(
+            rows.iter().all(|r| r.len() == blocks * bb),
+            "Panel::fill: rows of different lengths"
+        );
+        if kind == Kind::Q4_1 {
+            self.q.resize(2 * blocks * BLOCK, 0);
+        }
+        self.d.resize(2 * blocks, 0.0);
+        self.m.resize(2 * blocks, 0.0);
+        // SAFETY: the panel is only used where `detect_simd` found AVX2, FMA and F16C; the
+        // rows hold `blocks` whole blocks each and the panel was sized for them above.
+        unsafe { avx2::fill_panel(kind, rows, blocks, self) };
+    }
+
+    /// Where the tiled kernel reads the weight bytes of `rows` (those of the last `fill`):
+    /// the first block of each row and the distance between blocks. `Q4_1` nibbles are read
+    /// widened from the panel, `Q8_0` bytes in place from the rows themselves.
+    fn weight_bytes(&self, kind: Kind, rows: [&[u8]; 2]) -> ([*const u8; 2], usize) {
+        match kind {
+            Kind::Q4_1 => ([self.q.as_ptr(), self.q[BLOCK..].as_ptr()], 2 * BLOCK),
+            Kind::Q8_0 => ([rows[0][2..].as_ptr(), rows[1][2..].as_ptr()], 34),
+        }
+    }
 }
 
 fn f16_at(block: &[u8], at: usize) -> f32 {
@@ -110,7 +232,7 @@ fn row_dot_scalar(kind: Kind, w: &[u8], x: &Q8Row) -> f32 {
 
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
-    use super::{Kind, Q8Row, BLOCK};
+    use super::{Kind, Panel, Q8Row, Q8Tiles, BLOCK, TILE};
     use std::arch::x86_64::*;
 
     /// Rows of `x` that share one pass over a weight row.
@@ -192,6 +314,178 @@ mod avx2 {
         ]
     }
 
+    /// `roundf` per lane: truncate, then step away from zero when the dropped fraction is at
+    /// least one half (exact: `v - trunc(v)` is representable for every |v| < 2²³).
+    #[target_feature(enable = "avx2,fma,f16c")]
+    #[inline]
+    fn round_away(v: __m256) -> __m256 {
+        const TRUNC: i32 = _MM_FROUND_TO_ZERO | _MM_FROUND_NO_EXC;
+        let sign = _mm256_set1_ps(-0.0);
+        let t = _mm256_round_ps::<TRUNC>(v);
+        let frac = _mm256_andnot_ps(sign, _mm256_sub_ps(v, t));
+        let up = _mm256_cmp_ps::<_CMP_GE_OQ>(frac, _mm256_set1_ps(0.5));
+        let step = _mm256_or_ps(_mm256_and_ps(v, sign), _mm256_set1_ps(1.0));
+        _mm256_add_ps(t, _mm256_and_ps(up, step))
+    }
+
+    /// [`super::quantize_block_generic`] in AVX2, to the bit (halves away from zero, the same
+    /// `d` and sum), but `d` and `d·Σq` are returned before their rounding through f16.
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; `xs` and `qs` point at 32 values.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn quantize_block(xs: *const f32, qs: *mut i8) -> (f32, f32) {
+        let v0 = _mm256_loadu_ps(xs);
+        let v1 = _mm256_loadu_ps(xs.add(8));
+        let v2 = _mm256_loadu_ps(xs.add(16));
+        let v3 = _mm256_loadu_ps(xs.add(24));
+        let sign = _mm256_set1_ps(-0.0);
+        let amax = _mm256_max_ps(
+            _mm256_max_ps(_mm256_andnot_ps(sign, v0), _mm256_andnot_ps(sign, v1)),
+            _mm256_max_ps(_mm256_andnot_ps(sign, v2), _mm256_andnot_ps(sign, v3)),
+        );
+        let m4 = _mm_max_ps(_mm256_castps256_ps128(amax), _mm256_extractf128_ps(amax, 1));
+        let m2 = _mm_max_ps(m4, _mm_movehl_ps(m4, m4));
+        let amax = _mm_cvtss_f32(_mm_max_ss(m2, _mm_movehdup_ps(m2)));
+        let d = amax / 127.0;
+        let id = _mm256_set1_ps(if d != 0.0 { 1.0 / d } else { 0.0 });
+        let i0 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v0, id)));
+        let i1 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v1, id)));
+        let i2 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v2, id)));
+        let i3 = _mm256_cvtps_epi32(round_away(_mm256_mul_ps(v3, id)));
+        let sum = _mm256_add_epi32(_mm256_add_epi32(i0, i1), _mm256_add_epi32(i2, i3));
+        let s4 = _mm_add_epi32(
+            _mm256_castsi256_si128(sum),
+            _mm256_extracti128_si256(sum, 1),
+        );
+        let s2 = _mm_add_epi32(s4, _mm_unpackhi_epi64(s4, s4));
+        let sum = _mm_cvtsi128_si32(_mm_add_epi32(s2, _mm_shuffle_epi32(s2, 1)));
+        // Packing works per 128-bit half: put the 4-byte groups back in order.
+        let packed = _mm256_packs_epi16(_mm256_packs_epi32(i0, i1), _mm256_packs_epi32(i2, i3));
+        let order = _mm256_setr_epi32(0, 4, 1, 5, 2, 6, 3, 7);
+        _mm256_storeu_si256(
+            qs as *mut __m256i,
+            _mm256_permutevar8x32_epi32(packed, order),
+        );
+        (d, d * sum as f32)
+    }
+
+    /// Decodes each block of two weight rows once into `panel` (see [`Panel::fill`]).
+    ///
+    /// # Safety
+    /// The CPU has AVX2, FMA and F16C; both rows hold `blocks` whole blocks of `kind`; the
+    /// panel has room for `2 × blocks` blocks.
+    #[target_feature(enable = "avx2,fma,f16c")]
+    pub unsafe fn fill_panel(kind: Kind, rows: [&[u8]; 2], blocks: usize, panel: &mut Panel) {
+        let bb = kind.block_bytes();
+        let (q, d, m) = (
+            panel.q.as_mut_ptr(),
+            panel.d.as_mut_ptr(),
+            panel.m.as_mut_ptr(),
+        );
+        for b in 0..blocks {
+            for (r, row) in rows.iter().enumerate() {
+                let at = 2 * b + r;
+                let (dw, mw, wv) = weights(kind, row.as_ptr().add(b * bb));
+                if kind == Kind::Q4_1 {
+                    _mm256_storeu_si256(q.add(at * BLOCK) as *mut __m256i, wv);
+                }
+                *d.add(at) = dw;
+                *m.add(at) = mw;
+            }
+        }
+    }
+
+    /// Σ w·x per group of four bytes, as 8 integers: `maddubs` then `madd` (no VNNI).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sums_avx2(w: __m256i, x: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
+    }
+
+    /// The same sums in one VNNI instruction.
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    #[inline]
+    fn sums_vnni(w: __m256i, x: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
+    }
+
+    /// Dot products of two weight rows with the [`TILE`] activation rows of one tile, as
+    /// `[weight row][activation row]`, in ggml's order of operations for one row pair
+    /// (`ggml_vec_dot_q4_1_q8_1`, `ggml_vec_dot_q8_0_q8_0`): per block, eight integer lanes
+    /// scaled by `d_w·d_x` into eight float lanes, `m_w·s_x` added separately (not fused),
+    /// the lanes summed at the end. The activations SmolLM2's MLP sees reach 3,000, where
+    /// another order moves greedy tokens away from llama.cpp's. Each weight block is loaded
+    /// once for the four activation rows and each activation block once for the two weight
+    /// rows.
+    macro_rules! tile_kernel {
+        ($name:ident, $features:literal, $sums:ident) => {
+            /// # Safety
+            /// The CPU has the features named; `w` holds the scales of two rows of
+            /// `x.blocks` blocks, whose 32 weight bytes each lie at `wq[r] + b·stride`;
+            /// `tile < x.tiles`.
+            #[target_feature(enable = $features)]
+            pub unsafe fn $name<const Q8: bool>(
+                w: &Panel,
+                wq: [*const u8; 2],
+                stride: usize,
+                x: &Q8Tiles,
+                tile: usize,
+            ) -> [[f32; TILE]; 2] {
+                let mut acc = [[_mm256_setzero_ps(); TILE]; 2];
+                let mut acc_m = [_mm_setzero_ps(); 2];
+                let base = tile * x.blocks;
+                let xq = x.q.as_ptr().add(base * TILE * BLOCK);
+                let xd = x.d.as_ptr().add(base * TILE);
+                let xs = x.s.as_ptr().add(base * TILE);
+                for b in 0..x.blocks {
+                    let xp = xq.add(b * TILE * BLOCK);
+                    let xv = [
+                        _mm256_loadu_si256(xp as *const __m256i),
+                        _mm256_loadu_si256(xp.add(BLOCK) as *const __m256i),
+                        _mm256_loadu_si256(xp.add(2 * BLOCK) as *const __m256i),
+                        _mm256_loadu_si256(xp.add(3 * BLOCK) as *const __m256i),
+                    ];
+                    let dx = xd.add(b * TILE);
+                    let sx = _mm_loadu_ps(xs.add(b * TILE));
+                    for r in 0..2 {
+                        let at = 2 * b + r;
+                        let wv = _mm256_loadu_si256(wq[r].add(b * stride) as *const __m256i);
+                        let dw = _mm256_set1_ps(*w.d.get_unchecked(at));
+                        // One unsigned operand for Q8_0: |w| times x with w's sign.
+                        let wa = if Q8 { _mm256_sign_epi8(wv, wv) } else { wv };
+                        for k in 0..TILE {
+                            let xk = if Q8 {
+                                _mm256_sign_epi8(xv[k], wv)
+                            } else {
+                                xv[k]
+                            };
+                            let sums = _mm256_cvtepi32_ps($sums(wa, xk));
+                            let scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&*dx.add(k)));
+                            acc[r][k] = _mm256_fmadd_ps(scale, sums, acc[r][k]);
+                        }
+                        if !Q8 {
+                            let m = _mm_set1_ps(*w.m.get_unchecked(at));
+                            acc_m[r] = _mm_add_ps(acc_m[r], _mm_mul_ps(m, sx));
+                        }
+                    }
+                }
+                let mut out = [[0f32; TILE]; 2];
+                for r in 0..2 {
+                    let mut m = [0f32; TILE];
+                    _mm_storeu_ps(m.as_mut_ptr(), acc_m[r]);
+                    for k in 0..TILE {
+                        out[r][k] = hsum(acc[r][k]) + m[k];
+                    }
+                }
+                out
+            }
+        };
+    }
+
+    tile_kernel!(tile2_avx2, "avx2,fma,f16c", sums_avx2);
+    tile_kernel!(tile2_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", sums_vnni);
+
     /// `out[i]` = dot product of the weight row `w` with `xs[i]`.
     ///
     /// # Safety
@@ -219,31 +513,98 @@ mod avx2 {
     }
 }
 
-fn has_avx2() -> bool {
-    #[cfg(target_arch = "x86_64")]
-    {
-        std::arch::is_x86_feature_detected!("avx2")
-            && std::arch::is_x86_feature_detected!("fma")
-            && std::arch::is_x86_feature_detected!("f16c")
-    }
-    #[cfg(not(target_arch = "x86_64"))]
-    {
-        false
-    }
+/// The integer dot-product instructions the CPU offers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Simd {
+    /// Plain loops.
+    None,
+    /// AVX2 `maddubs` + `madd`, with FMA and F16C.
+    Avx2,
+    /// AVX2 with AVX-512 VNNI's `dpbusd` on 256-bit vectors.
+    Vnni,
 }
 
-fn row_dots(kind: Kind, w: &[u8], xs: &[Q8Row], out: &mut [f32], simd: bool) {
+fn detect_simd() -> Simd {
     #[cfg(target_arch = "x86_64")]
-    if simd {
-        // SAFETY: `simd` is only true when the CPU has AVX2, FMA and F16C (`has_avx2`);
-        // `matmul_slices` passes whole blocks of one weight row, activation rows of the same
-        // length and an output row as long as `xs`.
+    {
+        if std::arch::is_x86_feature_detected!("avx2")
+            && std::arch::is_x86_feature_detected!("fma")
+            && std::arch::is_x86_feature_detected!("f16c")
+        {
+            if std::arch::is_x86_feature_detected!("avx512vnni")
+                && std::arch::is_x86_feature_detected!("avx512vl")
+            {
+                return Simd::Vnni;
+            }
+            return Simd::Avx2;
+        }
+    }
+    Simd::None
+}
+
+fn row_dots(kind: Kind, w: &[u8], xs: &[Q8Row], out: &mut [f32], simd: Simd) {
+    #[cfg(target_arch = "x86_64")]
+    if simd != Simd::None {
+        // SAFETY: `simd` is only Avx2 or Vnni when the CPU has AVX2, FMA and F16C
+        // (`detect_simd`); `matmul_at` passes whole blocks of one weight row, activation rows
+        // of the same length and an output row as long as `xs`.
         unsafe { avx2::row_dots(kind, w, xs, out) };
         return;
     }
     let _ = simd;
     for (o, x) in out.iter_mut().zip(xs) {
         *o = row_dot_scalar(kind, w, x);
+    }
+}
+
+/// Two weight rows (`rows`, unpacked into `w` by [`Panel::fill`]) times one tile of
+/// activation rows.
+#[cfg(target_arch = "x86_64")]
+fn tile2(
+    simd: Simd,
+    kind: Kind,
+    w: &Panel,
+    rows: [&[u8]; 2],
+    x: &Q8Tiles,
+    tile: usize,
+) -> [[f32; TILE]; 2] {
+    let bb = kind.block_bytes();
+    assert!(
+        rows.iter().all(|r| r.len() == x.blocks * bb)
+            && w.d.len() == 2 * x.blocks
+            && w.m.len() == 2 * x.blocks
+            && (kind == Kind::Q8_0 || w.q.len() == 2 * x.blocks * BLOCK)
+            && tile < x.tiles,
+        "tile2: weight panel or tile out of range"
+    );
+    let (wq, stride) = w.weight_bytes(kind, rows);
+    // SAFETY: the CPU has the features of the kernel called (`detect_simd` chose `simd`), and
+    // the assertion above bounds every read: block `b < x.blocks` of row `r` starts at
+    // `wq[r] + b·stride` inside the panel (Q4_1) or the row itself (Q8_0, 2 bytes into it).
+    unsafe {
+        match (simd, kind) {
+            (Simd::Vnni, Kind::Q4_1) => avx2::tile2_vnni::<false>(w, wq, stride, x, tile),
+            (Simd::Vnni, Kind::Q8_0) => avx2::tile2_vnni::<true>(w, wq, stride, x, tile),
+            (_, Kind::Q4_1) => avx2::tile2_avx2::<false>(w, wq, stride, x, tile),
+            (_, Kind::Q8_0) => avx2::tile2_avx2::<true>(w, wq, stride, x, tile),
+        }
+    }
+}
+
+/// The result buffer of the tiled path, written by several tasks at disjoint indices.
+#[cfg(target_arch = "x86_64")]
+struct SharedOut(*mut f32);
+
+// SAFETY: only `write` reaches the pointer, and its callers write disjoint indices.
+#[cfg(target_arch = "x86_64")]
+unsafe impl Sync for SharedOut {}
+
+#[cfg(target_arch = "x86_64")]
+impl SharedOut {
+    /// # Safety
+    /// `at` is inside the buffer and no other task writes or reads it meanwhile.
+    unsafe fn write(&self, at: usize, v: f32) {
+        *self.0.add(at) = v;
     }
 }
 
@@ -262,6 +623,18 @@ pub fn matmul_slices(
     x: &[f32],
     simd: bool,
 ) -> candle_core::Result<Vec<f32>> {
+    let simd = if simd { detect_simd() } else { Simd::None };
+    matmul_at(kind, blocks, rows, cols, x, simd)
+}
+
+fn matmul_at(
+    kind: Kind,
+    blocks: &[u8],
+    rows: usize,
+    cols: usize,
+    x: &[f32],
+    simd: Simd,
+) -> candle_core::Result<Vec<f32>> {
     if !supported(cols) {
         candle_core::bail!("{kind:?} matmul: {cols} columns are not whole blocks of {BLOCK}");
     }
@@ -279,16 +652,54 @@ pub fn matmul_slices(
             x.len()
         );
     }
-    let simd = simd && has_avx2();
     let m = x.len() / cols;
-    let xq: Vec<Q8Row> = if m > 4 {
-        x.par_chunks_exact(cols).map(quantize_row).collect()
+    let tiled = m > 1 && simd != Simd::None;
+    let xq: Vec<Q8Row> = if tiled {
+        Vec::new()
+    } else if m > 4 {
+        x.par_chunks_exact(cols)
+            .map(|r| quantize_row(r, simd))
+            .collect()
     } else {
-        x.chunks_exact(cols).map(quantize_row).collect()
+        x.chunks_exact(cols)
+            .map(|r| quantize_row(r, simd))
+            .collect()
     };
+    let tiles = tiled.then(|| Q8Tiles::quantize(x, cols, simd));
+    let chunk = (rows / (rayon::current_num_threads() * 8)).clamp(16, 512);
+    #[cfg(target_arch = "x86_64")]
+    if let Some(tiles) = &tiles {
+        // Each task takes `chunk` weight rows, two at a time (the last one twice when the
+        // count is odd), decodes the pair once and runs it against every tile of activation
+        // rows while it is in L1, writing straight into the `m × rows` result.
+        let mut out = vec![0f32; rows * m];
+        let dst = SharedOut(out.as_mut_ptr());
+        (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
+            let first = c * chunk;
+            let n = chunk.min(rows - first);
+            let row = |r: usize| &blocks[(first + r) * row_bytes..(first + r + 1) * row_bytes];
+            let mut panel = Panel::default();
+            for r in (0..n).step_by(2) {
+                let r1 = (r + 1).min(n - 1);
+                let pair = [row(r), row(r1)];
+                panel.fill(kind, pair);
+                for t in 0..tiles.tiles {
+                    let y = tile2(simd, kind, &panel, pair, tiles, t);
+                    for (k, i) in (t * TILE..m.min((t + 1) * TILE)).enumerate() {
+                        // SAFETY: `i < m` and `first + r1 < rows`, so both are inside `out`;
+                        // tasks own disjoint ranges of weight rows, hence of columns.
+                        unsafe {
+                            dst.write(i * rows + first + r, y[0][k]);
+                            dst.write(i * rows + first + r1, y[1][k]);
+                        }
+                    }
+                }
+            }
+        });
+        return Ok(out);
+    }
     // Output transposed (weight row-major) so every task writes one contiguous piece; a
     // chunk of weight rows is a few KB of blocks that stays in cache across the rows of `x`.
-    let chunk = (rows / (rayon::current_num_threads() * 8)).clamp(16, 512);
     let mut out_t = vec![0f32; rows * m];
     out_t
         .par_chunks_mut(chunk * m)
@@ -296,10 +707,11 @@ pub fn matmul_slices(
         .for_each(|(c, out)| {
             let first = c * chunk;
             let row = |r: usize| &blocks[(first + r) * row_bytes..(first + r + 1) * row_bytes];
+            let n = out.len() / m;
             let mut r = 0;
             #[cfg(target_arch = "x86_64")]
-            if simd && m == 1 {
-                while r + 4 <= out.len() {
+            if simd != Simd::None && m == 1 {
+                while r + 4 <= n {
                     // SAFETY: as in `row_dots`; four whole weight rows and one activation row.
                     let y = unsafe {
                         avx2::dot4(kind, [row(r), row(r + 1), row(r + 2), row(r + 3)], &xq[0])
@@ -385,7 +797,7 @@ mod tests {
         let row_bytes = cols / BLOCK * bb;
         let mut out = Vec::new();
         for xr in x.chunks(cols) {
-            let q = quantize_row(xr);
+            let q = quantize_row(xr, Simd::None);
             for r in 0..rows {
                 let mut acc = 0f64;
                 for b in 0..cols / BLOCK {
@@ -414,21 +826,31 @@ mod tests {
         let (rows, cols) = (77, 192);
         for (kind, dtype) in [(Kind::Q4_1, GgmlDType::Q4_1), (Kind::Q8_0, GgmlDType::Q8_0)] {
             let w = quantized(dtype, rows, cols);
-            for m in [1usize, 3, 9] {
+            for m in [1usize, 2, 3, 4, 9, 32] {
                 let x = pseudo(m * cols, 11 + m as u32);
                 let want = reference(kind, &w, &x, cols);
                 let data = w.data().unwrap();
-                for simd in [false, true] {
-                    let got = matmul_slices(kind, &data, rows, cols, &x, simd).unwrap();
+                // Every kernel this CPU can run: plain loops, AVX2, and AVX2 with VNNI.
+                let levels = match detect_simd() {
+                    Simd::None => vec![Simd::None],
+                    Simd::Avx2 => vec![Simd::None, Simd::Avx2],
+                    Simd::Vnni => vec![Simd::None, Simd::Avx2, Simd::Vnni],
+                };
+                for simd in levels {
+                    let got = matmul_at(kind, &data, rows, cols, &x, simd).unwrap();
                     for (g, e) in got.iter().zip(&want) {
                         assert!(
                             (g - e).abs() <= 1e-4 * (1.0 + e.abs()),
-                            "{kind:?} m {m} simd {simd}: {g} vs {e}"
+                            "{kind:?} m {m} simd {simd:?}: {g} vs {e}"
                         );
                     }
                 }
                 // candle's own product: the same up to how the input's 8-bit rounding falls
-                // (its path for several rows rounds differently by ~0.1%).
+                // (its path for several rows rounds differently by ~0.1%; from 16 rows on it
+                // multiplies dequantized f32 weights, which the tolerance here does not cover).
+                if m > 9 {
+                    continue;
+                }
                 let xt = Tensor::from_vec(x.clone(), (m, cols), &Device::Cpu).unwrap();
                 let candle = QMatMul::from_qtensor(quantized(dtype, rows, cols))
                     .unwrap()
@@ -452,6 +874,30 @@ mod tests {
                     );
                 }
             }
+        }
+    }
+
+    #[test]
+    fn simd_quantization_is_the_plain_one_to_the_bit() {
+        if detect_simd() == Simd::None {
+            return;
+        }
+        let mut x = pseudo(BLOCK * 64, 3);
+        // A block of zeros, and one of ties: with a maximum of 127 the scale is 1, so the
+        // x.5 values round away from zero.
+        x[BLOCK..2 * BLOCK].iter_mut().for_each(|v| *v = 0.0);
+        for (i, v) in x[2 * BLOCK..3 * BLOCK].iter_mut().enumerate() {
+            *v = if i == 0 { 127.0 } else { i as f32 - 15.5 };
+        }
+        for (k, xs) in x.chunks_exact(BLOCK).enumerate() {
+            let (mut a, mut b) = ([0i8; BLOCK], [0i8; BLOCK]);
+            let plain = quantize_block(xs, &mut a, Simd::None);
+            let simd = quantize_block(xs, &mut b, detect_simd());
+            assert_eq!(
+                (a, plain.0.to_bits(), plain.1.to_bits()),
+                (b, simd.0.to_bits(), simd.1.to_bits()),
+                "block {k}"
+            );
         }
     }
 
