@@ -4,7 +4,8 @@
 //! Measures, with quantized weights: prefill tokens/s (512-token prompt) and decode tokens/s
 //! (128 tokens) at batch 1 (each the mean of 5 runs), and total generated tokens/s at batch 16
 //! and 32 (128 tokens each).
-//! `--decode-only` runs only the batch-1 decode, 1,024 tokens (for a profiler).
+//! `--decode-only` runs only the batch-1 decode, 1,024 tokens, and `--batched-only` only the
+//! batch-32 generation (each for a profiler).
 
 use std::time::Instant;
 
@@ -20,9 +21,10 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
     let model = args
         .get(1)
-        .ok_or("usage: bench_generate MODEL.gguf [--quick | --decode-only]")?;
+        .ok_or("usage: bench_generate MODEL.gguf [--quick | --decode-only | --batched-only]")?;
     let quick = args.iter().any(|a| a == "--quick");
     let decode_only = args.iter().any(|a| a == "--decode-only");
+    let batched_only = args.iter().any(|a| a == "--batched-only");
     let (prompt_len, gen_len) = match (quick, decode_only) {
         (true, _) => (64, 16),
         (false, true) => (64, 1024),
@@ -47,6 +49,7 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     // does (its default `-r 5`): one 128-token decode lasts about a second, and single runs
     // moved by ±15% here.
     let reps = if quick || decode_only { 1 } else { REPS };
+    let reps = if batched_only { 0 } else { reps };
     let mut prefill_tps = 0.0;
     for _ in 0..reps {
         let mut cache = Cache::new(llama.config(), 1, prompt_len + 1);
@@ -81,7 +84,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
 
     let mut batched = Vec::new();
-    for b in [16usize, 32] {
+    let sizes: &[usize] = if batched_only { &[32] } else { &[16, 32] };
+    for &b in sizes {
         let prompts: Vec<Vec<u32>> = (0..b).map(|i| base[i % 7..i % 7 + 16].to_vec()).collect();
         let t = Instant::now();
         let outs = generate_batch(llama, &prompts, &opts, b, &mut NoReporter)?;
