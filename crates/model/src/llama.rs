@@ -1024,7 +1024,8 @@ impl Attention {
         let group = nh / nkv;
         let q = q.reshape((b, nkv, group * t, hd))?;
         if kernels == Kernels::Fused && t <= crate::cached_attention::MAX_NEW_TOKENS {
-            // Decoding: one pass over the cache instead of a gemm call per (row, kv head).
+            // Decoding and short prompts: one pass over the cache instead of a gemm call per
+            // (row, kv head).
             if let Some(y) =
                 crate::cached_attention::attend(&q, &k, &v, scale as f32, &step.attention)?
             {
