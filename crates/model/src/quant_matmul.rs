@@ -451,7 +451,11 @@ mod avx2 {
                     for r in 0..2 {
                         let at = 2 * b + r;
                         let wv = _mm256_loadu_si256(wq[r].add(b * stride) as *const __m256i);
-                        let dw = _mm256_set1_ps(*w.d.get_unchecked(at));
+                        // The four products d_w·d_x in one multiply, each then broadcast
+                        // from memory (a load, not another multiply per pair).
+                        let mut scales = [0f32; TILE];
+                        let dw = _mm_set1_ps(*w.d.get_unchecked(at));
+                        _mm_storeu_ps(scales.as_mut_ptr(), _mm_mul_ps(dw, _mm_loadu_ps(dx)));
                         // One unsigned operand for Q8_0: |w| times x with w's sign.
                         let wa = if Q8 { _mm256_sign_epi8(wv, wv) } else { wv };
                         for k in 0..TILE {
@@ -461,7 +465,7 @@ mod avx2 {
                                 xv[k]
                             };
                             let sums = _mm256_cvtepi32_ps($sums(wa, xk));
-                            let scale = _mm256_mul_ps(dw, _mm256_broadcast_ss(&*dx.add(k)));
+                            let scale = _mm256_broadcast_ss(&scales[k]);
                             acc[r][k] = _mm256_fmadd_ps(scale, sums, acc[r][k]);
                         }
                         if !Q8 {
