@@ -3,7 +3,7 @@
 //! Usage: bench_generate MODEL.gguf [--quick | --decode-only]
 //! Measures, with quantized weights: prefill tokens/s (512-token prompt) and decode tokens/s
 //! (128 tokens) at batch 1 (each the mean of 5 runs), and total generated tokens/s at batch 16
-//! and 32 (128 tokens each).
+//! and 32 (128 tokens each, the mean of 3 runs).
 //! `--decode-only` runs only the batch-1 decode, 1,024 tokens, and `--batched-only` only the
 //! batch-32 generation (each for a profiler).
 
@@ -16,6 +16,8 @@ use tierforge_model::{GenerateOptions, LoadOptions, SamplingParams};
 
 /// Repetitions of the batch-1 measurements.
 const REPS: usize = 5;
+/// Repetitions of each batched measurement.
+const BATCH_REPS: usize = 3;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
     let args: Vec<String> = std::env::args().collect();
@@ -87,17 +89,29 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let sizes: &[usize] = if batched_only { &[32] } else { &[16, 32] };
     for &b in sizes {
         let prompts: Vec<Vec<u32>> = (0..b).map(|i| base[i % 7..i % 7 + 16].to_vec()).collect();
-        let t = Instant::now();
-        let outs = generate_batch(llama, &prompts, &opts, b, &mut NoReporter)?;
-        let secs = t.elapsed().as_secs_f64();
-        let generated: usize = outs.iter().map(|o| o.completion_tokens).sum();
-        let decode_secs = outs.first().map_or(secs, |o| o.decode_secs);
+        // Averaged over runs like the batch-1 figures (a batch-32 run lasts ~12 s here, and
+        // single runs moved by ±15%); the spread is printed too.
+        let (mut total, mut decode) = (Vec::new(), Vec::new());
+        let mut generated = 0;
+        for _ in 0..reps.clamp(1, BATCH_REPS) {
+            let t = Instant::now();
+            let outs = generate_batch(llama, &prompts, &opts, b, &mut NoReporter)?;
+            let secs = t.elapsed().as_secs_f64();
+            generated = outs.iter().map(|o| o.completion_tokens).sum::<usize>();
+            let decode_secs = outs.first().map_or(secs, |o| o.decode_secs);
+            total.push(generated as f64 / secs);
+            decode.push(generated as f64 / decode_secs);
+        }
+        let mean = |v: &[f64]| v.iter().sum::<f64>() / v.len() as f64;
         batched.push(serde_json::json!({
             "batch": b,
             "prompt_tokens_each": 16,
             "generated_tokens": generated,
-            "total_tps": generated as f64 / secs,
-            "decode_tps": generated as f64 / decode_secs,
+            "runs": total.len(),
+            "total_tps": mean(&total),
+            "total_tps_min": total.iter().copied().fold(f64::INFINITY, f64::min),
+            "total_tps_max": total.iter().copied().fold(0.0, f64::max),
+            "decode_tps": mean(&decode),
         }));
     }
     let out = serde_json::json!({
