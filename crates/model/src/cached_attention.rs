@@ -101,7 +101,11 @@ struct Shape {
     scale: f32,
 }
 
-/// One (batch row, kv head) block: every query row against its unmasked keys.
+/// One (batch row, kv head) block: every query row against its unmasked keys. The query
+/// heads that share this kv head see the same keys for the same token (rows `tok`,
+/// `tok + seq`, ...), so they go through the keys together: each key and value row is read
+/// from memory once per token instead of once per head (a long cache does not stay in cache
+/// between heads). Per row, the arithmetic and its order are those of one row at a time.
 #[inline(always)]
 fn attend_block(
     s: &Shape,
@@ -113,24 +117,43 @@ fn attend_block(
     out: &mut [f32],
 ) {
     let (bi, hi, d) = (block / s.h, block % s.h, s.d);
-    let mut scores = vec![0f32; s.keys];
-    for r in 0..s.rows {
-        let segs = mask.segments(bi, r % mask.seq);
+    let seq = mask.seq;
+    let heads = s.rows / seq;
+    let mut scores = vec![0f32; heads * s.keys];
+    let mut max = vec![f32::NEG_INFINITY; heads];
+    let mut sum = vec![0f32; heads];
+    for tok in 0..seq {
+        let segs = mask.segments(bi, tok);
         let keys = || segs.iter().flat_map(|s| s.clone());
-        let qr = &q[r * d..(r + 1) * d];
-        let mut max = f32::NEG_INFINITY;
+        let row = |g: usize| g * seq + tok;
+        max.fill(f32::NEG_INFINITY);
+        sum.fill(0.0);
         for j in keys() {
-            scores[j] = dot(qr, k.row(bi, hi, j, d)) * s.scale;
-            max = max.max(scores[j]);
+            let kj = k.row(bi, hi, j, d);
+            for g in 0..heads {
+                let r = row(g);
+                let sc = dot(&q[r * d..(r + 1) * d], kj) * s.scale;
+                scores[g * s.keys + j] = sc;
+                max[g] = max[g].max(sc);
+            }
         }
-        let mut sum = 0f32;
-        for j in keys() {
-            scores[j] = (scores[j] - max).exp();
-            sum += scores[j];
+        for g in 0..heads {
+            for j in keys() {
+                let e = (scores[g * s.keys + j] - max[g]).exp();
+                scores[g * s.keys + j] = e;
+                sum[g] += e;
+            }
         }
-        let o = &mut out[r * d..(r + 1) * d];
         for j in keys() {
-            axpy(scores[j] / sum, v.row(bi, hi, j, d), o);
+            let vj = v.row(bi, hi, j, d);
+            for g in 0..heads {
+                let r = row(g);
+                axpy(
+                    scores[g * s.keys + j] / sum[g],
+                    vj,
+                    &mut out[r * d..(r + 1) * d],
+                );
+            }
         }
     }
 }
