@@ -420,69 +420,71 @@ mod avx2 {
     /// rows.
     macro_rules! tile_kernel {
         ($name:ident, $features:literal, $sums:ident) => {
+            /// Every tile of `x` in turn, tile `t`'s results into `res[t]`.
+            ///
             /// # Safety
             /// The CPU has the features named; `w` holds the scales of two rows of
             /// `x.blocks` blocks, whose 32 weight bytes each lie at `wq[r] + b·stride`;
-            /// `tile < x.tiles`.
+            /// `res` has at most `x.tiles` entries.
             #[target_feature(enable = $features)]
             pub unsafe fn $name<const Q8: bool>(
                 w: &Panel,
                 wq: [*const u8; 2],
                 stride: usize,
                 x: &Q8Tiles,
-                tile: usize,
-            ) -> [[f32; TILE]; 2] {
-                let mut acc = [[_mm256_setzero_ps(); TILE]; 2];
-                let mut acc_m = [_mm_setzero_ps(); 2];
-                let base = tile * x.blocks;
-                let xq = x.q.as_ptr().add(base * TILE * BLOCK);
-                let xd = x.d.as_ptr().add(base * TILE);
-                let xs = x.s.as_ptr().add(base * TILE);
-                for b in 0..x.blocks {
-                    let xp = xq.add(b * TILE * BLOCK);
-                    let xv = [
-                        _mm256_loadu_si256(xp as *const __m256i),
-                        _mm256_loadu_si256(xp.add(BLOCK) as *const __m256i),
-                        _mm256_loadu_si256(xp.add(2 * BLOCK) as *const __m256i),
-                        _mm256_loadu_si256(xp.add(3 * BLOCK) as *const __m256i),
-                    ];
-                    let dx = xd.add(b * TILE);
-                    let sx = _mm_loadu_ps(xs.add(b * TILE));
+                res: &mut [[[f32; TILE]; 2]],
+            ) {
+                for (tile, res) in res.iter_mut().enumerate() {
+                    let mut acc = [[_mm256_setzero_ps(); TILE]; 2];
+                    let mut acc_m = [_mm_setzero_ps(); 2];
+                    let base = tile * x.blocks;
+                    let xq = x.q.as_ptr().add(base * TILE * BLOCK);
+                    let xd = x.d.as_ptr().add(base * TILE);
+                    let xs = x.s.as_ptr().add(base * TILE);
+                    for b in 0..x.blocks {
+                        let xp = xq.add(b * TILE * BLOCK);
+                        let xv = [
+                            _mm256_loadu_si256(xp as *const __m256i),
+                            _mm256_loadu_si256(xp.add(BLOCK) as *const __m256i),
+                            _mm256_loadu_si256(xp.add(2 * BLOCK) as *const __m256i),
+                            _mm256_loadu_si256(xp.add(3 * BLOCK) as *const __m256i),
+                        ];
+                        let dx = xd.add(b * TILE);
+                        let sx = _mm_loadu_ps(xs.add(b * TILE));
+                        for r in 0..2 {
+                            let at = 2 * b + r;
+                            let wv = _mm256_loadu_si256(wq[r].add(b * stride) as *const __m256i);
+                            // The four products d_w·d_x in one multiply, each then broadcast
+                            // from memory (a load, not another multiply per pair).
+                            let mut scales = [0f32; TILE];
+                            let dw = _mm_set1_ps(*w.d.get_unchecked(at));
+                            _mm_storeu_ps(scales.as_mut_ptr(), _mm_mul_ps(dw, _mm_loadu_ps(dx)));
+                            // One unsigned operand for Q8_0: |w| times x with w's sign.
+                            let wa = if Q8 { _mm256_sign_epi8(wv, wv) } else { wv };
+                            for k in 0..TILE {
+                                let xk = if Q8 {
+                                    _mm256_sign_epi8(xv[k], wv)
+                                } else {
+                                    xv[k]
+                                };
+                                let sums = _mm256_cvtepi32_ps($sums(wa, xk));
+                                let scale = _mm256_broadcast_ss(&scales[k]);
+                                acc[r][k] = _mm256_fmadd_ps(scale, sums, acc[r][k]);
+                            }
+                            if !Q8 {
+                                let m = _mm_set1_ps(*w.m.get_unchecked(at));
+                                acc_m[r] = _mm_add_ps(acc_m[r], _mm_mul_ps(m, sx));
+                            }
+                        }
+                    }
                     for r in 0..2 {
-                        let at = 2 * b + r;
-                        let wv = _mm256_loadu_si256(wq[r].add(b * stride) as *const __m256i);
-                        // The four products d_w·d_x in one multiply, each then broadcast
-                        // from memory (a load, not another multiply per pair).
-                        let mut scales = [0f32; TILE];
-                        let dw = _mm_set1_ps(*w.d.get_unchecked(at));
-                        _mm_storeu_ps(scales.as_mut_ptr(), _mm_mul_ps(dw, _mm_loadu_ps(dx)));
-                        // One unsigned operand for Q8_0: |w| times x with w's sign.
-                        let wa = if Q8 { _mm256_sign_epi8(wv, wv) } else { wv };
+                        let mut m = [0f32; TILE];
+                        _mm_storeu_ps(m.as_mut_ptr(), acc_m[r]);
                         for k in 0..TILE {
-                            let xk = if Q8 {
-                                _mm256_sign_epi8(xv[k], wv)
-                            } else {
-                                xv[k]
-                            };
-                            let sums = _mm256_cvtepi32_ps($sums(wa, xk));
-                            let scale = _mm256_broadcast_ss(&scales[k]);
-                            acc[r][k] = _mm256_fmadd_ps(scale, sums, acc[r][k]);
-                        }
-                        if !Q8 {
-                            let m = _mm_set1_ps(*w.m.get_unchecked(at));
-                            acc_m[r] = _mm_add_ps(acc_m[r], _mm_mul_ps(m, sx));
+                            res[r][k] = hsum(acc[r][k]) + m[k];
                         }
                     }
                 }
-                let mut out = [[0f32; TILE]; 2];
-                for r in 0..2 {
-                    let mut m = [0f32; TILE];
-                    _mm_storeu_ps(m.as_mut_ptr(), acc_m[r]);
-                    for k in 0..TILE {
-                        out[r][k] = hsum(acc[r][k]) + m[k];
-                    }
-                }
-                out
             }
         };
     }
@@ -561,8 +563,8 @@ fn row_dots(kind: Kind, w: &[u8], xs: &[Q8Row], out: &mut [f32], simd: Simd) {
     }
 }
 
-/// Two weight rows (`rows`, unpacked into `w` by [`Panel::fill`]) times one tile of
-/// activation rows.
+/// Two weight rows (`rows`, unpacked into `w` by [`Panel::fill`]) times every tile of
+/// activation rows, tile `t`'s results into `res[t]`.
 #[cfg(target_arch = "x86_64")]
 fn tile2(
     simd: Simd,
@@ -570,16 +572,16 @@ fn tile2(
     w: &Panel,
     rows: [&[u8]; 2],
     x: &Q8Tiles,
-    tile: usize,
-) -> [[f32; TILE]; 2] {
+    res: &mut [[[f32; TILE]; 2]],
+) {
     let bb = kind.block_bytes();
     assert!(
         rows.iter().all(|r| r.len() == x.blocks * bb)
             && w.d.len() == 2 * x.blocks
             && w.m.len() == 2 * x.blocks
             && (kind == Kind::Q8_0 || w.q.len() == 2 * x.blocks * BLOCK)
-            && tile < x.tiles,
-        "tile2: weight panel or tile out of range"
+            && res.len() <= x.tiles,
+        "tile2: weight panel or tiles out of range"
     );
     let (wq, stride) = w.weight_bytes(kind, rows);
     // SAFETY: the CPU has the features of the kernel called (`detect_simd` chose `simd`), and
@@ -587,10 +589,10 @@ fn tile2(
     // `wq[r] + b·stride` inside the panel (Q4_1) or the row itself (Q8_0, 2 bytes into it).
     unsafe {
         match (simd, kind) {
-            (Simd::Vnni, Kind::Q4_1) => avx2::tile2_vnni::<false>(w, wq, stride, x, tile),
-            (Simd::Vnni, Kind::Q8_0) => avx2::tile2_vnni::<true>(w, wq, stride, x, tile),
-            (_, Kind::Q4_1) => avx2::tile2_avx2::<false>(w, wq, stride, x, tile),
-            (_, Kind::Q8_0) => avx2::tile2_avx2::<true>(w, wq, stride, x, tile),
+            (Simd::Vnni, Kind::Q4_1) => avx2::tile2_vnni::<false>(w, wq, stride, x, res),
+            (Simd::Vnni, Kind::Q8_0) => avx2::tile2_vnni::<true>(w, wq, stride, x, res),
+            (_, Kind::Q4_1) => avx2::tile2_avx2::<false>(w, wq, stride, x, res),
+            (_, Kind::Q8_0) => avx2::tile2_avx2::<true>(w, wq, stride, x, res),
         }
     }
 }
@@ -683,12 +685,13 @@ fn matmul_at(
             let n = chunk.min(rows - first);
             let row = |r: usize| &blocks[(first + r) * row_bytes..(first + r + 1) * row_bytes];
             let mut panel = Panel::default();
+            let mut res = vec![[[0f32; TILE]; 2]; tiles.tiles];
             for r in (0..n).step_by(2) {
                 let r1 = (r + 1).min(n - 1);
                 let pair = [row(r), row(r1)];
                 panel.fill(kind, pair);
-                for t in 0..tiles.tiles {
-                    let y = tile2(simd, kind, &panel, pair, tiles, t);
+                tile2(simd, kind, &panel, pair, tiles, &mut res);
+                for (t, y) in res.iter().enumerate() {
                     for (k, i) in (t * TILE..m.min((t + 1) * TILE)).enumerate() {
                         // SAFETY: `i < m` and `first + r1 < rows`, so both are inside `out`;
                         // tasks own disjoint ranges of weight rows, hence of columns.
