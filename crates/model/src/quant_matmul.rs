@@ -597,6 +597,19 @@ fn tile2(
     }
 }
 
+/// Asks the CPU to bring `bytes` into cache (a hint: no effect on results).
+#[cfg(target_arch = "x86_64")]
+fn prefetch(bytes: &[u8]) {
+    for line in bytes.chunks(64) {
+        // SAFETY: prefetching is a hint that never faults; the address is inside `bytes`.
+        unsafe {
+            std::arch::x86_64::_mm_prefetch::<{ std::arch::x86_64::_MM_HINT_T0 }>(
+                line.as_ptr() as *const i8
+            )
+        };
+    }
+}
+
 /// The result buffer of the tiled path, written by several tasks at disjoint indices.
 #[cfg(target_arch = "x86_64")]
 struct SharedOut(*mut f32);
@@ -690,6 +703,12 @@ fn matmul_at(
                 let r1 = (r + 1).min(n - 1);
                 let pair = [row(r), row(r1)];
                 panel.fill(kind, pair);
+                // The next pair comes from memory while this one runs against every tile.
+                if r + 2 < n {
+                    prefetch(
+                        &blocks[(first + r + 2) * row_bytes..(first + (r + 4).min(n)) * row_bytes],
+                    );
+                }
                 tile2(simd, kind, &panel, pair, tiles, &mut res);
                 for (t, y) in res.iter().enumerate() {
                     for (k, i) in (t * TILE..m.min((t + 1) * TILE)).enumerate() {
