@@ -738,6 +738,11 @@ fn matmul_at(
             #[cfg(target_arch = "x86_64")]
             if simd != Simd::None && m == 1 {
                 while r + 4 <= n {
+                    // Decoding one token is bound by how fast weights arrive from memory:
+                    // ask for the next four rows while these four are multiplied.
+                    if r + 8 <= n {
+                        prefetch(&blocks[(first + r + 4) * row_bytes..(first + r + 8) * row_bytes]);
+                    }
                     // SAFETY: as in `row_dots`; four whole weight rows and one activation row.
                     let y = unsafe {
                         avx2::dot4(kind, [row(r), row(r + 1), row(r + 2), row(r + 3)], &xq[0])
