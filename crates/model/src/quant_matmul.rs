@@ -56,8 +56,8 @@ struct Q8Row {
 
 /// ggml's `Q8_1` rounding of one block: `d = max|x| / 127`, `q = round(x / d)` (halves away
 /// from zero, as `roundf`: rounding them to even instead moves SmolLM2's greedy tokens away
-/// from llama.cpp's), and `(d, d·Σq)`; `d` and `s` are stored as f16 there, so they are
-/// rounded through f16 here too.
+/// from llama.cpp's), and `(d, d·Σq)` before their rounding through f16 (see
+/// [`quantize_block`]).
 #[inline(always)]
 fn quantize_block_generic(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
     let amax = xs.iter().fold(0f32, |m, v| m.max(v.abs()));
@@ -69,26 +69,26 @@ fn quantize_block_generic(xs: &[f32], qs: &mut [i8]) -> (f32, f32) {
         *q = v as i8;
         sum += v;
     }
-    (
-        f16::from_f32(d).to_f32(),
-        f16::from_f32(d * sum as f32).to_f32(),
-    )
+    (d, d * sum as f32)
 }
 
+/// One block quantized as ggml's `Q8_1`: `(d, d·Σq)`, stored as f16 there, so rounded
+/// through f16 here too.
 fn quantize_block(xs: &[f32], qs: &mut [i8], simd: Simd) -> (f32, f32) {
-    #[cfg(target_arch = "x86_64")]
-    if simd != Simd::None {
-        assert!(
-            xs.len() == BLOCK && qs.len() == BLOCK,
-            "quantize_block: not one block"
-        );
-        // SAFETY: `simd` is only Avx2 or Vnni when the CPU has AVX2, FMA and F16C; both
-        // slices hold one block.
-        let (d, s) = unsafe { avx2::quantize_block(xs.as_ptr(), qs.as_mut_ptr()) };
-        return (f16::from_f32(d).to_f32(), f16::from_f32(s).to_f32());
-    }
-    let _ = simd;
-    quantize_block_generic(xs, qs)
+    let (d, s) = match simd {
+        #[cfg(target_arch = "x86_64")]
+        Simd::Avx2 | Simd::Vnni => {
+            assert!(
+                xs.len() == BLOCK && qs.len() == BLOCK,
+                "quantize_block: not one block"
+            );
+            // SAFETY: `simd` is only Avx2 or Vnni when the CPU has AVX2, FMA and F16C; both
+            // slices hold one block.
+            unsafe { avx2::quantize_block(xs.as_ptr(), qs.as_mut_ptr()) }
+        }
+        _ => quantize_block_generic(xs, qs),
+    };
+    (f16::from_f32(d).to_f32(), f16::from_f32(s).to_f32())
 }
 
 fn quantize_row(x: &[f32], simd: Simd) -> Q8Row {
@@ -145,15 +145,11 @@ impl Q8Tiles {
                 }
             }
         };
-        if tiles > 1 {
-            t.q.par_chunks_mut(blocks * TILE * BLOCK)
-                .zip(t.d.par_chunks_mut(blocks * TILE))
-                .zip(t.s.par_chunks_mut(blocks * TILE))
-                .enumerate()
-                .for_each(|(i, ((q, d), s))| work(i, q, d, s));
-        } else {
-            work(0, &mut t.q, &mut t.d, &mut t.s);
-        }
+        t.q.par_chunks_mut(blocks * TILE * BLOCK)
+            .zip(t.d.par_chunks_mut(blocks * TILE))
+            .zip(t.s.par_chunks_mut(blocks * TILE))
+            .enumerate()
+            .for_each(|(i, ((q, d), s))| work(i, q, d, s));
         t
     }
 }
@@ -193,7 +189,10 @@ impl Panel {
     fn weight_bytes(&self, kind: Kind, rows: [&[u8]; 2]) -> ([*const u8; 2], usize) {
         match kind {
             Kind::Q4_1 => ([self.q.as_ptr(), self.q[BLOCK..].as_ptr()], 2 * BLOCK),
-            Kind::Q8_0 => ([rows[0][2..].as_ptr(), rows[1][2..].as_ptr()], 34),
+            Kind::Q8_0 => (
+                [rows[0][2..].as_ptr(), rows[1][2..].as_ptr()],
+                Kind::Q8_0.block_bytes(),
+            ),
         }
     }
 }
@@ -235,9 +234,6 @@ mod avx2 {
     use super::{Kind, Panel, Q8Row, Q8Tiles, BLOCK, TILE};
     use std::arch::x86_64::*;
 
-    /// Rows of `x` that share one pass over a weight row.
-    const GROUP: usize = 4;
-
     #[target_feature(enable = "avx2,fma")]
     fn hsum(v: __m256) -> f32 {
         let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
@@ -275,19 +271,19 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     fn products(kind: Kind, w: __m256i, x: __m256i) -> __m256 {
-        let pairs = match kind {
-            Kind::Q4_1 => _mm256_maddubs_epi16(w, x),
+        let sums = match kind {
+            Kind::Q4_1 => sums_avx2(w, x),
             // maddubs wants one unsigned operand: |w| times x with w's sign.
-            Kind::Q8_0 => _mm256_maddubs_epi16(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
+            Kind::Q8_0 => sums_avx2(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
         };
-        _mm256_cvtepi32_ps(_mm256_madd_epi16(pairs, _mm256_set1_epi16(1)))
+        _mm256_cvtepi32_ps(sums)
     }
 
     /// Dot products of four weight rows with one activation row (decoding one token): four
     /// independent accumulators instead of one dependent chain of `fmadd`s.
     ///
     /// # Safety
-    /// As [`row_dots`]; the four rows have as many blocks as `x`.
+    /// As [`row_dot`]; the four rows have as many blocks as `x`.
     #[target_feature(enable = "avx2,fma,f16c")]
     pub unsafe fn dot4(kind: Kind, ws: [&[u8]; 4], x: &Q8Row) -> [f32; 4] {
         let bb = kind.block_bytes();
@@ -329,7 +325,7 @@ mod avx2 {
     }
 
     /// [`super::quantize_block_generic`] in AVX2, to the bit (halves away from zero, the same
-    /// `d` and sum), but `d` and `d·Σq` are returned before their rounding through f16.
+    /// `d` and sum).
     ///
     /// # Safety
     /// The CPU has AVX2, FMA and F16C; `xs` and `qs` point at 32 values.
@@ -492,30 +488,23 @@ mod avx2 {
     tile_kernel!(tile2_avx2, "avx2,fma,f16c", sums_avx2);
     tile_kernel!(tile2_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", sums_vnni);
 
-    /// `out[i]` = dot product of the weight row `w` with `xs[i]`.
+    /// Dot product of the weight row `w` with `x` (decoding's rows left over from [`dot4`];
+    /// several input rows go through the tiled kernel).
     ///
     /// # Safety
-    /// The CPU must have AVX2, FMA and F16C; `w` holds whole blocks of `kind`, every row of
-    /// `xs` has as many blocks, and `out` is as long as `xs`.
+    /// The CPU must have AVX2, FMA and F16C; `w` holds whole blocks of `kind`, as many as `x`.
     #[target_feature(enable = "avx2,fma,f16c")]
-    pub unsafe fn row_dots(kind: Kind, w: &[u8], xs: &[Q8Row], out: &mut [f32]) {
+    pub unsafe fn row_dot(kind: Kind, w: &[u8], x: &Q8Row) -> f32 {
         let bb = kind.block_bytes();
-        for (xg, og) in xs.chunks(GROUP).zip(out.chunks_mut(GROUP)) {
-            let mut acc = [_mm256_setzero_ps(); GROUP];
-            let mut acc_m = [0f32; GROUP];
-            for b in 0..w.len() / bb {
-                let (d, m, wq) = weights(kind, w.as_ptr().add(b * bb));
-                for (k, x) in xg.iter().enumerate() {
-                    let xq = _mm256_loadu_si256(x.q.as_ptr().add(b * BLOCK) as *const __m256i);
-                    let sums = products(kind, wq, xq);
-                    acc[k] = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), sums, acc[k]);
-                    acc_m[k] += m * x.s[b];
-                }
-            }
-            for (k, o) in og.iter_mut().enumerate() {
-                *o = hsum(acc[k]) + acc_m[k];
-            }
+        let mut acc = _mm256_setzero_ps();
+        let mut acc_m = 0f32;
+        for b in 0..w.len() / bb {
+            let (d, m, wq) = weights(kind, w.as_ptr().add(b * bb));
+            let xq = _mm256_loadu_si256(x.q.as_ptr().add(b * BLOCK) as *const __m256i);
+            acc = _mm256_fmadd_ps(_mm256_set1_ps(d * x.d[b]), products(kind, wq, xq), acc);
+            acc_m += m * x.s[b];
         }
+        hsum(acc) + acc_m
     }
 }
 
@@ -549,17 +538,15 @@ fn detect_simd() -> Simd {
 }
 
 fn row_dots(kind: Kind, w: &[u8], xs: &[Q8Row], out: &mut [f32], simd: Simd) {
-    #[cfg(target_arch = "x86_64")]
-    if simd != Simd::None {
-        // SAFETY: `simd` is only Avx2 or Vnni when the CPU has AVX2, FMA and F16C
-        // (`detect_simd`); `matmul_at` passes whole blocks of one weight row, activation rows
-        // of the same length and an output row as long as `xs`.
-        unsafe { avx2::row_dots(kind, w, xs, out) };
-        return;
-    }
-    let _ = simd;
     for (o, x) in out.iter_mut().zip(xs) {
-        *o = row_dot_scalar(kind, w, x);
+        *o = match simd {
+            // SAFETY: `simd` is only Avx2 or Vnni when the CPU has AVX2, FMA and F16C
+            // (`detect_simd`); `matmul_at` passes whole blocks of one weight row and
+            // activation rows of the same length.
+            #[cfg(target_arch = "x86_64")]
+            Simd::Avx2 | Simd::Vnni => unsafe { avx2::row_dot(kind, w, x) },
+            _ => row_dot_scalar(kind, w, x),
+        };
     }
 }
 
