@@ -4,7 +4,7 @@
 //!
 //! ```text
 //! cargo run --release -p tierforge-data --example bench_data -- [--n N] [--seed S]
-//!     [--input FILE | --out FILE] [--generate-only] [--chunk LINES] [--threads T]
+//!     [--input FILE | --out FILE] [--generate-only] [--chunk LINES] [--chunk-mib M] [--threads T]
 //!     [--only full,gates,dedup] [--digest]
 //! ```
 //!
@@ -15,8 +15,10 @@
 //! markup and the odd entity or non-ASCII character; about 25% of samples fail a length gate,
 //! 4% carry a compliance problem, 1% are exact and 1% near duplicates of an earlier sample.
 //!
-//! The file is then streamed in chunks of `--chunk` lines (default 25,000), read on a helper
-//! thread, so memory stays bounded, through these passes:
+//! The file is then streamed in chunks of whole lines of about `--chunk-mib` MiB (default 16),
+//! read on a helper thread into recycled buffers, so memory stays bounded; the lines of a chunk
+//! are found and numbered on all threads (`lines::line_blocks`, as `read::read_file` does).
+//! `--chunk` is the number of lines generated at a time. The passes:
 //!
 //! 1. full rubric: bytes -> UTF-8 check -> `read::parse_record` -> `score::score_sample`, rayon
 //!    over the lines of a chunk, all threads;
@@ -44,6 +46,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use tierforge_data::dedup::{dedup_fingerprints, dedup_text, DedupConfig, DupKind, Fingerprint};
+use tierforge_data::lines::{line_blocks, BLOCK_BYTES};
 use tierforge_data::read::parse_record;
 use tierforge_data::rng::{mix64, Rng};
 use tierforge_data::sample::{
@@ -63,6 +66,7 @@ struct Args {
     out: Option<PathBuf>,
     generate_only: bool,
     chunk: usize,
+    chunk_mib: usize,
     threads: usize,
     digest: bool,
     only: Option<String>,
@@ -76,6 +80,7 @@ fn parse_args() -> Res<Args> {
         out: None,
         generate_only: false,
         chunk: 25_000,
+        chunk_mib: 16,
         threads: std::thread::available_parallelism().map_or(2, |n| n.get()),
         digest: false,
         only: None,
@@ -89,12 +94,13 @@ fn parse_args() -> Res<Args> {
             "--input" => a.input = Some(val()?.into()),
             "--out" => a.out = Some(val()?.into()),
             "--chunk" => a.chunk = val()?.parse::<usize>()?.max(1),
+            "--chunk-mib" => a.chunk_mib = val()?.parse::<usize>()?.max(1),
             "--threads" => a.threads = val()?.parse::<usize>()?.max(1),
             "--generate-only" => a.generate_only = true,
             "--digest" => a.digest = true,
             "--only" => a.only = Some(val()?),
             "-h" | "--help" => {
-                eprintln!("usage: bench_data [--n N] [--seed S] [--input FILE | --out FILE] [--generate-only] [--chunk LINES] [--threads T] [--digest] [--only full,gates,dedup]");
+                eprintln!("usage: bench_data [--n N] [--seed S] [--input FILE | --out FILE] [--generate-only] [--chunk LINES] [--chunk-mib M] [--threads T] [--digest] [--only full,gates,dedup]");
                 std::process::exit(0);
             }
             other => return Err(format!("unknown argument {other}").into()),
@@ -140,104 +146,85 @@ fn main() -> Res<()> {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Streaming the file in chunks of lines.
+// Streaming the file in chunks of whole lines.
 
-/// A chunk of whole lines and the 0-based index of its first line.
+/// A chunk of whole lines: `bytes[..len]`, every line ended by `\n` but for the file's last.
+/// Its buffer goes back to the reader once processed.
 struct Chunk {
     bytes: Vec<u8>,
-    first_line: usize,
+    len: usize,
 }
 
-/// Reads `path` on a helper thread and hands `f` chunks of `lines` whole lines, in order, while
-/// the next chunk is being read. Returns the total time `f` ran (the reading that overlaps it is
-/// not counted; reading that `f` waited for is in the wall time measured by the caller).
-fn for_chunks(path: &Path, lines: usize, mut f: impl FnMut(&Chunk)) -> Res<()> {
+/// Reads `path` on a helper thread in chunks of about `chunk_bytes` (whole lines) and hands `f`
+/// each chunk's lines, numbered, in file order, while the next chunk is being read. Buffers are
+/// allocated once and come back to the reader: fresh pages would have to be faulted in and
+/// zeroed for every chunk (a fifth of the CPU time of the hard-gates pass when they were).
+fn for_chunks(path: &Path, chunk_bytes: usize, mut f: impl FnMut(&[(usize, &[u8])])) -> Res<()> {
     let mut file = File::open(path)?;
     let (tx, rx) = sync_channel::<Chunk>(1);
-    // Buffers come back to the reader once processed: no fresh pages to fault in and zero.
     let (back_tx, back_rx) = channel::<Vec<u8>>();
     std::thread::scope(|s| -> Res<()> {
         let reader = s.spawn(move || -> std::io::Result<()> {
-            let mut buf: Vec<u8> = Vec::new();
-            let mut counted = 0; // newlines in buf[..scanned]
-            let mut scanned = 0;
-            let mut first_line = 0;
-            let mut eof = false;
+            // The tail of the last buffer: the start of a line that did not fit.
+            let mut carry: Vec<u8> = Vec::new();
             loop {
-                // Find the end of the `lines`-th line, reading more as needed.
-                let mut cut = None;
-                while cut.is_none() {
-                    for i in memchr::memchr_iter(b'\n', &buf[scanned..]) {
-                        counted += 1;
-                        if counted == lines {
-                            cut = Some(scanned + i + 1);
+                let mut buf = back_rx
+                    .try_recv()
+                    .unwrap_or_else(|_| vec![0; chunk_bytes.max(1)]);
+                if carry.len() >= buf.len() {
+                    buf.resize(carry.len() * 2, 0);
+                }
+                buf[..carry.len()].copy_from_slice(&carry);
+                let mut len = carry.len();
+                let mut eof = false;
+                let cut = loop {
+                    while len < buf.len() {
+                        let got = file.read(&mut buf[len..])?;
+                        if got == 0 {
+                            eof = true;
                             break;
                         }
+                        len += got;
                     }
-                    if cut.is_some() {
-                        break;
-                    }
-                    scanned = buf.len();
                     if eof {
-                        break;
+                        break len;
                     }
-                    buf.reserve(READ_BLOCK);
-                    let got = (&mut file).take(READ_BLOCK as u64).read_to_end(&mut buf)?;
-                    eof = got == 0;
-                }
-                let cut = cut.unwrap_or(buf.len());
+                    match memchr::memrchr(b'\n', &buf[..len]) {
+                        Some(i) => break i + 1,
+                        // One line longer than the buffer: grow it.
+                        None => buf.resize(buf.len() * 2, 0),
+                    }
+                };
+                carry.clear();
+                carry.extend_from_slice(&buf[cut..len]);
                 if cut == 0 {
                     return Ok(());
                 }
-                let mut next = back_rx.try_recv().unwrap_or_default();
-                next.clear();
-                next.extend_from_slice(&buf[cut..]);
-                buf.truncate(cut);
-                let chunk = Chunk {
-                    bytes: std::mem::replace(&mut buf, next),
-                    first_line,
-                };
-                first_line += counted.max(1);
-                counted = 0;
-                scanned = 0;
-                if tx.send(chunk).is_err() {
+                if tx
+                    .send(Chunk {
+                        bytes: buf,
+                        len: cut,
+                    })
+                    .is_err()
+                    || eof
+                {
                     return Ok(());
                 }
             }
         });
+        let mut next_line = 1;
         for chunk in rx {
-            f(&chunk);
+            let (blocks, n) = line_blocks(&chunk.bytes[..chunk.len], next_line, BLOCK_BYTES);
+            next_line += n;
+            let lines: Vec<(usize, &[u8])> =
+                blocks.par_iter().flat_map_iter(|b| b.lines()).collect();
+            f(&lines);
+            drop(lines);
             let _ = back_tx.send(chunk.bytes);
         }
         reader.join().map_err(|_| "reader thread panicked")??;
         Ok(())
     })
-}
-
-const READ_BLOCK: usize = 8 << 20;
-
-/// The lines of a chunk (without `\n` / `\r\n`), skipping blank ones, with 1-based line numbers.
-fn lines_of(chunk: &Chunk) -> Vec<(usize, &[u8])> {
-    let b = &chunk.bytes;
-    let mut out = Vec::with_capacity(b.len() / 1024 + 1);
-    let mut start = 0;
-    for (i, end) in memchr::memchr_iter(b'\n', b)
-        .chain(std::iter::once(b.len()))
-        .enumerate()
-    {
-        if start >= b.len() {
-            break;
-        }
-        let mut line = &b[start..end];
-        start = end + 1;
-        if let Some(l) = line.strip_suffix(b"\r") {
-            line = l;
-        }
-        if !line.iter().all(u8::is_ascii_whitespace) {
-            out.push((chunk.first_line + i + 1, line));
-        }
-    }
-    out
 }
 
 /// Parses one line the way `read::read_bytes` does (UTF-8 check, then `parse_record`).
@@ -282,7 +269,7 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
     let rubric = Rubric::default();
     let file: Arc<str> = Arc::from(path.display().to_string());
     let file_bytes = std::fs::metadata(path)?.len();
-    let chunk = args.chunk;
+    let chunk = args.chunk_mib << 20;
     let run = |pass: &str| {
         args.only
             .as_deref()
@@ -296,8 +283,8 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
     let mut seen = 0usize;
     let mut n = 0usize;
     for_chunks(path, chunk, |c| {
-        seen += c.bytes.len();
-        n += lines_of(c).len();
+        seen += c.iter().map(|l| l.1.len() + 1).sum::<usize>();
+        n += c.len();
     })?;
     let read_s = t.elapsed().as_secs_f64();
     eprintln!(
@@ -321,7 +308,7 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
         let cpu = cpu_seconds();
         let t = Instant::now();
         for_chunks(path, chunk, |c| {
-            let lines = lines_of(c);
+            let lines = c;
             let scored: Vec<Option<Scored>> = lines
                 .par_iter()
                 .map(|&(no, l)| {
@@ -402,7 +389,7 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
             let cpu = cpu_seconds();
             let t = Instant::now();
             for_chunks(path, chunk, |c| {
-                let lines = lines_of(c);
+                let lines = c;
                 let bits: Vec<bool> = pool.install(|| {
                     lines
                         .par_iter()
@@ -465,7 +452,7 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
         let cfg = DedupConfig::default();
         let t = Instant::now();
         for_chunks(path, chunk, |c| {
-            let lines = lines_of(c);
+            let lines = c;
             let tp = Instant::now();
             let samples: Vec<Option<Sample>> = lines
                 .par_iter()
@@ -542,7 +529,7 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
         "file": path,
         "file_bytes": file_bytes,
         "samples": n,
-        "chunk_lines": chunk,
+        "chunk_bytes": chunk,
         "threads": args.threads,
         "cpus": std::thread::available_parallelism().map_or(0, |n| n.get()),
         "load_average": std::fs::read_to_string("/proc/loadavg").ok().map(|s| s.split_whitespace().take(3).collect::<Vec<_>>().join(" ")),

@@ -14,6 +14,7 @@ pub mod dedup;
 pub mod error;
 pub mod export;
 pub mod lexicon;
+pub mod lines;
 pub mod read;
 pub mod rng;
 pub mod rubric;

@@ -4,6 +4,7 @@
 //! `file:line: field: reason`.
 
 use memchr::memchr_iter;
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use serde_json::value::RawValue;
 use serde_json::Value;
@@ -12,6 +13,7 @@ use std::sync::Arc;
 
 use crate::completion::{self, parse_completion, parse_user_prompt};
 use crate::error::{DataError, Problem};
+use crate::lines::{line_blocks, BLOCK_BYTES};
 use crate::sample::{AppFields, AppRecord, Listing, Message, Origin, Sample, SourceFormat};
 
 /// A record that could not be read, with every reason.
@@ -108,60 +110,62 @@ fn keep_raw(s: &str) -> String {
     }
 }
 
+/// JSON Lines, on all threads: blocks of lines are read in parallel and joined in file order.
 fn read_lines(bytes: &[u8], file: &Arc<str>, out: &mut ReadOutcome) {
-    let mut start = 0;
-    let ends = memchr_iter(b'\n', bytes).chain(std::iter::once(bytes.len()));
-    for (i, end) in ends.enumerate() {
-        let line_no = i + 1;
-        if start > bytes.len() {
-            break;
-        }
-        let mut line = &bytes[start..end];
-        start = end + 1;
-        if let Some(l) = line.strip_suffix(b"\r") {
-            line = l;
-        }
-        if line.iter().all(|b| b.is_ascii_whitespace()) {
-            continue;
-        }
-        let text = match std::str::from_utf8(line) {
-            Ok(t) => t,
-            Err(e) => {
-                let lossy = String::from_utf8_lossy(line);
-                out.rejects.push(Reject {
-                    file: file.to_string(),
-                    line: line_no,
-                    raw: keep_raw(&lossy),
-                    problems: vec![Problem {
-                        file: file.to_string(),
-                        line: line_no,
-                        field: "-".into(),
-                        class: "encoding".into(),
-                        reason: format!(
-                            "invalid UTF-8 at byte {} of the line",
-                            e.valid_up_to() + 1
-                        ),
-                    }],
-                });
-                continue;
+    let (blocks, _) = line_blocks(bytes, 1, BLOCK_BYTES);
+    let parts: Vec<ReadOutcome> = blocks
+        .par_iter()
+        .map(|b| {
+            let mut part = ReadOutcome::default();
+            for (line_no, line) in b.lines() {
+                read_line(line, line_no, file, &mut part);
             }
-        };
-        match parse_record(
-            text,
-            Origin {
-                file: file.clone(),
-                line: line_no,
-            },
-            0,
-        ) {
-            Ok(s) => out.samples.push(s),
-            Err(problems) => out.rejects.push(Reject {
+            part
+        })
+        .collect();
+    out.samples
+        .reserve(parts.iter().map(|p| p.samples.len()).sum());
+    for p in parts {
+        out.extend(p);
+    }
+}
+
+/// Reads one line of JSON Lines (without its line end) into `out`.
+fn read_line(line: &[u8], line_no: usize, file: &Arc<str>, out: &mut ReadOutcome) {
+    let text = match std::str::from_utf8(line) {
+        Ok(t) => t,
+        Err(e) => {
+            let lossy = String::from_utf8_lossy(line);
+            out.rejects.push(Reject {
                 file: file.to_string(),
                 line: line_no,
-                raw: keep_raw(text),
-                problems,
-            }),
+                raw: keep_raw(&lossy),
+                problems: vec![Problem {
+                    file: file.to_string(),
+                    line: line_no,
+                    field: "-".into(),
+                    class: "encoding".into(),
+                    reason: format!("invalid UTF-8 at byte {} of the line", e.valid_up_to() + 1),
+                }],
+            });
+            return;
         }
+    };
+    match parse_record(
+        text,
+        Origin {
+            file: file.clone(),
+            line: line_no,
+        },
+        0,
+    ) {
+        Ok(s) => out.samples.push(s),
+        Err(problems) => out.rejects.push(Reject {
+            file: file.to_string(),
+            line: line_no,
+            raw: keep_raw(text),
+            problems,
+        }),
     }
 }
 
@@ -196,30 +200,44 @@ fn read_array(bytes: &[u8], file: &Arc<str>, out: &mut ReadOutcome) {
             return;
         }
     };
+    // Line numbers in one pass, then the elements on all threads, joined in file order.
     let base = text.as_ptr() as usize;
     let mut line = 1;
     let mut scanned = 0;
-    for el in elements {
-        let s = el.get();
-        let offset = s.as_ptr() as usize - base;
-        line += memchr_iter(b'\n', &text.as_bytes()[scanned..offset]).count();
-        scanned = offset;
-        match parse_record(
-            s,
-            Origin {
-                file: file.clone(),
-                line,
-            },
-            line - 1,
-        ) {
-            Ok(sample) => out.samples.push(sample),
-            Err(problems) => out.rejects.push(Reject {
-                file: file.to_string(),
-                line,
-                raw: keep_raw(s),
-                problems,
-            }),
-        }
+    let numbered: Vec<(&str, usize)> = elements
+        .iter()
+        .map(|el| {
+            let s = el.get();
+            let offset = s.as_ptr() as usize - base;
+            line += memchr_iter(b'\n', &text.as_bytes()[scanned..offset]).count();
+            scanned = offset;
+            (s, line)
+        })
+        .collect();
+    let parts: Vec<ReadOutcome> = numbered
+        .par_chunks(256)
+        .map(|chunk| {
+            let mut part = ReadOutcome::default();
+            for &(s, line) in chunk {
+                let origin = Origin {
+                    file: file.clone(),
+                    line,
+                };
+                match parse_record(s, origin, line - 1) {
+                    Ok(sample) => part.samples.push(sample),
+                    Err(problems) => part.rejects.push(Reject {
+                        file: file.to_string(),
+                        line,
+                        raw: keep_raw(s),
+                        problems,
+                    }),
+                }
+            }
+            part
+        })
+        .collect();
+    for p in parts {
+        out.extend(p);
     }
 }
 
