@@ -315,139 +315,253 @@ pub const REPEAT_MIN_WORDS: usize = 5;
 /// end (so "5.3 volts" or "10:30" does not end one). Padding a description to a length by
 /// writing a sentence again is what this finds: a listing that says the same thing twice.
 ///
-/// One pass over the bytes: ASCII words are hashed as they are read (a sentence with other
-/// characters is hashed again through [`sentence_key`], which gives ASCII text the same key),
-/// and a repeat is confirmed word by word, so a hash collision never reports one.
+/// Two sentences can only have the same words if they have as many words with as many bytes
+/// once lower-cased: that shape, read off bit masks of 64 bytes at a time for ASCII sentences
+/// ([`SentenceMasks`]), picks the candidates, and a candidate is confirmed word by word, so a
+/// shared shape never reports a repeat.
 pub fn repeated_sentence(visible: &str, min_words: usize) -> Option<(usize, usize)> {
-    // (key, start, end) of every sentence long enough.
+    let masks = SentenceMasks::of(visible.as_bytes());
+    // (shape, start, end) of every sentence long enough.
     let mut seen: Vec<(u64, usize, usize)> = Vec::new();
-    let bytes = visible.as_bytes();
-    let (mut h, mut n, mut in_word, mut ascii, mut start) = (KEY_START, 0usize, false, true, 0);
-    let mut i = 0;
-    while i <= bytes.len() {
-        let class = bytes.get(i).map_or(END, |&b| BYTE_CLASS[b as usize]);
-        let ends = match class {
-            WORD => {
-                // The whole word at once: the loop stays on the predicted path.
-                while let Some(&b) = bytes.get(i).filter(|&&b| BYTE_CLASS[b as usize] == WORD) {
-                    h = mix_byte(h, b | (0x20 * u8::from(b.is_ascii_uppercase())));
-                    i += 1;
-                }
-                in_word = true;
-                continue;
-            }
-            OTHER if !in_word => {
-                i += 1;
-                continue;
-            }
-            OTHER => false,
-            NON_ASCII => {
-                ascii = false;
-                false
-            }
-            STOP => true,
-            MAYBE_STOP => bytes.get(i + 1).is_none_or(|b| b.is_ascii_whitespace()),
-            _ => true, // END
+    let mut start = 0;
+    for end in masks.ends().chain(std::iter::once(visible.len())) {
+        let sentence = &visible[start..end];
+        let (words, bytes) = if masks.any(Mask::NonAscii, start, end) {
+            sentence_shape(sentence)
+        } else {
+            (
+                masks.count(Mask::WordStart, start, end),
+                masks.count(Mask::Alnum, start, end),
+            )
         };
-        if in_word {
-            h = end_word(h);
-            n += 1;
-            in_word = false;
-        }
-        if ends {
-            let sentence = &visible[start..i];
-            let (key, words) = if ascii {
-                (h, n)
-            } else {
-                sentence_key(sentence)
-            };
-            if words >= min_words {
-                let repeat = seen
-                    .iter()
-                    .any(|&(k, s, e)| k == key && same_words(&visible[s..e], sentence));
-                if repeat {
-                    let lead = sentence.len() - sentence.trim_start().len();
-                    return Some((start + lead, start + sentence.trim_end().len()));
-                }
-                seen.push((key, start, i));
+        if words >= min_words {
+            let shape = (words as u64) << 32 | bytes as u64;
+            let repeat = seen
+                .iter()
+                .any(|&(k, s, e)| k == shape && same_words(&visible[s..e], sentence));
+            if repeat {
+                let lead = sentence.len() - sentence.trim_start().len();
+                return Some((start + lead, start + sentence.trim_end().len()));
             }
-            (h, n, ascii, start) = (KEY_START, 0, true, i + 1);
+            seen.push((shape, start, end));
         }
-        i += 1;
+        start = end + 1;
     }
     None
 }
 
-const OTHER: u8 = 0;
-const WORD: u8 = 1;
-const STOP: u8 = 2;
-const MAYBE_STOP: u8 = 3;
-const NON_ASCII: u8 = 4;
-const END: u8 = 5;
+/// The bit masks [`repeated_sentence`] reads, bit `j` of block `k` for byte `64k + j`.
+struct SentenceMasks {
+    blocks: Vec<[u64; 4]>,
+}
 
-/// What each byte is to [`repeated_sentence`].
-static BYTE_CLASS: [u8; 256] = {
-    let mut t = [OTHER; 256];
-    let mut b = 0;
-    while b < 256 {
-        let c = b as u8;
-        t[b] = if c.is_ascii_alphanumeric() {
-            WORD
-        } else if matches!(c, b'!' | b'?' | b';' | b'\n') {
-            STOP
-        } else if matches!(c, b'.' | b':') {
-            MAYBE_STOP
-        } else if c >= 0x80 {
-            NON_ASCII
-        } else {
-            OTHER
-        };
-        b += 1;
+#[derive(Clone, Copy)]
+enum Mask {
+    /// ASCII letters and digits.
+    Alnum = 0,
+    /// The first byte of each run of them.
+    WordStart = 1,
+    /// Sentence ends: `!`, `?`, `;`, `\n`, and `.` or `:` before ASCII whitespace or the end.
+    End = 2,
+    /// Bytes of non-ASCII characters.
+    NonAscii = 3,
+}
+
+impl SentenceMasks {
+    fn of(bytes: &[u8]) -> Self {
+        let raw: Vec<ByteMasks> = bytes
+            .chunks(64)
+            .map(|c| {
+                if c.len() == 64 {
+                    byte_masks(c)
+                } else {
+                    // Padded with spaces: whitespace, so a final `.` ends a sentence.
+                    let mut block = [b' '; 64];
+                    block[..c.len()].copy_from_slice(c);
+                    byte_masks(&block)
+                }
+            })
+            .collect();
+        let mut blocks = Vec::with_capacity(raw.len());
+        for (k, m) in raw.iter().enumerate() {
+            let carry = k > 0 && raw[k - 1].alnum >> 63 == 1;
+            // The end of the text counts as whitespace.
+            let next_ws = raw.get(k + 1).is_none_or(|n| n.space & 1 == 1);
+            let ws_after = (m.space >> 1) | u64::from(next_ws) << 63;
+            blocks.push([
+                m.alnum,
+                m.alnum & !((m.alnum << 1) | u64::from(carry)),
+                m.stop | (m.maybe_stop & ws_after),
+                m.high,
+            ]);
+        }
+        Self { blocks }
     }
-    t
-};
 
-const KEY_START: u64 = 0x9e37_79b9_7f4a_7c15;
+    /// Offsets of the sentence ends, in order.
+    fn ends(&self) -> impl Iterator<Item = usize> + '_ {
+        self.blocks.iter().enumerate().flat_map(|(k, b)| {
+            let mut m = b[Mask::End as usize];
+            std::iter::from_fn(move || {
+                (m != 0).then(|| {
+                    let j = m.trailing_zeros() as usize;
+                    m &= m - 1;
+                    64 * k + j
+                })
+            })
+        })
+    }
 
-/// Adds one byte of a lower-cased word to a sentence key (a rotate and an xor: cheap, and
-/// collisions are ruled out by [`same_words`]).
-#[inline]
-fn mix_byte(h: u64, b: u8) -> u64 {
-    h.rotate_left(5) ^ u64::from(b)
+    /// The bits of `mask` in bytes `start..end`, one block at a time.
+    fn in_range(&self, mask: Mask, start: usize, end: usize) -> impl Iterator<Item = u64> + '_ {
+        let last = end.saturating_sub(1) / 64;
+        (start / 64..if start < end { last + 1 } else { 0 }).map(move |k| {
+            let mut m = self.blocks[k][mask as usize];
+            if k == start / 64 {
+                m &= !0u64 << (start % 64);
+            }
+            if k == last {
+                m &= !0u64 >> (63 - (end - 1) % 64);
+            }
+            m
+        })
+    }
+
+    fn count(&self, mask: Mask, start: usize, end: usize) -> usize {
+        self.in_range(mask, start, end)
+            .map(|m| m.count_ones() as usize)
+            .sum()
+    }
+
+    fn any(&self, mask: Mask, start: usize, end: usize) -> bool {
+        self.in_range(mask, start, end).any(|m| m != 0)
+    }
 }
 
-/// Ends a word in a sentence key.
-#[inline]
-fn end_word(h: u64) -> u64 {
-    (h ^ 0x20).wrapping_mul(0x0100_0000_01b3)
+/// Classes of 64 bytes as bit masks (bit `j` for byte `j`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct ByteMasks {
+    alnum: u64,
+    /// `u8::is_ascii_whitespace` (no `\x0B`).
+    space: u64,
+    /// `!`, `?`, `;`, `\n`.
+    stop: u64,
+    /// `.`, `:`.
+    maybe_stop: u64,
+    /// Bytes of 0x80 and up.
+    high: u64,
 }
 
-/// Words of a sentence, lower-cased: runs of alphanumeric characters.
+#[cfg(target_arch = "x86_64")]
+fn byte_masks(block: &[u8]) -> ByteMasks {
+    use std::arch::x86_64::*;
+    assert!(block.len() >= 64);
+    let mut m = ByteMasks {
+        alnum: 0,
+        space: 0,
+        stop: 0,
+        maybe_stop: 0,
+        high: 0,
+    };
+    // SAFETY: SSE2 is part of every x86_64 CPU; the four unaligned 16-byte loads stay within the
+    // 64 bytes checked above.
+    unsafe {
+        let in_range = |v: __m128i, lo: u8, span: u8| {
+            let d = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
+            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(span as i8)), d)
+        };
+        let eq = |v: __m128i, b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
+        let bits = |x: __m128i, k: usize| (_mm_movemask_epi8(x) as u16 as u64) << (16 * k);
+        for k in 0..4 {
+            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
+            let alnum = _mm_or_si128(
+                in_range(v, b'0', 9),
+                in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', 25),
+            );
+            // \t \n, \x0C \r, and the space.
+            let space = _mm_or_si128(
+                _mm_or_si128(eq(v, b' '), in_range(v, b'\t', 1)),
+                in_range(v, b'\x0C', 1),
+            );
+            let stop = _mm_or_si128(
+                _mm_or_si128(eq(v, b'!'), eq(v, b'?')),
+                _mm_or_si128(eq(v, b';'), eq(v, b'\n')),
+            );
+            let maybe_stop = _mm_or_si128(eq(v, b'.'), eq(v, b':'));
+            m.alnum |= bits(alnum, k);
+            m.space |= bits(space, k);
+            m.stop |= bits(stop, k);
+            m.maybe_stop |= bits(maybe_stop, k);
+            m.high |= bits(v, k);
+        }
+    }
+    m
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn byte_masks(block: &[u8]) -> ByteMasks {
+    byte_masks_scalar(block)
+}
+
+/// [`byte_masks`] one byte at a time.
+#[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
+fn byte_masks_scalar(block: &[u8]) -> ByteMasks {
+    let mut m = ByteMasks {
+        alnum: 0,
+        space: 0,
+        stop: 0,
+        maybe_stop: 0,
+        high: 0,
+    };
+    for (j, &b) in block[..64].iter().enumerate() {
+        let bit = |x: bool| u64::from(x) << j;
+        m.alnum |= bit(b.is_ascii_alphanumeric());
+        m.space |= bit(b.is_ascii_whitespace());
+        m.stop |= bit(matches!(b, b'!' | b'?' | b';' | b'\n'));
+        m.maybe_stop |= bit(matches!(b, b'.' | b':'));
+        m.high |= bit(b >= 0x80);
+    }
+    m
+}
+
+/// Words of a sentence: runs of alphanumeric characters.
 fn sentence_words(s: &str) -> impl Iterator<Item = &str> {
     s.split(|c: char| !c.is_alphanumeric())
         .filter(|w| !w.is_empty())
 }
 
-/// The key of a sentence's lower-cased words (the UTF-8 bytes of each, then a word end), and
-/// their number: what [`repeated_sentence`] computes in its pass for ASCII text.
-fn sentence_key(s: &str) -> (u64, usize) {
-    let mut h = KEY_START;
-    let mut n = 0;
-    for w in sentence_words(s) {
-        for c in w.chars().flat_map(char::to_lowercase) {
-            let mut buf = [0u8; 4];
-            for &b in c.encode_utf8(&mut buf).as_bytes() {
-                h = mix_byte(h, b);
-            }
-        }
-        h = end_word(h);
-        n += 1;
-    }
-    (h, n)
+/// The number of a sentence's words and of their bytes once lower-cased: what
+/// [`repeated_sentence`] reads off its masks for ASCII text.
+fn sentence_shape(s: &str) -> (usize, usize) {
+    sentence_words(s).fold((0, 0), |(n, bytes), w| {
+        let lower: usize = w
+            .chars()
+            .flat_map(char::to_lowercase)
+            .map(char::len_utf8)
+            .sum();
+        (n + 1, bytes + lower)
+    })
+}
+
+/// [`sentence_words`] of ASCII text.
+fn ascii_words(s: &str) -> impl Iterator<Item = &[u8]> {
+    s.as_bytes()
+        .split(|c| !c.is_ascii_alphanumeric())
+        .filter(|w| !w.is_empty())
 }
 
 /// Whether two sentences have the same words, case aside.
 fn same_words(a: &str, b: &str) -> bool {
+    if a.is_ascii() && b.is_ascii() {
+        let (mut x, mut y) = (ascii_words(a), ascii_words(b));
+        loop {
+            match (x.next(), y.next()) {
+                (None, None) => return true,
+                (Some(p), Some(q)) if p.eq_ignore_ascii_case(q) => {}
+                _ => return false,
+            }
+        }
+    }
     let mut x = sentence_words(a);
     let mut y = sentence_words(b);
     loop {
@@ -710,20 +824,74 @@ static STOPWORD_KEYS: [u64; STOPWORDS.len()] = {
 #[cfg(test)]
 pub(crate) mod tests {
     #[test]
-    fn sentence_keys_agree_between_ascii_and_unicode_text() {
-        // "It's" and "It’s" have the same words ("it", "s"): one key, whichever path hashes it.
+    fn sentence_shapes_agree_between_ascii_and_unicode_text() {
+        // "It's" and "It’s" have the same words ("it", "s"): one shape, whichever path reads it.
         let ascii = "It's rated for 40 hours, Bluetooth 5.3";
         let curly = "It’s rated for 40 hours — Bluetooth 5.3";
         assert!(ascii.is_ascii() && !curly.is_ascii());
-        assert_eq!(sentence_key(ascii), sentence_key(curly));
-        assert_eq!(sentence_key(ascii).1, 9);
-        // The one-pass key of an ASCII sentence is the same as the Unicode path's: the curly
+        assert_eq!(sentence_shape(ascii), sentence_shape(curly));
+        assert_eq!(sentence_shape(ascii), (9, 29));
+        // The masks' shape of an ASCII sentence is the same as the Unicode path's: the curly
         // copy after the plain one is found, and the other way round.
         let text = format!("{ascii}! Then more words follow here. {curly}.");
         assert!(repeated_sentence(&text, REPEAT_MIN_WORDS).is_some());
         let text = format!("{curly}! Then more words follow here. {ascii}");
         let (a, b) = repeated_sentence(&text, REPEAT_MIN_WORDS).expect("a repeat");
         assert_eq!(&text[a..b], ascii);
+    }
+
+    /// Sentences and their lower-cased words the slow way: what [`repeated_sentence`] must find.
+    fn repeated_sentence_reference(text: &str, min_words: usize) -> Option<(usize, usize)> {
+        let b = text.as_bytes();
+        let mut ends: Vec<usize> = (0..b.len())
+            .filter(|&i| match b[i] {
+                b'!' | b'?' | b';' | b'\n' => true,
+                b'.' | b':' => b.get(i + 1).is_none_or(u8::is_ascii_whitespace),
+                _ => false,
+            })
+            .collect();
+        ends.push(b.len());
+        let mut seen: Vec<Vec<String>> = Vec::new();
+        let mut start = 0;
+        for end in ends {
+            let sentence = &text[start..end];
+            let words: Vec<String> = sentence_words(sentence).map(str::to_lowercase).collect();
+            if words.len() >= min_words {
+                if seen.contains(&words) {
+                    let lead = sentence.len() - sentence.trim_start().len();
+                    return Some((start + lead, start + sentence.trim_end().len()));
+                }
+                seen.push(words);
+            }
+            start = end + 1;
+        }
+        None
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn byte_masks_agree_with_the_scalar_ones(block in proptest::collection::vec(proptest::num::u8::ANY, 64)) {
+            proptest::prop_assert_eq!(byte_masks(&block), byte_masks_scalar(&block));
+        }
+
+        #[test]
+        fn repeated_sentences_agree_with_the_reference(
+            parts in proptest::collection::vec(
+                proptest::prop_oneof![
+                    proptest::string::string_regex("(Ab|ab|AB|c|5|é|É|’|x9)").unwrap(),
+                    proptest::string::string_regex("[ .:;!?\n,\t-]").unwrap(),
+                ],
+                0..200,
+            ),
+            min_words in 1usize..4,
+        ) {
+            let text = parts.concat();
+            proptest::prop_assert_eq!(
+                repeated_sentence(&text, min_words),
+                repeated_sentence_reference(&text, min_words),
+                "{:?}", text
+            );
+        }
     }
 
     #[test]
