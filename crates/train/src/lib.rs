@@ -85,11 +85,21 @@ pub trait PrepareReporter {
     fn on_message(&mut self, _msg: &str) {}
 }
 
-/// Load the model with dense f32 weights (the differentiable path) on `kind`.
+/// The dtype of the frozen base weights (and of the activations between layers) on `kind`:
+/// f32 on the CPU; bf16 on CUDA, half the memory and tensor-core matmuls. LoRA parameters,
+/// their gradients and the optimizer state are f32 on both, and the loss is computed in f32.
+pub fn base_dtype(kind: DeviceKind) -> DType {
+    match kind {
+        DeviceKind::Cpu => DType::F32,
+        DeviceKind::Cuda => DType::BF16,
+    }
+}
+
+/// Load the model with dense weights (the differentiable path) on `kind`, in [`base_dtype`].
 pub fn load_model(spec: &str, kind: DeviceKind) -> Result<LoadedModel> {
     let dev = device(kind)?;
     let opts = LoadOptions {
-        format: WeightFormat::Dense(DType::F32),
+        format: WeightFormat::Dense(base_dtype(kind)),
         device: dev,
         ..LoadOptions::default()
     };

@@ -946,6 +946,56 @@ pub(crate) mod tests {
         Ok(())
     }
 
+    /// What `--device cuda` trains with: frozen base weights (and activations) in bf16, LoRA
+    /// parameters, gradients and optimizer state in f32. Checked here on the CPU, which runs the
+    /// same composed (dtype-generic) ops: the run trains like the f32 one.
+    #[test]
+    fn bf16_base_weights_train_like_f32_ones() -> Result<()> {
+        let dir = tempfile::tempdir().map_err(|e| TrainError::io("tmp", e))?;
+        let mut config = small_config();
+        config.lora_dropout = 0.0;
+        let mut losses = Vec::new();
+        for (dtype, name) in [(DType::F32, "f32"), (DType::BF16, "bf16")] {
+            let mut m = tiny_llama(dtype);
+            let out = run(
+                job(
+                    &mut m,
+                    config.clone(),
+                    &dir.path().join(name),
+                    synthetic(4, 9),
+                ),
+                &mut NoReporter,
+            )?;
+            assert_eq!(out.steps, 6);
+            let metrics: Vec<StepMetrics> =
+                std::fs::read_to_string(dir.path().join(name).join("metrics.jsonl"))
+                    .expect("metrics written")
+                    .lines()
+                    .map(|l| serde_json::from_str(l).expect("valid line"))
+                    .collect();
+            let adapter =
+                crate::lora::Adapter::load(&dir.path().join(name).join("last"), &m, &Device::Cpu)?;
+            for v in adapter.vars() {
+                assert_eq!(v.dtype(), DType::F32, "LoRA parameters stay f32");
+            }
+            losses.push(metrics.iter().map(|x| x.loss).collect::<Vec<f64>>());
+        }
+        let (f32s, bf16s) = (&losses[0], &losses[1]);
+        for (step, (a, b)) in f32s.iter().zip(bf16s).enumerate() {
+            assert!(b.is_finite(), "step {step}: bf16 loss {b}");
+            // bf16 keeps 8 bits of mantissa: a few tenths of a percent per op.
+            assert!(
+                (a - b).abs() <= 0.03 * a.abs(),
+                "step {step}: f32 {a} vs bf16 {b}"
+            );
+        }
+        assert!(
+            bf16s[5] < bf16s[0],
+            "bf16 training lowers the loss: {bf16s:?}"
+        );
+        Ok(())
+    }
+
     #[test]
     fn interrupted_and_resumed_run_matches_an_uninterrupted_one() -> Result<()> {
         let dir = tempfile::tempdir().map_err(|e| TrainError::io("tmp", e))?;
