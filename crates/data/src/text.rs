@@ -439,7 +439,7 @@ impl SentenceMasks {
 }
 
 /// Classes of 64 bytes as bit masks (bit `j` for byte `j`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 struct ByteMasks {
     alnum: u64,
     /// `u8::is_ascii_whitespace` (no `\x0B`).
@@ -456,13 +456,7 @@ struct ByteMasks {
 fn byte_masks(block: &[u8]) -> ByteMasks {
     use std::arch::x86_64::*;
     assert!(block.len() >= 64);
-    let mut m = ByteMasks {
-        alnum: 0,
-        space: 0,
-        stop: 0,
-        maybe_stop: 0,
-        high: 0,
-    };
+    let mut m = ByteMasks::default();
     // SAFETY: SSE2 is part of every x86_64 CPU; the four unaligned 16-byte loads stay within the
     // 64 bytes checked above.
     unsafe {
@@ -506,13 +500,7 @@ fn byte_masks(block: &[u8]) -> ByteMasks {
 /// [`byte_masks`] one byte at a time.
 #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
 fn byte_masks_scalar(block: &[u8]) -> ByteMasks {
-    let mut m = ByteMasks {
-        alnum: 0,
-        space: 0,
-        stop: 0,
-        maybe_stop: 0,
-        high: 0,
-    };
+    let mut m = ByteMasks::default();
     for (j, &b) in block[..64].iter().enumerate() {
         let bit = |x: bool| u64::from(x) << j;
         m.alnum |= bit(b.is_ascii_alphanumeric());
