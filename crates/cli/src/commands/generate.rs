@@ -71,6 +71,9 @@ pub struct GenerateArgs {
     /// Use dense f32 weights instead of the quantized GGUF weights (slower; the training path).
     #[arg(long)]
     pub dense: bool,
+    /// Where to generate (candle); cuda needs a build with `--features cuda`.
+    #[arg(long, value_enum, default_value_t = crate::commands::train::DeviceArg::Cpu)]
+    pub device: crate::commands::train::DeviceArg,
     /// Print the result as JSON (text, token ids, counts, tokens/s, stop reason).
     #[arg(long)]
     pub json: bool,
@@ -115,11 +118,15 @@ impl GenerateReporter for Bar {
 /// The top-level entry point for `tierforge generate`.
 pub fn run(args: &GenerateArgs) -> Result<ExitStatus> {
     let t0 = Instant::now();
-    let opts = if args.dense {
+    let mut opts = if args.dense {
         LoadOptions::default()
     } else {
         LoadOptions::quantized()
     };
+    opts.device = tierforge_train::device(match args.device {
+        crate::commands::train::DeviceArg::Cpu => tierforge_train::DeviceKind::Cpu,
+        crate::commands::train::DeviceArg::Cuda => tierforge_train::DeviceKind::Cuda,
+    })?;
     let mut model = tierforge_model::load(&args.model, &opts)
         .with_context(|| format!("Failed to load model {}", args.model))?;
     // Inference only: the fused kernels are faster than the differentiable ones.
