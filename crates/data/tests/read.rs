@@ -32,6 +32,47 @@ fn jsonl_with_bom_and_crlf_reads_every_line() {
     );
 }
 
+/// Files larger than a block are read on all threads: samples and rejects still come back in
+/// file order with their own line numbers.
+#[test]
+fn large_jsonl_keeps_file_order_and_line_numbers() {
+    let mut text = String::new();
+    let mut expected_bad = Vec::new();
+    for line in 1..=12_000 {
+        if line % 997 == 0 {
+            text.push_str("{\"broken\": \n");
+            expected_bad.push(line);
+        } else if line % 501 == 0 {
+            text.push_str("   \r\n"); // blank: skipped, but counted
+        } else {
+            text.push_str(&app_line(&format!("s{line}")));
+            text.push('\n');
+        }
+    }
+    assert!(
+        text.len() > 4 << 20,
+        "spans several 1 MiB blocks: {}",
+        text.len()
+    );
+    let out = read_bytes(text.as_bytes(), "big.jsonl");
+    let bad: Vec<usize> = out.rejects.iter().map(|r| r.line).collect();
+    assert_eq!(bad, expected_bad);
+    assert!(out
+        .samples
+        .iter()
+        .all(|s| s.id == format!("s{}", s.origin.line)));
+    let lines: Vec<usize> = out.samples.iter().map(|s| s.origin.line).collect();
+    assert!(lines.windows(2).all(|w| w[0] < w[1]), "file order");
+    assert_eq!(
+        out.samples.len(),
+        12_000
+            - expected_bad.len()
+            - (1..=12_000)
+                .filter(|l| l % 501 == 0 && l % 997 != 0)
+                .count()
+    );
+}
+
 #[test]
 fn malformed_json_names_line_and_column_and_keeps_the_rest() {
     let text = format!(
