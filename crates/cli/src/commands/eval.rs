@@ -13,7 +13,6 @@ use tierforge_data::completion::Tier;
 use tierforge_eval::evaluate::{Backend, EvalReporter, ModelResult, OutputFormat, Weights};
 use tierforge_eval::report::{read_loss_curve, LossCurve};
 use tierforge_eval::{CompareOptions, EvalOptions, ModelUnderTest};
-use tierforge_train::DeviceKind;
 
 use crate::commands::train::DeviceArg;
 use crate::table::{pct, render};
@@ -277,10 +276,7 @@ pub fn resolve(args: &EvalArgs) -> Result<(Vec<ModelUnderTest>, EvalOptions)> {
         } else {
             Weights::Dense
         },
-        device: match args.device {
-            DeviceArg::Cpu => DeviceKind::Cpu,
-            DeviceArg::Cuda => DeviceKind::Cuda,
-        },
+        device: args.device.into(),
         ollama_host: args.ollama_url.clone(),
         lexicons: None,
         compare: CompareOptions {

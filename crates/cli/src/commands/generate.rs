@@ -123,10 +123,7 @@ pub fn run(args: &GenerateArgs) -> Result<ExitStatus> {
     } else {
         LoadOptions::quantized()
     };
-    opts.device = tierforge_train::device(match args.device {
-        crate::commands::train::DeviceArg::Cpu => tierforge_train::DeviceKind::Cpu,
-        crate::commands::train::DeviceArg::Cuda => tierforge_train::DeviceKind::Cuda,
-    })?;
+    opts.device = tierforge_train::device(args.device.into())?;
     let mut model = tierforge_model::load(&args.model, &opts)
         .with_context(|| format!("Failed to load model {}", args.model))?;
     // Inference only: the fused kernels are faster than the differentiable ones.

@@ -99,10 +99,7 @@ pub fn run(a: &LoopArgs) -> Result<ExitStatus> {
         );
         return Ok(ExitStatus::Failure);
     };
-    let device = match a.device {
-        crate::commands::train::DeviceArg::Cpu => tierforge_train::DeviceKind::Cpu,
-        crate::commands::train::DeviceArg::Cuda => tierforge_train::DeviceKind::Cuda,
-    };
+    let device: tierforge_train::DeviceKind = a.device.into();
     let mut reporter = Stderr { quiet: a.quiet };
     // End-to-end tests kill a run at a known point: abort right after this phase.
     let abort_after: Option<tierforge_eval::cycle::Phase> =

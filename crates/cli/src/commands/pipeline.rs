@@ -16,6 +16,7 @@ use tierforge_eval::pipeline::{self, PipelineOptions, PipelineReporter, Pipeline
 use tierforge_eval::profile::{Profile, ProfileSettings, Selection};
 use tierforge_train::{DeviceKind, StepMetrics, TrainReporter};
 
+use crate::commands::train::DeviceArg;
 use crate::table::render;
 use crate::ExitStatus;
 
@@ -25,12 +26,6 @@ pub enum ProfileArg {
     Quick,
     /// Each tier trained properly from configs/<tier>.toml (the default with --device cuda).
     Full,
-}
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
-pub enum DeviceArg {
-    Cpu,
-    Cuda,
 }
 
 #[derive(Debug, Args)]
@@ -235,10 +230,7 @@ fn default_out() -> PathBuf {
 }
 
 pub fn run(args: &PipelineArgs) -> Result<ExitStatus> {
-    let device = match args.device {
-        DeviceArg::Cpu => DeviceKind::Cpu,
-        DeviceArg::Cuda => DeviceKind::Cuda,
-    };
+    let device: DeviceKind = args.device.into();
     let profile = match args.profile {
         Some(ProfileArg::Quick) => Profile::Quick,
         Some(ProfileArg::Full) => Profile::Full,

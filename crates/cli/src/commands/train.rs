@@ -22,6 +22,15 @@ pub enum DeviceArg {
     Cuda,
 }
 
+impl From<DeviceArg> for DeviceKind {
+    fn from(d: DeviceArg) -> Self {
+        match d {
+            DeviceArg::Cpu => DeviceKind::Cpu,
+            DeviceArg::Cuda => DeviceKind::Cuda,
+        }
+    }
+}
+
 /// `--lr-scheduler` values.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum ScheduleArg {
@@ -270,10 +279,7 @@ pub fn run(args: &TrainArgs) -> Result<ExitStatus> {
         out: out.clone(),
         resume: args.resume.clone(),
         init_adapter: args.init_adapter.clone(),
-        device: match args.device {
-            DeviceArg::Cpu => DeviceKind::Cpu,
-            DeviceArg::Cuda => DeviceKind::Cuda,
-        },
+        device: args.device.into(),
         stop_after: args.stop_after,
     };
     let bar = (!args.quiet).then(|| {
