@@ -280,17 +280,13 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
 
     // Warm the page cache so that every pass reads the file the same way.
     let t = Instant::now();
-    let mut seen = 0usize;
     let mut n = 0usize;
-    for_chunks(path, chunk, |c| {
-        seen += c.iter().map(|l| l.1.len() + 1).sum::<usize>();
-        n += c.len();
-    })?;
+    for_chunks(path, chunk, |c| n += c.len())?;
     let read_s = t.elapsed().as_secs_f64();
     eprintln!(
         "bench_data: {} ({:.0} MiB, {n} samples) read in {read_s:.2} s",
         path.display(),
-        seen as f64 / (1 << 20) as f64
+        file_bytes as f64 / (1 << 20) as f64
     );
     phases.insert(
         "read_only".into(),
@@ -307,8 +303,7 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
         let mut digest_time = Duration::ZERO;
         let cpu = cpu_seconds();
         let t = Instant::now();
-        for_chunks(path, chunk, |c| {
-            let lines = c;
+        for_chunks(path, chunk, |lines| {
             let scored: Vec<Option<Scored>> = lines
                 .par_iter()
                 .map(|&(no, l)| {
@@ -388,8 +383,7 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
             let keep_bits = gate_bits.is_empty();
             let cpu = cpu_seconds();
             let t = Instant::now();
-            for_chunks(path, chunk, |c| {
-                let lines = c;
+            for_chunks(path, chunk, |lines| {
                 let bits: Vec<bool> = pool.install(|| {
                     lines
                         .par_iter()
@@ -451,8 +445,7 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
         let (mut parse_t, mut fp_t) = (Duration::ZERO, Duration::ZERO);
         let cfg = DedupConfig::default();
         let t = Instant::now();
-        for_chunks(path, chunk, |c| {
-            let lines = c;
+        for_chunks(path, chunk, |lines| {
             let tp = Instant::now();
             let samples: Vec<Option<Sample>> = lines
                 .par_iter()

@@ -123,6 +123,11 @@ fn read_lines(bytes: &[u8], file: &Arc<str>, out: &mut ReadOutcome) {
             part
         })
         .collect();
+    join(parts, out);
+}
+
+/// Appends the outcomes of parts read in parallel, in their order.
+fn join(parts: Vec<ReadOutcome>, out: &mut ReadOutcome) {
     out.samples
         .reserve(parts.iter().map(|p| p.samples.len()).sum());
     for p in parts {
@@ -151,18 +156,27 @@ fn read_line(line: &[u8], line_no: usize, file: &Arc<str>, out: &mut ReadOutcome
             return;
         }
     };
-    match parse_record(
-        text,
-        Origin {
-            file: file.clone(),
-            line: line_no,
-        },
-        0,
-    ) {
+    read_record(text, line_no, 0, file, out);
+}
+
+/// Parses one record that starts on line `line` into `out`: a sample, or a reject with every
+/// problem. `line_offset` as for [`parse_record`].
+fn read_record(
+    text: &str,
+    line: usize,
+    line_offset: usize,
+    file: &Arc<str>,
+    out: &mut ReadOutcome,
+) {
+    let origin = Origin {
+        file: file.clone(),
+        line,
+    };
+    match parse_record(text, origin, line_offset) {
         Ok(s) => out.samples.push(s),
         Err(problems) => out.rejects.push(Reject {
             file: file.to_string(),
-            line: line_no,
+            line,
             raw: keep_raw(text),
             problems,
         }),
@@ -219,26 +233,12 @@ fn read_array(bytes: &[u8], file: &Arc<str>, out: &mut ReadOutcome) {
         .map(|chunk| {
             let mut part = ReadOutcome::default();
             for &(s, line) in chunk {
-                let origin = Origin {
-                    file: file.clone(),
-                    line,
-                };
-                match parse_record(s, origin, line - 1) {
-                    Ok(sample) => part.samples.push(sample),
-                    Err(problems) => part.rejects.push(Reject {
-                        file: file.to_string(),
-                        line,
-                        raw: keep_raw(s),
-                        problems,
-                    }),
-                }
+                read_record(s, line, line - 1, file, &mut part);
             }
             part
         })
         .collect();
-    for p in parts {
-        out.extend(p);
-    }
+    join(parts, out);
 }
 
 /// serde_json appends " at line L column C"; we report positions ourselves.

@@ -946,6 +946,15 @@ pub(crate) mod tests {
         Ok(())
     }
 
+    /// The `metrics.jsonl` a run wrote into `out`.
+    fn read_metrics(out: &Path) -> Vec<StepMetrics> {
+        std::fs::read_to_string(out.join("metrics.jsonl"))
+            .expect("metrics written")
+            .lines()
+            .map(|l| serde_json::from_str(l).expect("valid line"))
+            .collect()
+    }
+
     /// What `--device cuda` trains with: frozen base weights (and activations) in bf16, LoRA
     /// parameters, gradients and optimizer state in f32. Checked here on the CPU, which runs the
     /// same composed (dtype-generic) ops: the run trains like the f32 one.
@@ -967,12 +976,7 @@ pub(crate) mod tests {
                 &mut NoReporter,
             )?;
             assert_eq!(out.steps, 6);
-            let metrics: Vec<StepMetrics> =
-                std::fs::read_to_string(dir.path().join(name).join("metrics.jsonl"))
-                    .expect("metrics written")
-                    .lines()
-                    .map(|l| serde_json::from_str(l).expect("valid line"))
-                    .collect();
+            let metrics = read_metrics(&dir.path().join(name));
             let adapter =
                 crate::lora::Adapter::load(&dir.path().join(name).join("last"), &m, &Device::Cpu)?;
             for v in adapter.vars() {
@@ -1023,14 +1027,7 @@ pub(crate) mod tests {
         assert_eq!(resumed.resumed_from_step, Some(4));
         assert_eq!(resumed.steps, 6);
 
-        let read = |p: &Path| -> Vec<StepMetrics> {
-            std::fs::read_to_string(p.join("metrics.jsonl"))
-                .expect("metrics written")
-                .lines()
-                .map(|l| serde_json::from_str(l).expect("valid line"))
-                .collect()
-        };
-        let (ma, mb) = (read(&a_out), read(&b_out));
+        let (ma, mb) = (read_metrics(&a_out), read_metrics(&b_out));
         assert_eq!(ma.len(), 6);
         assert_eq!(mb.len(), 6);
         for (x, y) in ma.iter().zip(&mb) {
