@@ -396,13 +396,20 @@ mod avx2 {
     #[target_feature(enable = "avx2")]
     #[inline]
     fn sums_avx2(w: __m256i, x: __m256i) -> __m256i {
-        _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), _mm256_set1_epi16(1))
+        sums_avx2_ones(w, x, _mm256_set1_epi16(1))
+    }
+
+    /// [`sums_avx2`] with the vector of 16-bit ones passed in (kept in a register by loops).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sums_avx2_ones(w: __m256i, x: __m256i, ones: __m256i) -> __m256i {
+        _mm256_madd_epi16(_mm256_maddubs_epi16(w, x), ones)
     }
 
     /// The same sums in one VNNI instruction.
     #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
     #[inline]
-    fn sums_vnni(w: __m256i, x: __m256i) -> __m256i {
+    fn sums_vnni(w: __m256i, x: __m256i, _ones: __m256i) -> __m256i {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
     }
 
@@ -429,63 +436,113 @@ mod avx2 {
                 stride: usize,
                 x: &Q8Tiles,
                 res: &mut [[[f32; TILE]; 2]],
+                sc: &mut [f32],
             ) {
+                assert!(
+                    sc.len() >= x.blocks * 2 * TILE,
+                    "tile kernel: scale scratch too short"
+                );
+                let ones = _mm256_set1_epi16(1);
                 for (tile, res) in res.iter_mut().enumerate() {
-                    let mut acc = [[_mm256_setzero_ps(); TILE]; 2];
-                    let mut acc_m = [_mm_setzero_ps(); 2];
+                    // Eight accumulators, [weight row][activation row], as named registers:
+                    // with arrays of them the compiler spilled to the stack in the hot loop.
+                    let (mut a00, mut a01, mut a02, mut a03) = (
+                        _mm256_setzero_ps(),
+                        _mm256_setzero_ps(),
+                        _mm256_setzero_ps(),
+                        _mm256_setzero_ps(),
+                    );
+                    let (mut a10, mut a11, mut a12, mut a13) = (
+                        _mm256_setzero_ps(),
+                        _mm256_setzero_ps(),
+                        _mm256_setzero_ps(),
+                        _mm256_setzero_ps(),
+                    );
                     let base = tile * x.blocks;
                     let xq = x.q.as_ptr().add(base * TILE * BLOCK);
                     let xd = x.d.as_ptr().add(base * TILE);
                     let xs = x.s.as_ptr().add(base * TILE);
+                    // The products d_w·d_x of every block first (scalar products, ggml's
+                    // rounding), so that the main loop only broadcasts them from memory.
+                    for b in 0..x.blocks {
+                        let dx = _mm_loadu_ps(xd.add(b * TILE));
+                        let at = sc.as_mut_ptr().add(b * 2 * TILE);
+                        _mm_storeu_ps(at, _mm_mul_ps(_mm_set1_ps(*w.d.get_unchecked(2 * b)), dx));
+                        _mm_storeu_ps(
+                            at.add(TILE),
+                            _mm_mul_ps(_mm_set1_ps(*w.d.get_unchecked(2 * b + 1)), dx),
+                        );
+                    }
                     for b in 0..x.blocks {
                         let xp = xq.add(b * TILE * BLOCK);
-                        let xv = [
-                            _mm256_loadu_si256(xp as *const __m256i),
-                            _mm256_loadu_si256(xp.add(BLOCK) as *const __m256i),
-                            _mm256_loadu_si256(xp.add(2 * BLOCK) as *const __m256i),
-                            _mm256_loadu_si256(xp.add(3 * BLOCK) as *const __m256i),
-                        ];
-                        let dx = xd.add(b * TILE);
-                        let sx = _mm_loadu_ps(xs.add(b * TILE));
-                        for r in 0..2 {
-                            let at = 2 * b + r;
-                            let wv = _mm256_loadu_si256(wq[r].add(b * stride) as *const __m256i);
-                            // The four products d_w·d_x in one multiply, each then broadcast
-                            // from memory (a load, not another multiply per pair).
-                            let mut scales = [0f32; TILE];
-                            let dw = _mm_set1_ps(*w.d.get_unchecked(at));
-                            _mm_storeu_ps(scales.as_mut_ptr(), _mm_mul_ps(dw, _mm_loadu_ps(dx)));
-                            // One unsigned operand for Q8_0: |w| times x with w's sign.
-                            let wa = if Q8 { _mm256_sign_epi8(wv, wv) } else { wv };
-                            for k in 0..TILE {
-                                let xk = if Q8 {
-                                    _mm256_sign_epi8(xv[k], wv)
+                        let w0 = _mm256_loadu_si256(wq[0].add(b * stride) as *const __m256i);
+                        let w1 = _mm256_loadu_si256(wq[1].add(b * stride) as *const __m256i);
+                        let sc = sc.as_ptr().add(b * 2 * TILE);
+                        // One unsigned operand for Q8_0: |w| times x with w's sign.
+                        let (u0, u1) = if Q8 {
+                            (_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(w1, w1))
+                        } else {
+                            (w0, w1)
+                        };
+                        macro_rules! step {
+                            ($k:literal, $acc0:ident, $acc1:ident) => {{
+                                let xk = _mm256_loadu_si256(xp.add($k * BLOCK) as *const __m256i);
+                                let (x0, x1) = if Q8 {
+                                    (_mm256_sign_epi8(xk, w0), _mm256_sign_epi8(xk, w1))
                                 } else {
-                                    xv[k]
+                                    (xk, xk)
                                 };
-                                let sums = _mm256_cvtepi32_ps($sums(wa, xk));
-                                let scale = _mm256_broadcast_ss(&scales[k]);
-                                acc[r][k] = _mm256_fmadd_ps(scale, sums, acc[r][k]);
-                            }
-                            if !Q8 {
-                                let m = _mm_set1_ps(*w.m.get_unchecked(at));
-                                acc_m[r] = _mm_add_ps(acc_m[r], _mm_mul_ps(m, sx));
-                            }
+                                let s0 = _mm256_cvtepi32_ps($sums(u0, x0, ones));
+                                let s1 = _mm256_cvtepi32_ps($sums(u1, x1, ones));
+                                let d0 = _mm256_broadcast_ss(&*sc.add($k));
+                                let d1 = _mm256_broadcast_ss(&*sc.add(TILE + $k));
+                                $acc0 = _mm256_fmadd_ps(d0, s0, $acc0);
+                                $acc1 = _mm256_fmadd_ps(d1, s1, $acc1);
+                            }};
+                        }
+                        step!(0, a00, a10);
+                        step!(1, a01, a11);
+                        step!(2, a02, a12);
+                        step!(3, a03, a13);
+                    }
+                    // Σ m_w·s_x per block, in block order (ggml's separate scalar sum), four
+                    // activation rows per vector.
+                    let mut m0 = _mm_setzero_ps();
+                    let mut m1 = _mm_setzero_ps();
+                    if !Q8 {
+                        for b in 0..x.blocks {
+                            let sx = _mm_loadu_ps(xs.add(b * TILE));
+                            m0 = _mm_add_ps(
+                                m0,
+                                _mm_mul_ps(_mm_set1_ps(*w.m.get_unchecked(2 * b)), sx),
+                            );
+                            m1 = _mm_add_ps(
+                                m1,
+                                _mm_mul_ps(_mm_set1_ps(*w.m.get_unchecked(2 * b + 1)), sx),
+                            );
                         }
                     }
-                    for r in 0..2 {
-                        let mut m = [0f32; TILE];
-                        _mm_storeu_ps(m.as_mut_ptr(), acc_m[r]);
-                        for k in 0..TILE {
-                            res[r][k] = hsum(acc[r][k]) + m[k];
-                        }
-                    }
+                    let mut m = [[0f32; TILE]; 2];
+                    _mm_storeu_ps(m[0].as_mut_ptr(), m0);
+                    _mm_storeu_ps(m[1].as_mut_ptr(), m1);
+                    res[0] = [
+                        hsum(a00) + m[0][0],
+                        hsum(a01) + m[0][1],
+                        hsum(a02) + m[0][2],
+                        hsum(a03) + m[0][3],
+                    ];
+                    res[1] = [
+                        hsum(a10) + m[1][0],
+                        hsum(a11) + m[1][1],
+                        hsum(a12) + m[1][2],
+                        hsum(a13) + m[1][3],
+                    ];
                 }
             }
         };
     }
 
-    tile_kernel!(tile2_avx2, "avx2,fma,f16c", sums_avx2);
+    tile_kernel!(tile2_avx2, "avx2,fma,f16c", sums_avx2_ones);
     tile_kernel!(tile2_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", sums_vnni);
 
     /// Dot product of the weight row `w` with `x` (decoding's rows left over from [`dot4`];
@@ -560,8 +617,10 @@ fn tile2(
     rows: [&[u8]; 2],
     x: &Q8Tiles,
     res: &mut [[[f32; TILE]; 2]],
+    sc: &mut Vec<f32>,
 ) {
     let bb = kind.block_bytes();
+    sc.resize(x.blocks * 2 * TILE, 0.0);
     assert!(
         rows.iter().all(|r| r.len() == x.blocks * bb)
             && w.d.len() == 2 * x.blocks
@@ -576,10 +635,10 @@ fn tile2(
     // `wq[r] + b·stride` inside the panel (Q4_1) or the row itself (Q8_0, 2 bytes into it).
     unsafe {
         match (simd, kind) {
-            (Simd::Vnni, Kind::Q4_1) => avx2::tile2_vnni::<false>(w, wq, stride, x, res),
-            (Simd::Vnni, Kind::Q8_0) => avx2::tile2_vnni::<true>(w, wq, stride, x, res),
-            (_, Kind::Q4_1) => avx2::tile2_avx2::<false>(w, wq, stride, x, res),
-            (_, Kind::Q8_0) => avx2::tile2_avx2::<true>(w, wq, stride, x, res),
+            (Simd::Vnni, Kind::Q4_1) => avx2::tile2_vnni::<false>(w, wq, stride, x, res, sc),
+            (Simd::Vnni, Kind::Q8_0) => avx2::tile2_vnni::<true>(w, wq, stride, x, res, sc),
+            (_, Kind::Q4_1) => avx2::tile2_avx2::<false>(w, wq, stride, x, res, sc),
+            (_, Kind::Q8_0) => avx2::tile2_avx2::<true>(w, wq, stride, x, res, sc),
         }
     }
 }
@@ -608,9 +667,10 @@ unsafe impl Sync for SharedOut {}
 #[cfg(target_arch = "x86_64")]
 impl SharedOut {
     /// # Safety
-    /// `at` is inside the buffer and no other task writes or reads it meanwhile.
-    unsafe fn write(&self, at: usize, v: f32) {
-        *self.0.add(at) = v;
+    /// `at..at + vals.len()` is inside the buffer and no other task writes or reads it
+    /// meanwhile.
+    unsafe fn write_run(&self, at: usize, vals: &[f32]) {
+        std::ptr::copy_nonoverlapping(vals.as_ptr(), self.0.add(at), vals.len());
     }
 }
 
@@ -677,7 +737,8 @@ fn matmul_at(
     if let Some(tiles) = &tiles {
         // Each task takes `chunk` weight rows, two at a time (the last one twice when the
         // count is odd), decodes the pair once and runs it against every tile of activation
-        // rows while it is in L1, writing straight into the `m × rows` result.
+        // rows while it is in L1, its results gathered per chunk and copied into the `m × rows`
+        // result a row at a time.
         let mut out = vec![0f32; rows * m];
         let dst = SharedOut(out.as_mut_ptr());
         (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
@@ -686,6 +747,11 @@ fn matmul_at(
             let row = |r: usize| &blocks[(first + r) * row_bytes..(first + r + 1) * row_bytes];
             let mut panel = Panel::default();
             let mut res = vec![[[0f32; TILE]; 2]; tiles.tiles];
+            let mut scales = Vec::new();
+            // This chunk's results, `m × n`, written to `out` a row at a time at the end:
+            // written straight into `out`, each pair of weight rows touched `m` cache lines
+            // `rows` floats apart (a page apart and more for the output layer).
+            let mut local = vec![0f32; m * n];
             for r in (0..n).step_by(2) {
                 let r1 = (r + 1).min(n - 1);
                 let pair = [row(r), row(r1)];
@@ -696,17 +762,18 @@ fn matmul_at(
                         &blocks[(first + r + 2) * row_bytes..(first + (r + 4).min(n)) * row_bytes],
                     );
                 }
-                tile2(simd, kind, &panel, pair, tiles, &mut res);
+                tile2(simd, kind, &panel, pair, tiles, &mut res, &mut scales);
                 for (t, y) in res.iter().enumerate() {
                     for (k, i) in (t * TILE..m.min((t + 1) * TILE)).enumerate() {
-                        // SAFETY: `i < m` and `first + r1 < rows`, so both are inside `out`;
-                        // tasks own disjoint ranges of weight rows, hence of columns.
-                        unsafe {
-                            dst.write(i * rows + first + r, y[0][k]);
-                            dst.write(i * rows + first + r1, y[1][k]);
-                        }
+                        local[i * n + r] = y[0][k];
+                        local[i * n + r1] = y[1][k];
                     }
                 }
+            }
+            for (i, part) in local.chunks_exact(n).enumerate() {
+                // SAFETY: `i < m` and `first + n <= rows`, so the run is inside `out`; tasks
+                // own disjoint ranges of weight rows, hence of columns.
+                unsafe { dst.write_run(i * rows + first, part) };
             }
         });
         return Ok(out);
@@ -890,6 +957,46 @@ mod tests {
                         (g - e).abs() <= 5e-3 * (1.0 + e.abs()),
                         "{kind:?} m {m}: {g} vs candle {e}"
                     );
+                }
+            }
+        }
+    }
+
+    /// The tiled kernel (several input rows) gives, to the bit, what the one-row kernel gives
+    /// each row alone: ggml's order of operations, whatever the tile layout.
+    #[test]
+    fn tiled_rows_equal_one_row_at_a_time_to_the_bit() {
+        let simd = detect_simd();
+        if simd == Simd::None {
+            return;
+        }
+        let (rows, cols) = (37, 320);
+        for (kind, dtype) in [(Kind::Q4_1, GgmlDType::Q4_1), (Kind::Q8_0, GgmlDType::Q8_0)] {
+            let w = quantized(dtype, rows, cols);
+            let data = w.data().unwrap();
+            let row_bytes = cols / BLOCK * kind.block_bytes();
+            for m in [2usize, 5, 8, 32] {
+                let x = pseudo(m * cols, 7 + m as u32);
+                let got = matmul_at(kind, &data, rows, cols, &x, simd).unwrap();
+                for (i, xi) in x.chunks_exact(cols).enumerate() {
+                    let q = [quantize_row(xi, simd)];
+                    for r in 0..rows {
+                        let mut one = [0f32];
+                        row_dots(
+                            kind,
+                            &data[r * row_bytes..(r + 1) * row_bytes],
+                            &q,
+                            &mut one,
+                            simd,
+                        );
+                        assert_eq!(
+                            got[i * rows + r].to_bits(),
+                            one[0].to_bits(),
+                            "{kind:?} m {m} row {i} weight row {r}: {} vs {}",
+                            got[i * rows + r],
+                            one[0]
+                        );
+                    }
                 }
             }
         }
