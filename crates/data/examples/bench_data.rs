@@ -109,23 +109,9 @@ fn parse_args() -> Res<Args> {
     Ok(a)
 }
 
-/// The `tierforge` binary's allocator settings (`crates/cli/src/main.rs`: glibc keeps and reuses
-/// freed memory instead of returning it), so that the benchmark allocates as the tool does.
-#[cfg(all(target_os = "linux", target_env = "gnu"))]
-fn keep_freed_memory() {
-    // SAFETY: mallopt only sets allocator parameters; it is called before any thread starts.
-    unsafe {
-        libc::mallopt(libc::M_MMAP_MAX, 0);
-        libc::mallopt(libc::M_TRIM_THRESHOLD, -1);
-        libc::mallopt(libc::M_TOP_PAD, 1 << 30);
-    }
-}
-
-#[cfg(not(all(target_os = "linux", target_env = "gnu")))]
-fn keep_freed_memory() {}
-
 fn main() -> Res<()> {
-    keep_freed_memory();
+    // Allocate as the `tierforge` binary does.
+    tierforge_data::allocator::keep_freed_memory();
     let args = parse_args()?;
     rayon::ThreadPoolBuilder::new()
         .num_threads(args.threads)

@@ -7,6 +7,7 @@
 //! prompts) is defined once in [`completion`].
 #![cfg_attr(not(test), deny(clippy::unwrap_used))]
 
+pub mod allocator;
 pub mod augment;
 pub mod clock;
 pub mod completion;
