@@ -18,6 +18,7 @@ use rayon::prelude::*;
 
 use crate::cpu_gemm::{matmul, rows_of, transposed, Threads};
 use crate::fused_grad::{dispatch, slice, AttentionMask, Real};
+use crate::vector_math;
 
 /// Query rows per task. Small enough that causal blocks skip most hidden keys and that two
 /// cores share even a single sequence's heads; large enough for the matmuls to run near peak.
@@ -128,13 +129,14 @@ fn probabilities<T: Real>(
         }
         row[hidden_from..].fill(T::zero());
         let mut sum = T::zero();
-        for j in seen() {
-            row[j] = (row[j] - max).exp();
-            sum += row[j];
+        for s in segs {
+            sum += vector_math::exp_shifted_sum(&mut row[s.clone()], max);
         }
         let inv = T::one() / sum;
-        for j in seen() {
-            row[j] *= inv;
+        for s in segs {
+            for p in &mut row[s.clone()] {
+                *p *= inv;
+            }
         }
     }
     Block { p, width }
@@ -394,10 +396,7 @@ fn backward_heads<T: Real>(
                     );
                     if width > 0 {
                         for (ds, p) in ds.chunks_mut(width).zip(p.chunks(width)) {
-                            let dot = p
-                                .iter()
-                                .zip(ds.iter())
-                                .fold(T::zero(), |a, (&p, &g)| a + p * g);
+                            let dot = vector_math::dot(p, ds);
                             for (g, &p) in ds.iter_mut().zip(p) {
                                 *g = scale * p * (*g - dot);
                             }

@@ -34,14 +34,16 @@ pub(crate) trait Real:
     + std::ops::MulAssign
     + PartialOrd
 {
+    /// `e^self`; for f32 the vectorisable [`crate::vector_math::exp_f32`].
     fn exp(self) -> Self;
     fn sqrt(self) -> Self;
     fn cast(v: f64) -> Self;
 }
 
 impl Real for f32 {
+    #[inline(always)]
     fn exp(self) -> Self {
-        f32::exp(self)
+        crate::vector_math::exp_f32(self)
     }
     fn sqrt(self) -> Self {
         f32::sqrt(self)
@@ -211,6 +213,7 @@ pub fn rms_norm(x: &Tensor, weight: &Tensor, eps: f64) -> Result<Tensor> {
 /// `silu(gate) · up`, element-wise.
 struct SwiGlu;
 
+#[inline(always)]
 fn sigmoid<T: Real>(x: T) -> T {
     T::one() / (T::one() + (T::zero() - x).exp())
 }
@@ -309,7 +312,9 @@ impl SwiGluBackward {
                     .zip(dy.par_chunks(4096)),
             )
             .for_each(|((dg, du), ((g, u), dy))| {
-                for i in 0..g.len() {
+                let n = g.len();
+                let (dg, du, u, dy) = (&mut dg[..n], &mut du[..n], &u[..n], &dy[..n]);
+                for i in 0..n {
                     let s = sigmoid(g[i]);
                     let silu = g[i] * s;
                     du[i] = dy[i] * silu;
@@ -668,8 +673,7 @@ impl CrossEntropy {
 
 fn log_sum_exp<T: Real>(x: &[T]) -> T {
     let max = x.iter().fold(x[0], |m, &v| if v > m { v } else { m });
-    // Accumulated in f64: tens of thousands of f32 terms would lose digits.
-    let sum: f64 = x.iter().map(|&v| (v - max).exp().to_f64()).sum();
+    let sum = crate::vector_math::sum_exp_f64(x, max);
     max + T::cast(sum.ln())
 }
 

@@ -21,6 +21,7 @@ pub mod llama;
 pub mod pool;
 pub mod quant_matmul;
 pub mod tokenizer;
+pub mod vector_math;
 
 use std::path::{Path, PathBuf};
 
