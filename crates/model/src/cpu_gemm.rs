@@ -2,6 +2,8 @@
 //! candle's own CPU matmul calls: strided views instead of copies, and a choice of running on
 //! the calling thread (when the caller already runs many products in parallel) or on all cores.
 
+use std::mem::MaybeUninit;
+
 use gemm::Parallelism;
 
 use crate::fused_grad::Real;
@@ -50,7 +52,7 @@ pub(crate) fn matmul<T: Real>(
     rhs: View<'_, T>,
     beta: T,
 ) {
-    product(threads, mnk, dst, false, lhs, rhs, beta)
+    product(threads, mnk, Out::of(dst), false, lhs, rhs, beta)
 }
 
 /// `dst (m × n, row-major) += beta · lhs (m × k) · rhs (k × n)`.
@@ -62,13 +64,46 @@ pub(crate) fn matmul_add<T: Real>(
     rhs: View<'_, T>,
     beta: T,
 ) {
-    product(threads, mnk, dst, true, lhs, rhs, beta)
+    product(threads, mnk, Out::of(dst), true, lhs, rhs, beta)
+}
+
+/// [`matmul`] into an output that has not been initialised: gemm writes every value of
+/// `dst (m × n)` without reading any.
+pub(crate) fn matmul_uninit<T: Real>(
+    threads: Threads,
+    mnk: (usize, usize, usize),
+    dst: &mut [MaybeUninit<T>],
+    lhs: View<'_, T>,
+    rhs: View<'_, T>,
+    beta: T,
+) {
+    // With `accumulate` false gemm only writes `dst`; MaybeUninit<T> has T's layout.
+    let out = Out {
+        ptr: dst.as_mut_ptr().cast::<T>(),
+        len: dst.len(),
+    };
+    product(threads, mnk, out, false, lhs, rhs, beta)
+}
+
+/// Where a product goes: `len` values at `ptr`, initialised unless the product only writes.
+struct Out<T> {
+    ptr: *mut T,
+    len: usize,
+}
+
+impl<T> Out<T> {
+    fn of(dst: &mut [T]) -> Self {
+        Out {
+            ptr: dst.as_mut_ptr(),
+            len: dst.len(),
+        }
+    }
 }
 
 fn product<T: Real>(
     threads: Threads,
     (m, n, k): (usize, usize, usize),
-    dst: &mut [T],
+    dst: Out<T>,
     accumulate: bool,
     lhs: View<'_, T>,
     rhs: View<'_, T>,
@@ -79,10 +114,13 @@ fn product<T: Real>(
     if m == 0 || n == 0 {
         return;
     }
-    assert!(dst.len() >= m * n, "matmul: output too short");
+    assert!(dst.len >= m * n, "matmul: output too short");
     if k == 0 {
         if !accumulate {
-            dst[..m * n].fill(T::zero());
+            for i in 0..m * n {
+                // SAFETY: inside the `len` values asserted above.
+                unsafe { dst.ptr.add(i).write(T::zero()) };
+            }
         }
         return;
     }
@@ -95,14 +133,15 @@ fn product<T: Real>(
             t => Parallelism::Rayon(t),
         },
     };
-    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices; `T` is
+    // SAFETY: the asserts above keep every index gemm reads or writes inside the slices and
+    // `dst`, which gemm reads only when `accumulate` (then it is initialised: `Out::of`); `T` is
     // f32 or f64 (the `Real` types), which gemm supports.
     unsafe {
         gemm::gemm(
             m,
             n,
             k,
-            dst.as_mut_ptr(),
+            dst.ptr,
             1,
             n as isize,
             accumulate,

@@ -11,13 +11,14 @@
 //!
 //! CPU only, f32 and f64, like the other kernels of [`crate::fused_grad`].
 
+use std::mem::MaybeUninit;
 use std::ops::Range;
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 use rayon::prelude::*;
 
-use crate::cpu_gemm::{matmul, rows_of, transposed, Threads};
-use crate::fused_grad::{dispatch, slice, AttentionMask, Real};
+use crate::cpu_gemm::{matmul, matmul_uninit, rows_of, transposed, Threads};
+use crate::fused_grad::{assume_init, dispatch, slice, uninit, AttentionMask, Real};
 use crate::vector_math;
 
 /// Query rows per task. Small enough that causal blocks skip most hidden keys and that two
@@ -101,8 +102,8 @@ fn probabilities<T: Real>(
         .max()
         .unwrap_or(0)
         .min(d.keys);
-    let mut p = vec![T::zero(); n * width];
-    matmul(
+    let mut p = uninit::<T>(n * width);
+    matmul_uninit(
         Threads::One,
         (n, width, d.hd),
         &mut p,
@@ -110,6 +111,8 @@ fn probabilities<T: Real>(
         transposed(k, d.hd),
         scale,
     );
+    // SAFETY: the product wrote all `n × width` values.
+    let mut p = unsafe { assume_init(p) };
     if width == 0 {
         return Block { p, width };
     }
@@ -184,10 +187,10 @@ fn forward_heads<T: Real>(
     let scale = T::cast(scale);
     let (seq, heads) = (mask.seq, d.heads * rows / mask.seq);
     let shape = Shape::from((q.len() / (heads * seq * hd).max(1), seq, heads * hd));
-    let mut y = vec![T::zero(); q.len()];
-    if y.is_empty() {
-        return (y, shape);
+    if q.is_empty() {
+        return (Vec::new(), shape);
     }
+    let mut y = uninit::<T>(q.len());
     y.par_chunks_mut(rows * hd)
         .enumerate()
         .for_each(|(pair, y)| {
@@ -203,7 +206,7 @@ fn forward_heads<T: Real>(
                     let n = y.len() / hd;
                     let qb = &q[r0 * hd..(r0 + n) * hd];
                     let b = probabilities(mask, d, scale, pair, r0, qb, k);
-                    matmul(
+                    matmul_uninit(
                         Threads::One,
                         (n, hd, b.width),
                         y,
@@ -213,41 +216,54 @@ fn forward_heads<T: Real>(
                     );
                 });
         });
+    // SAFETY: `q` is whole pairs of `rows × hd` (its layout's shape), and every block of every
+    // pair was written by its product.
+    let y = unsafe { assume_init(y) };
     (heads_to_tokens(&y, heads, seq, hd), shape)
 }
 
 /// `(batch, heads, seq, head_dim)` → `(batch, seq, heads, head_dim)`. The kernels' rows of kv
 /// head `g` are query heads `g · group ..` one after the other, so their layout is the former.
 fn heads_to_tokens<T: Real>(x: &[T], heads: usize, seq: usize, hd: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
     if x.is_empty() {
-        return out;
+        return Vec::new();
     }
+    let mut out = uninit::<T>(x.len());
     out.par_chunks_mut(heads * hd)
         .enumerate()
         .for_each(|(token, out)| {
             let (b, i) = (token / seq, token % seq);
             for (h, out) in out.chunks_mut(hd).enumerate() {
                 let from = ((b * heads + h) * seq + i) * hd;
-                out.copy_from_slice(&x[from..from + hd]);
+                copy_into(out, &x[from..from + hd]);
             }
         });
-    out
+    // SAFETY: `x` is whole tokens of `heads × hd`, each copied in full.
+    unsafe { assume_init(out) }
+}
+
+/// `out = src`, element for element, into an [`uninit`] output.
+fn copy_into<T: Copy>(out: &mut [MaybeUninit<T>], src: &[T]) {
+    assert_eq!(out.len(), src.len(), "copy_into: lengths differ");
+    for (o, &v) in out.iter_mut().zip(src) {
+        o.write(v);
+    }
 }
 
 /// `(batch, seq, heads, head_dim)` → `(batch, heads, seq, head_dim)`, the inverse of
 /// [`heads_to_tokens`].
 fn tokens_to_heads<T: Real>(x: &[T], heads: usize, seq: usize, hd: usize) -> Vec<T> {
-    let mut out = vec![T::zero(); x.len()];
     if x.is_empty() {
-        return out;
+        return Vec::new();
     }
+    let mut out = uninit::<T>(x.len());
     out.par_chunks_mut(hd).enumerate().for_each(|(row, out)| {
         let (b, h, i) = (row / (heads * seq), (row / seq) % heads, row % seq);
         let from = ((b * seq + i) * heads + h) * hd;
-        out.copy_from_slice(&x[from..from + hd]);
+        copy_into(out, &x[from..from + hd]);
     });
-    out
+    // SAFETY: `x` is whole rows of `hd`, each copied in full.
+    unsafe { assume_init(out) }
 }
 
 impl CustomOp3 for FusedAttention {
@@ -385,8 +401,8 @@ fn backward_heads<T: Real>(
                     let dyb = &dy[r0 * hd..(r0 + n) * hd];
                     let Block { p, width } = probabilities(mask, d, scale, pair, r0, qb, k);
                     // dp = dy · vᵀ, then ds = scale · p ⊙ (dp − Σ p·dp), in place.
-                    let mut ds = vec![T::zero(); n * width];
-                    matmul(
+                    let mut ds = uninit::<T>(n * width);
+                    matmul_uninit(
                         Threads::One,
                         (n, width, hd),
                         &mut ds,
@@ -394,6 +410,8 @@ fn backward_heads<T: Real>(
                         transposed(v, hd),
                         T::one(),
                     );
+                    // SAFETY: the product wrote all `n × width` values.
+                    let mut ds = unsafe { assume_init(ds) };
                     if width > 0 {
                         for (ds, p) in ds.chunks_mut(width).zip(p.chunks(width)) {
                             let dot = vector_math::dot(p, ds);
@@ -411,8 +429,8 @@ fn backward_heads<T: Real>(
                         rows_of(k, hd),
                         T::one(),
                     );
-                    let mut dk = vec![T::zero(); width * hd];
-                    matmul(
+                    let mut dk = uninit::<T>(width * hd);
+                    matmul_uninit(
                         Threads::One,
                         (width, hd, n),
                         &mut dk,
@@ -420,8 +438,10 @@ fn backward_heads<T: Real>(
                         rows_of(qb, hd),
                         T::one(),
                     );
-                    let mut dv = vec![T::zero(); width * hd];
-                    matmul(
+                    // SAFETY: the product wrote all `width × hd` values.
+                    let dk = unsafe { assume_init(dk) };
+                    let mut dv = uninit::<T>(width * hd);
+                    matmul_uninit(
                         Threads::One,
                         (width, hd, n),
                         &mut dv,
@@ -429,6 +449,8 @@ fn backward_heads<T: Real>(
                         rows_of(dyb, hd),
                         T::one(),
                     );
+                    // SAFETY: the product wrote all `width × hd` values.
+                    let dv = unsafe { assume_init(dv) };
                     (width, dk, dv)
                 })
                 .collect();

@@ -12,8 +12,8 @@
 
 use candle_core::{CpuStorage, CustomOp3, Layout, Result, Shape, Storage, Tensor};
 
-use crate::cpu_gemm::{matmul, matmul_add, rows_of, transposed, Threads};
-use crate::fused_grad::{dispatch, slice, Real};
+use crate::cpu_gemm::{matmul_add, matmul_uninit, rows_of, transposed, Threads};
+use crate::fused_grad::{assume_init, dispatch, slice, uninit, written, Real};
 use crate::llama::Lora;
 
 /// Whether [`lora_linear`] runs for this input, frozen weight and adapter: CPU, and one float
@@ -90,14 +90,28 @@ impl FusedLora {
         bs: &CpuStorage,
         bl: &Layout,
     ) -> Result<(CpuStorage, Shape)> {
-        let (n, input, out, rank) = dims(&self.weight, xl, al, bl)?;
         let x = slice::<T>(xs, xl, "LoRA linear")?;
         let a = slice::<T>(a_s, al, "LoRA linear")?;
         let b = slice::<T>(bs, bl, "LoRA linear")?;
+        let (y, shape) = self.product(x, xl, a, al, b, bl)?;
+        Ok((T::to_cpu_storage_owned(y), shape))
+    }
+
+    /// `x·Wᵀ + s·(x·Aᵀ)·Bᵀ` for the values of `x`, `a` and `b` in their layouts.
+    fn product<T: Real>(
+        &self,
+        x: &[T],
+        xl: &Layout,
+        a: &[T],
+        al: &Layout,
+        b: &[T],
+        bl: &Layout,
+    ) -> Result<(Vec<T>, Shape)> {
+        let (n, input, out, rank) = dims(&self.weight, xl, al, bl)?;
         let (ws, wl) = self.weight.storage_and_layout();
         let w = held::<T>(&ws, wl)?;
-        let mut xa = vec![T::zero(); n * rank];
-        matmul(
+        let mut xa = uninit::<T>(n * rank);
+        matmul_uninit(
             Threads::All,
             (n, rank, input),
             &mut xa,
@@ -105,8 +119,10 @@ impl FusedLora {
             transposed(a, input),
             T::one(),
         );
-        let mut y = vec![T::zero(); n * out];
-        matmul(
+        // SAFETY: the product wrote all `n × rank` values.
+        let xa = unsafe { assume_init(xa) };
+        let mut y = uninit::<T>(n * out);
+        matmul_uninit(
             Threads::All,
             (n, out, input),
             &mut y,
@@ -114,6 +130,8 @@ impl FusedLora {
             transposed(w, input),
             T::one(),
         );
+        // SAFETY: the product wrote all `n × out` values.
+        let mut y = unsafe { assume_init(y) };
         let s = T::cast(self.scale);
         matmul_add(
             Threads::All,
@@ -123,7 +141,7 @@ impl FusedLora {
             transposed(b, rank),
             s,
         );
-        Ok((T::to_cpu_storage_owned(y), Shape::from((n, out))))
+        Ok((y, Shape::from((n, out))))
     }
 }
 
@@ -251,16 +269,14 @@ impl FusedLoraResidual {
         if ab.len() != na + self.b_shape.elem_count() {
             candle_core::bail!("LoRA linear: packed adapter of {} values", ab.len());
         }
-        let a = T::to_cpu_storage(&ab[..na]);
-        let b = T::to_cpu_storage(&ab[na..]);
         let al = Layout::contiguous(&self.a_shape);
         let bl = Layout::contiguous(&self.b_shape);
-        let (y, shape) = self.lora.fwd::<T>(xs, xl, &a, &al, &b, &bl)?;
+        let x = slice::<T>(xs, xl, "LoRA linear")?;
+        let (mut y, shape) = self.lora.product(x, xl, &ab[..na], &al, &ab[na..], &bl)?;
         let residual = slice::<T>(rs, rl, "LoRA linear")?;
         if shape.elem_count() != residual.len() {
             candle_core::bail!("LoRA linear: residual {:?} is not {shape:?}", rl.shape());
         }
-        let mut y = T::cpu_storage_as_slice(&y)?.to_vec();
         // The same sum as `residual + y` composed, value for value.
         for (y, &r) in y.iter_mut().zip(residual) {
             *y = r + *y;
@@ -334,12 +350,13 @@ impl FusedLoraBackward {
         let (dys, dyl) = self.dy.storage_and_layout();
         let dy = held::<T>(&dys, dyl)?;
         let s = T::cast(self.scale);
-        let mut grads = vec![T::zero(); x.len() + a.len() + b.len()];
-        let (dx, dab) = grads.split_at_mut(x.len());
-        let (da, db) = dab.split_at_mut(a.len());
+        // dx (n × input), da (rank × input) and db (out × rank), each written in full below.
+        let mut grads = uninit::<T>(n * input + rank * input + out * rank);
+        let (dx, dab) = grads.split_at_mut(n * input);
+        let (da, db) = dab.split_at_mut(rank * input);
         // dy·B, the adapter's share of the gradient at its bottleneck.
-        let mut dyb = vec![T::zero(); n * rank];
-        matmul(
+        let mut dyb = uninit::<T>(n * rank);
+        matmul_uninit(
             Threads::All,
             (n, rank, out),
             &mut dyb,
@@ -347,7 +364,9 @@ impl FusedLoraBackward {
             rows_of(b, rank),
             T::one(),
         );
-        matmul(
+        // SAFETY: the product wrote all `n × rank` values.
+        let dyb = unsafe { assume_init(dyb) };
+        matmul_uninit(
             Threads::All,
             (n, input, out),
             dx,
@@ -358,12 +377,13 @@ impl FusedLoraBackward {
         matmul_add(
             Threads::All,
             (n, input, rank),
-            dx,
+            // SAFETY: the product above wrote all of `dx`.
+            unsafe { written(dx) },
             rows_of(&dyb, rank),
             rows_of(a, input),
             s,
         );
-        matmul(
+        matmul_uninit(
             Threads::All,
             (rank, input, n),
             da,
@@ -371,8 +391,8 @@ impl FusedLoraBackward {
             rows_of(x, input),
             s,
         );
-        let mut xa = vec![T::zero(); n * rank];
-        matmul(
+        let mut xa = uninit::<T>(n * rank);
+        matmul_uninit(
             Threads::All,
             (n, rank, input),
             &mut xa,
@@ -380,7 +400,9 @@ impl FusedLoraBackward {
             transposed(a, input),
             T::one(),
         );
-        matmul(
+        // SAFETY: the product wrote all `n × rank` values.
+        let xa = unsafe { assume_init(xa) };
+        matmul_uninit(
             Threads::All,
             (out, rank, n),
             db,
@@ -388,6 +410,8 @@ impl FusedLoraBackward {
             rows_of(&xa, rank),
             s,
         );
+        // SAFETY: dx, da and db, which tile `grads`, were written by the products above.
+        let grads = unsafe { assume_init(grads) };
         let len = grads.len();
         Ok((T::to_cpu_storage_owned(grads), Shape::from(len)))
     }
