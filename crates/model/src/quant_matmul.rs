@@ -1,4 +1,7 @@
-//! `x · Wᵀ` for ggml `Q4_1` and `Q8_0` weights on the CPU, read in place from the GGUF's blocks.
+//! `x · Wᵀ` for ggml `Q4_0`, `Q4_1`, `Q5_0`, `Q5_1` and `Q8_0` weights on the CPU, read in
+//! place from the GGUF's blocks (the formats whose blocks hold 32 values; llama.cpp's quantizer
+//! also falls back to `Q5_0`, `Q5_1` and `Q8_0` for k-quant files whose rows are not whole
+//! blocks of 256, as in SmolLM2's 576-wide layers).
 //!
 //! candle multiplies `Q4_1` blocks with a scalar loop (85% of a decoding step in a profile of
 //! SmolLM2's Q4_1 file, whose output layer is `Q8_0`). Here, as in ggml, each row of `x` is
@@ -19,11 +22,20 @@ use rayon::prelude::*;
 /// Values per block.
 pub const BLOCK: usize = 32;
 
-/// The block formats this kernel reads.
+/// The block formats this kernel reads: ggml's formats with blocks of 32 values. "Signed"
+/// formats hold `d·q` with `q` signed (ggml multiplies them with `Q8_0` activations), the
+/// others `d·q + m` with `q` unsigned (`Q8_1` activations, whose sums `s` carry `m`).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Kind {
+    /// `d` (f16), 16 bytes of nibbles (elements 0..16 low, 16..32 high), `q = nibble − 8`.
+    Q4_0,
     /// `d` (f16), `m` (f16), 16 bytes of nibbles: elements 0..16 low, 16..32 high.
     Q4_1,
+    /// `d` (f16), 32 high bits (bit `j` for element `j`), 16 bytes of nibbles as in `Q4_0`;
+    /// `q = (nibble | high << 4) − 16`.
+    Q5_0,
+    /// `d` (f16), `m` (f16), 32 high bits and 16 bytes of nibbles as in `Q5_0`, unsigned.
+    Q5_1,
     /// `d` (f16), 32 signed bytes.
     Q8_0,
 }
@@ -31,16 +43,81 @@ pub enum Kind {
 impl Kind {
     pub fn block_bytes(self) -> usize {
         match self {
+            Kind::Q4_0 => 18,
             Kind::Q4_1 => 20,
+            Kind::Q5_0 => 22,
+            Kind::Q5_1 => 24,
             Kind::Q8_0 => 34,
         }
     }
 
+    /// Whether the weights are signed (`d·q`) rather than `d·q + m`.
+    pub fn signed(self) -> bool {
+        matches!(self, Kind::Q4_0 | Kind::Q5_0 | Kind::Q8_0)
+    }
+
+    /// Whether the tiled kernel reads the weight bytes in place (already one byte per value)
+    /// rather than decoded into its panel.
+    fn in_place(self) -> bool {
+        self == Kind::Q8_0
+    }
+
     fn of(dtype: candle_core::quantized::GgmlDType) -> Option<Self> {
+        use candle_core::quantized::GgmlDType as G;
         match dtype {
-            candle_core::quantized::GgmlDType::Q4_1 => Some(Kind::Q4_1),
-            candle_core::quantized::GgmlDType::Q8_0 => Some(Kind::Q8_0),
+            G::Q4_0 => Some(Kind::Q4_0),
+            G::Q4_1 => Some(Kind::Q4_1),
+            G::Q5_0 => Some(Kind::Q5_0),
+            G::Q5_1 => Some(Kind::Q5_1),
+            G::Q8_0 => Some(Kind::Q8_0),
             _ => None,
+        }
+    }
+}
+
+/// One block's `(d, m, q)`: its scale, its minimum (0 for signed formats) and its 32 values
+/// (see [`Kind`]).
+fn decode_block(kind: Kind, block: &[u8]) -> (f32, f32, [i32; BLOCK]) {
+    let mut q = [0i32; BLOCK];
+    let nibbles = |q: &mut [i32; BLOCK], bytes: &[u8]| {
+        for (j, &b) in bytes[..BLOCK / 2].iter().enumerate() {
+            q[j] = (b & 0x0f) as i32;
+            q[j + BLOCK / 2] = (b >> 4) as i32;
+        }
+    };
+    let high = |q: &mut [i32; BLOCK], bits: &[u8]| {
+        let h = u32::from_le_bytes([bits[0], bits[1], bits[2], bits[3]]);
+        for (j, q) in q.iter_mut().enumerate() {
+            *q |= (((h >> j) & 1) << 4) as i32;
+        }
+    };
+    let d = f16_at(block, 0);
+    match kind {
+        Kind::Q4_0 => {
+            nibbles(&mut q, &block[2..]);
+            q.iter_mut().for_each(|v| *v -= 8);
+            (d, 0.0, q)
+        }
+        Kind::Q4_1 => {
+            nibbles(&mut q, &block[4..]);
+            (d, f16_at(block, 2), q)
+        }
+        Kind::Q5_0 => {
+            nibbles(&mut q, &block[6..]);
+            high(&mut q, &block[2..]);
+            q.iter_mut().for_each(|v| *v -= 16);
+            (d, 0.0, q)
+        }
+        Kind::Q5_1 => {
+            nibbles(&mut q, &block[8..]);
+            high(&mut q, &block[4..]);
+            (d, f16_at(block, 2), q)
+        }
+        Kind::Q8_0 => {
+            for (q, &b) in q.iter_mut().zip(&block[2..2 + BLOCK]) {
+                *q = b as i8 as i32;
+            }
+            (d, 0.0, q)
         }
     }
 }
@@ -154,8 +231,9 @@ impl Q8Tiles {
     }
 }
 
-/// Two weight rows unpacked for the tiled kernel: per block, each row's scale and (for `Q4_1`)
-/// minimum as f32, and for `Q4_1` its 32 nibbles widened to bytes, interleaved per block.
+/// Two weight rows unpacked for the tiled kernel: per block, each row's scale and minimum (0
+/// for signed formats) as f32, and (but for `Q8_0`, read in place) its 32 values as bytes,
+/// interleaved per block.
 #[derive(Debug, Default)]
 struct Panel {
     q: Vec<u8>,
@@ -173,7 +251,7 @@ impl Panel {
             rows.iter().all(|r| r.len() == blocks * bb),
             "Panel::fill: rows of different lengths"
         );
-        if kind == Kind::Q4_1 {
+        if !kind.in_place() {
             self.q.resize(2 * blocks * BLOCK, 0);
         }
         self.d.resize(2 * blocks, 0.0);
@@ -184,15 +262,16 @@ impl Panel {
     }
 
     /// Where the tiled kernel reads the weight bytes of `rows` (those of the last `fill`):
-    /// the first block of each row and the distance between blocks. `Q4_1` nibbles are read
-    /// widened from the panel, `Q8_0` bytes in place from the rows themselves.
+    /// the first block of each row and the distance between blocks. `Q8_0` bytes are read in
+    /// place from the rows themselves, the other formats' values decoded from the panel.
     fn weight_bytes(&self, kind: Kind, rows: [&[u8]; 2]) -> ([*const u8; 2], usize) {
-        match kind {
-            Kind::Q4_1 => ([self.q.as_ptr(), self.q[BLOCK..].as_ptr()], 2 * BLOCK),
-            Kind::Q8_0 => (
+        if kind.in_place() {
+            (
                 [rows[0][2..].as_ptr(), rows[1][2..].as_ptr()],
-                Kind::Q8_0.block_bytes(),
-            ),
+                kind.block_bytes(),
+            )
+        } else {
+            ([self.q.as_ptr(), self.q[BLOCK..].as_ptr()], 2 * BLOCK)
         }
     }
 }
@@ -206,25 +285,10 @@ fn row_dot_scalar(kind: Kind, w: &[u8], x: &Q8Row) -> f32 {
     let mut acc = 0f32;
     for (b, block) in w.chunks_exact(kind.block_bytes()).enumerate() {
         let q = &x.q[b * BLOCK..(b + 1) * BLOCK];
-        let d = f16_at(block, 0);
-        match kind {
-            Kind::Q4_1 => {
-                let mut isum = 0i32;
-                for (j, &byte) in block[4..].iter().enumerate() {
-                    isum += (byte & 0x0f) as i32 * q[j] as i32;
-                    isum += (byte >> 4) as i32 * q[j + BLOCK / 2] as i32;
-                }
-                acc += d * x.d[b] * isum as f32 + f16_at(block, 2) * x.s[b];
-            }
-            Kind::Q8_0 => {
-                let isum: i32 = block[2..]
-                    .iter()
-                    .zip(q)
-                    .map(|(&w, &v)| w as i8 as i32 * v as i32)
-                    .sum();
-                acc += d * x.d[b] * isum as f32;
-            }
-        }
+        let (d, m, wq) = decode_block(kind, block);
+        let isum: i32 = wq.iter().zip(q).map(|(&w, &v)| w * v as i32).sum();
+        // m is 0 for signed formats; Q4_1's sum in ggml's association.
+        acc += d * x.d[b] * isum as f32 + m * x.s[b];
     }
     acc
 }
@@ -242,28 +306,70 @@ mod avx2 {
     }
 
     /// One weight block at `p`: `(d, m, w)` with `w` the 32 weights as bytes, ready for
-    /// [`products`] (unsigned nibbles for Q4_1, the signed bytes for Q8_0; `m` is 0 there).
+    /// [`products`] (unsigned for `d·q + m` formats, signed for the others, whose `m` is 0).
     ///
     /// # Safety
     /// `p` points at a whole block of `kind`.
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     unsafe fn weights(kind: Kind, p: *const u8) -> (f32, f32, __m256i) {
+        // The scale (and minimum) as f32: two f16 values at `p`.
+        let dm = || _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
+        let d_only = || {
+            let bits = (p as *const u16).read_unaligned() as i32;
+            _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)))
+        };
+        // 16 bytes of nibbles at `q`: elements 0..16 the low ones, 16..32 the high ones.
+        let nibbles = |q: *const u8| {
+            let packed = _mm_loadu_si128(q as *const __m128i);
+            let low = _mm_set1_epi8(0x0f);
+            let lo = _mm_and_si128(packed, low);
+            let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
+            _mm256_set_m128i(hi, lo)
+        };
+        // 32 bits at `h`, bit `j` becoming 16 in byte `j` (0 where it is clear).
+        let fifth = |h: *const u8| {
+            let bits = _mm256_set1_epi32((h as *const i32).read_unaligned());
+            // Byte j takes the byte of `bits` that holds bit j, then keeps that bit alone.
+            let which = _mm256_set_epi64x(
+                0x0303_0303_0303_0303,
+                0x0202_0202_0202_0202,
+                0x0101_0101_0101_0101,
+                0,
+            );
+            let select = _mm256_set1_epi64x(0x8040_2010_0804_0201u64 as i64);
+            let set = _mm256_cmpeq_epi8(
+                _mm256_and_si256(_mm256_shuffle_epi8(bits, which), select),
+                select,
+            );
+            _mm256_and_si256(set, _mm256_set1_epi8(0x10))
+        };
         match kind {
+            Kind::Q4_0 => (
+                d_only(),
+                0.0,
+                _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)),
+            ),
             Kind::Q4_1 => {
-                let dm = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
-                let packed = _mm_loadu_si128(p.add(4) as *const __m128i);
-                let low = _mm_set1_epi8(0x0f);
-                let lo = _mm_and_si128(packed, low);
-                let hi = _mm_and_si128(_mm_srli_epi16(packed, 4), low);
+                let dm = dm();
                 let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-                (_mm_cvtss_f32(dm), m, _mm256_set_m128i(hi, lo))
+                (_mm_cvtss_f32(dm), m, nibbles(p.add(4)))
             }
-            Kind::Q8_0 => {
-                let bits = (p as *const u16).read_unaligned() as i32;
-                let d = _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)));
-                (d, 0.0, _mm256_loadu_si256(p.add(2) as *const __m256i))
+            Kind::Q5_0 => {
+                let q = _mm256_or_si256(nibbles(p.add(6)), fifth(p.add(2)));
+                (d_only(), 0.0, _mm256_sub_epi8(q, _mm256_set1_epi8(16)))
             }
+            Kind::Q5_1 => {
+                let dm = dm();
+                let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
+                let q = _mm256_or_si256(nibbles(p.add(8)), fifth(p.add(4)));
+                (_mm_cvtss_f32(dm), m, q)
+            }
+            Kind::Q8_0 => (
+                d_only(),
+                0.0,
+                _mm256_loadu_si256(p.add(2) as *const __m256i),
+            ),
         }
     }
 
@@ -271,10 +377,11 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     fn products(kind: Kind, w: __m256i, x: __m256i) -> __m256 {
-        let sums = match kind {
-            Kind::Q4_1 => sums_avx2(w, x),
+        let sums = if kind.signed() {
             // maddubs wants one unsigned operand: |w| times x with w's sign.
-            Kind::Q8_0 => sums_avx2(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w)),
+            sums_avx2(_mm256_sign_epi8(w, w), _mm256_sign_epi8(x, w))
+        } else {
+            sums_avx2(w, x)
         };
         _mm256_cvtepi32_ps(sums)
     }
@@ -383,7 +490,7 @@ mod avx2 {
             for (r, row) in rows.iter().enumerate() {
                 let at = 2 * b + r;
                 let (dw, mw, wv) = weights(kind, row.as_ptr().add(b * bb));
-                if kind == Kind::Q4_1 {
+                if !kind.in_place() {
                     _mm256_storeu_si256(q.add(at * BLOCK) as *mut __m256i, wv);
                 }
                 *d.add(at) = dw;
@@ -625,20 +732,20 @@ fn tile2(
         rows.iter().all(|r| r.len() == x.blocks * bb)
             && w.d.len() == 2 * x.blocks
             && w.m.len() == 2 * x.blocks
-            && (kind == Kind::Q8_0 || w.q.len() == 2 * x.blocks * BLOCK)
+            && (kind.in_place() || w.q.len() == 2 * x.blocks * BLOCK)
             && res.len() <= x.tiles,
         "tile2: weight panel or tiles out of range"
     );
     let (wq, stride) = w.weight_bytes(kind, rows);
     // SAFETY: the CPU has the features of the kernel called (`detect_simd` chose `simd`), and
     // the assertion above bounds every read: block `b < x.blocks` of row `r` starts at
-    // `wq[r] + b·stride` inside the panel (Q4_1) or the row itself (Q8_0, 2 bytes into it).
+    // `wq[r] + b·stride` inside the panel or (Q8_0) the row itself, 2 bytes into it.
     unsafe {
-        match (simd, kind) {
-            (Simd::Vnni, Kind::Q4_1) => avx2::tile2_vnni::<false>(w, wq, stride, x, res, sc),
-            (Simd::Vnni, Kind::Q8_0) => avx2::tile2_vnni::<true>(w, wq, stride, x, res, sc),
-            (_, Kind::Q4_1) => avx2::tile2_avx2::<false>(w, wq, stride, x, res, sc),
-            (_, Kind::Q8_0) => avx2::tile2_avx2::<true>(w, wq, stride, x, res, sc),
+        match (simd, kind.signed()) {
+            (Simd::Vnni, false) => avx2::tile2_vnni::<false>(w, wq, stride, x, res, sc),
+            (Simd::Vnni, true) => avx2::tile2_vnni::<true>(w, wq, stride, x, res, sc),
+            (_, false) => avx2::tile2_avx2::<false>(w, wq, stride, x, res, sc),
+            (_, true) => avx2::tile2_avx2::<true>(w, wq, stride, x, res, sc),
         }
     }
 }
@@ -821,7 +928,7 @@ fn matmul_at(
     Ok(out)
 }
 
-/// `x · Wᵀ` for a CPU `Q4_1` or `Q8_0` tensor `w` of shape `(rows, cols)` and an f32 CPU
+/// `x · Wᵀ` for a CPU tensor `w` of one of the [`Kind`]s of shape `(rows, cols)` and an f32 CPU
 /// input `(.., cols)`; `None` when this kernel does not apply (other dtype, device or shape).
 pub fn forward(
     w: &candle_core::quantized::QTensor,
@@ -868,13 +975,21 @@ mod tests {
             .collect()
     }
 
+    const KINDS: [(Kind, GgmlDType); 5] = [
+        (Kind::Q4_0, GgmlDType::Q4_0),
+        (Kind::Q4_1, GgmlDType::Q4_1),
+        (Kind::Q5_0, GgmlDType::Q5_0),
+        (Kind::Q5_1, GgmlDType::Q5_1),
+        (Kind::Q8_0, GgmlDType::Q8_0),
+    ];
+
     fn quantized(dtype: GgmlDType, rows: usize, cols: usize) -> QTensor {
         let w = Tensor::from_vec(pseudo(rows * cols, 7), (rows, cols), &Device::Cpu).unwrap();
         QTensor::quantize(&w, dtype).unwrap()
     }
 
-    /// The exact arithmetic of ggml's Q4_1 × Q8_1 and Q8_0 × Q8_0 dot products, written out
-    /// per element in f64.
+    /// The exact arithmetic of ggml's dot products (signed formats × Q8_0, the others × Q8_1),
+    /// written out per element in f64.
     fn reference(kind: Kind, w: &QTensor, x: &[f32], cols: usize) -> Vec<f32> {
         let data = w.data().unwrap();
         let rows = w.shape().dims2().unwrap().0;
@@ -887,18 +1002,11 @@ mod tests {
                 let mut acc = 0f64;
                 for b in 0..cols / BLOCK {
                     let block = &data[r * row_bytes + b * bb..][..bb];
-                    let d = f16_at(block, 0) as f64;
-                    for j in 0..BLOCK {
-                        let wq = match kind {
-                            Kind::Q4_1 if j < 16 => (block[4 + j] & 15) as f64,
-                            Kind::Q4_1 => (block[4 + j - 16] >> 4) as f64,
-                            Kind::Q8_0 => block[2 + j] as i8 as f64,
-                        };
-                        acc += d * wq * q.q[b * BLOCK + j] as f64 * q.d[b] as f64;
+                    let (d, m, wq) = decode_block(kind, block);
+                    for (&w, &v) in wq.iter().zip(&q.q[b * BLOCK..(b + 1) * BLOCK]) {
+                        acc += d as f64 * w as f64 * v as f64 * q.d[b] as f64;
                     }
-                    if kind == Kind::Q4_1 {
-                        acc += f16_at(block, 2) as f64 * q.s[b] as f64;
-                    }
+                    acc += m as f64 * q.s[b] as f64;
                 }
                 out.push(acc as f32);
             }
@@ -909,7 +1017,7 @@ mod tests {
     #[test]
     fn simd_and_scalar_match_the_written_out_arithmetic_and_candle() {
         let (rows, cols) = (77, 192);
-        for (kind, dtype) in [(Kind::Q4_1, GgmlDType::Q4_1), (Kind::Q8_0, GgmlDType::Q8_0)] {
+        for (kind, dtype) in KINDS {
             let w = quantized(dtype, rows, cols);
             for m in [1usize, 2, 3, 4, 9, 32] {
                 let x = pseudo(m * cols, 11 + m as u32);
@@ -971,7 +1079,7 @@ mod tests {
             return;
         }
         let (rows, cols) = (37, 320);
-        for (kind, dtype) in [(Kind::Q4_1, GgmlDType::Q4_1), (Kind::Q8_0, GgmlDType::Q8_0)] {
+        for (kind, dtype) in KINDS {
             let w = quantized(dtype, rows, cols);
             let data = w.data().unwrap();
             let row_bytes = cols / BLOCK * kind.block_bytes();
@@ -1032,7 +1140,7 @@ mod tests {
         let x = Tensor::from_vec(pseudo(2 * 3 * 64, 5), (2, 3, 64), &Device::Cpu).unwrap();
         let y = forward(&w, &x).unwrap().unwrap();
         assert_eq!(y.dims(), &[2, 3, 40]);
-        let other = quantized(GgmlDType::Q4_0, 40, 64);
+        let other = quantized(GgmlDType::Q2K, 40, 256);
         assert!(forward(&other, &x).unwrap().is_none());
         let bad = matmul_slices(Kind::Q4_1, &w.data().unwrap(), 40, 64, &pseudo(65, 1), true);
         assert!(bad.is_err());
