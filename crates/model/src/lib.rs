@@ -9,6 +9,7 @@ pub mod cached_attention;
 pub mod chat_template;
 mod cpu_gemm;
 pub mod error;
+pub mod f16_matmul;
 pub mod frozen_matmul;
 pub mod fused_attention;
 pub mod fused_grad;

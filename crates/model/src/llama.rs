@@ -571,7 +571,10 @@ impl Linear {
                 // same blocks with SIMD.
                 QMatMul::QTensor(t) => match crate::quant_matmul::forward(t, x)? {
                     Some(y) => y,
-                    None => q.forward(x)?,
+                    None => match crate::f16_matmul::forward(t, x)? {
+                        Some(y) => y,
+                        None => q.forward(x)?,
+                    },
                 },
                 _ => q.forward(x)?,
             },
