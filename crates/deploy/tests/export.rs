@@ -160,6 +160,17 @@ fn merged_gguf_reads_back_with_base_plus_adapter_logits() {
     for (g, w) in got.iter().zip(&want) {
         assert_eq!(argmax(g), argmax(w));
     }
+    // The quantized (inference) load keeps F16 weights as f16 and widens them in its own
+    // products: the same values, so the same logits up to the order of the sums.
+    let merged16 = tierforge_model::load(&out.display().to_string(), &LoadOptions::quantized())
+        .expect("merged GGUF loads for inference");
+    let got16 = logits(&merged16.llama, &ids);
+    let d16 = max_diff(&got16, &got);
+    eprintln!("f16 merged, f16 products vs f32 weights: max |logit diff| = {d16}");
+    assert!(
+        d16 < 1e-2,
+        "f16 products differ from the f32 weights' by {d16}"
+    );
 
     // q4_k_m: llama-quantize's mix (SmolLM2's 576-wide rows fall back to Q5_0 / Q8_0).
     let out4 = tmp.path().join("merged-q4km.gguf");
