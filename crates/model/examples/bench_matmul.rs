@@ -1,10 +1,10 @@
-//! The quantized matmul kernel alone: `x · Wᵀ` for a `rows × cols` weight matrix of `Q4_1` or
-//! `Q8_0` blocks (filled with seeded bytes, realistic f16 scales) and `m` activation rows, in
+//! The quantized matmul kernel alone: `x · Wᵀ` for a `rows × cols` weight matrix of `Q4_0`,
+//! `Q4_1`, `Q5_0`, `Q5_1` or `Q8_0` blocks (filled with seeded bytes, realistic f16 scales) and `m` activation rows, in
 //! billions of multiply-adds per second. A profile of batched decoding spends most of its time
 //! here; this isolates the kernel from the rest of a decoding step.
 //!
 //! Usage: `RAYON_NUM_THREADS=1 cargo run --release -p tierforge-model --example bench_matmul
-//! -- [ROWS COLS M [q4_1|q8_0]]` (default: SmolLM2-135M's MLP up-projection, 1536 × 576, at
+//! -- [ROWS COLS M [q4_0|q4_1|q5_0|q5_1|q8_0]]` (default: SmolLM2-135M's MLP up-projection, 1536 × 576, at
 //! batch 32, `Q4_1`).
 
 use std::time::Instant;
@@ -21,16 +21,21 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     let (rows, cols, m) = (num(0, 1536)?, num(1, 576)?, num(2, 32)?);
     let kind = match args.get(3).map(String::as_str) {
         None | Some("q4_1") => Kind::Q4_1,
+        Some("q4_0") => Kind::Q4_0,
+        Some("q5_0") => Kind::Q5_0,
+        Some("q5_1") => Kind::Q5_1,
         Some("q8_0") => Kind::Q8_0,
-        Some(other) => return Err(format!("unknown kind {other} (q4_1 or q8_0)").into()),
+        Some(other) => {
+            return Err(format!("unknown kind {other} (q4_0, q4_1, q5_0, q5_1 or q8_0)").into())
+        }
     };
     let bb = kind.block_bytes();
     let mut w = vec![0u8; rows * cols / 32 * bb];
     let mut s = 12345u32;
     for (i, b) in w.iter_mut().enumerate() {
         s = s.wrapping_mul(1664525).wrapping_add(1013904223);
-        // The high byte of each f16 scale (and Q4_1 minimum) set to 0x2c: about 0.06.
-        *b = if i % bb == 1 || (kind == Kind::Q4_1 && i % bb == 3) {
+        // The high byte of each f16 scale (and minimum) set to 0x2c: about 0.06.
+        *b = if i % bb == 1 || (!kind.signed() && i % bb == 3) {
             0x2c
         } else {
             (s >> 24) as u8
