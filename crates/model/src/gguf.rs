@@ -586,10 +586,11 @@ impl WeightSource for GgufWeights {
         let q = self.qtensor_hf(name, device)?;
         Ok(match format {
             WeightFormat::Dense(dtype) => Weights::Dense(q.dequantize(device)?.to_dtype(dtype)?),
-            // candle would widen F16 weights to f32 here; on the CPU they stay f16 for
-            // `f16_matmul`, half the bytes per decoding step.
+            // candle would widen F16 and BF16 weights to f32 here; on the CPU they keep their 16
+            // bits for `half_matmul`, half the bytes per decoding step.
             WeightFormat::Quantized
-                if q.dtype() == GgmlDType::F16 && matches!(device, Device::Cpu) =>
+                if crate::half_matmul::Half::of(q.dtype()).is_some()
+                    && matches!(device, Device::Cpu) =>
             {
                 Weights::Quantized(Arc::new(QMatMul::QTensor(Arc::new(q))))
             }

@@ -571,7 +571,7 @@ impl Linear {
                 // same blocks with SIMD.
                 QMatMul::QTensor(t) => match crate::quant_matmul::forward(t, x)? {
                     Some(y) => y,
-                    None => match crate::f16_matmul::forward(t, x)? {
+                    None => match crate::half_matmul::forward(t, x)? {
                         Some(y) => y,
                         None => q.forward(x)?,
                     },
