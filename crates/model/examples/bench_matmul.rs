@@ -1,11 +1,11 @@
 //! The quantized matmul kernel alone: `x · Wᵀ` for a `rows × cols` weight matrix of `Q4_0`,
-//! `Q4_1`, `Q5_0`, `Q5_1` or `Q8_0` blocks (filled with seeded bytes, realistic f16 scales) and `m` activation rows, in
-//! billions of multiply-adds per second. A profile of batched decoding spends most of its time
-//! here; this isolates the kernel from the rest of a decoding step.
+//! `Q4_1`, `Q5_0`, `Q5_1` or `Q8_0` blocks (filled with seeded bytes, realistic f16 scales) and
+//! `m` activation rows, in billions of multiply-adds per second. A profile of batched decoding
+//! spends most of its time here; this isolates the kernel from the rest of a decoding step.
 //!
 //! Usage: `RAYON_NUM_THREADS=1 cargo run --release -p tierforge-model --example bench_matmul
-//! -- [ROWS COLS M [q4_0|q4_1|q5_0|q5_1|q8_0]]` (default: SmolLM2-135M's MLP up-projection, 1536 × 576, at
-//! batch 32, `Q4_1`).
+//! -- [ROWS COLS M [q4_0|q4_1|q5_0|q5_1|q8_0]]` (default: SmolLM2-135M's MLP up-projection,
+//! 1536 × 576, at batch 32, `Q4_1`).
 
 use std::time::Instant;
 use tierforge_model::quant_matmul::{matmul_slices, Kind};

@@ -10,11 +10,12 @@
 //! the same values.
 
 use candle_core::quantized::{GgmlDType, QTensor};
-use candle_core::{DType, Device, Tensor};
+use candle_core::Tensor;
 use half::{bf16, f16};
 use rayon::prelude::*;
 
 use crate::cpu_gemm::{matmul, rows_of, transposed, Threads};
+use crate::quant_matmul::cpu_forward;
 
 /// Weight rows per task.
 const CHUNK: usize = 64;
@@ -113,24 +114,12 @@ pub fn forward(w: &QTensor, x: &Tensor) -> candle_core::Result<Option<Tensor>> {
     let Some(half) = Half::of(w.dtype()) else {
         return Ok(None);
     };
-    if !matches!(w.device(), Device::Cpu)
-        || !matches!(x.device(), Device::Cpu)
-        || x.dtype() != DType::F32
-    {
-        return Ok(None);
-    }
-    let (rows, cols) = w.shape().dims2()?;
-    if x.dims().last() != Some(&cols) {
-        return Ok(None);
-    }
-    let data = w.data()?;
-    let xs = x.flatten_all()?.to_vec1::<f32>()?;
-    let y = matmul_half(half, &data, rows, cols, &xs)?;
-    let mut dims = x.dims().to_vec();
-    if let Some(last) = dims.last_mut() {
-        *last = rows;
-    }
-    Ok(Some(Tensor::from_vec(y, dims, &Device::Cpu)?))
+    cpu_forward(
+        w,
+        x,
+        |_| true,
+        |data, rows, cols, xs| matmul_half(half, data, rows, cols, xs),
+    )
 }
 
 fn has_avx2_f16c() -> bool {
@@ -250,18 +239,8 @@ mod avx2 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
-        let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
-        (0..n)
-            .map(|_| {
-                s ^= s << 13;
-                s ^= s >> 17;
-                s ^= s << 5;
-                (s as f32 / u32::MAX as f32) * 2.0 - 1.0
-            })
-            .collect()
-    }
+    use crate::quant_matmul::tests::pseudo;
+    use candle_core::Device;
 
     /// The weights as `half` bytes and the values those bytes hold.
     fn encoded(half: Half, v: &[f32]) -> (Vec<u8>, Vec<f32>) {

@@ -567,15 +567,17 @@ impl Linear {
                 y.reshape(out_dims)?
             }
             Weights::Quantized(q) => match q.as_ref() {
-                // candle multiplies Q4_1 with a scalar loop and Q8_0 one row at a time; ours reads the
-                // same blocks with SIMD.
-                QMatMul::QTensor(t) => match crate::quant_matmul::forward(t, x)? {
-                    Some(y) => y,
-                    None => match crate::half_matmul::forward(t, x)? {
-                        Some(y) => y,
-                        None => q.forward(x)?,
-                    },
-                },
+                // candle multiplies Q4_1, Q5_0 and Q5_1 with scalar loops and Q8_0 one row at a
+                // time, and widens F16/BF16 to f32; ours read the blocks as they are with SIMD.
+                QMatMul::QTensor(t) => {
+                    if let Some(y) = crate::quant_matmul::forward(t, x)? {
+                        y
+                    } else if let Some(y) = crate::half_matmul::forward(t, x)? {
+                        y
+                    } else {
+                        q.forward(x)?
+                    }
+                }
                 _ => q.forward(x)?,
             },
         };

@@ -530,14 +530,15 @@ mod avx2 {
     /// rows.
     macro_rules! tile_kernel {
         ($name:ident, $features:literal, $sums:ident) => {
-            /// Every tile of `x` in turn, tile `t`'s results into `res[t]`.
+            /// Every tile of `x` in turn, tile `t`'s results into `res[t]`; `SIGNED` for the
+            /// `d·q` formats ([`Kind::signed`]), which have no `m_w·s_x` sum.
             ///
             /// # Safety
             /// The CPU has the features named; `w` holds the scales of two rows of
             /// `x.blocks` blocks, whose 32 weight bytes each lie at `wq[r] + b·stride`;
             /// `res` has at most `x.tiles` entries.
             #[target_feature(enable = $features)]
-            pub unsafe fn $name<const Q8: bool>(
+            pub unsafe fn $name<const SIGNED: bool>(
                 w: &Panel,
                 wq: [*const u8; 2],
                 stride: usize,
@@ -585,8 +586,8 @@ mod avx2 {
                         let w0 = _mm256_loadu_si256(wq[0].add(b * stride) as *const __m256i);
                         let w1 = _mm256_loadu_si256(wq[1].add(b * stride) as *const __m256i);
                         let sc = sc.as_ptr().add(b * 2 * TILE);
-                        // One unsigned operand for Q8_0: |w| times x with w's sign.
-                        let (u0, u1) = if Q8 {
+                        // One unsigned operand for signed weights: |w| times x with w's sign.
+                        let (u0, u1) = if SIGNED {
                             (_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(w1, w1))
                         } else {
                             (w0, w1)
@@ -594,7 +595,7 @@ mod avx2 {
                         macro_rules! step {
                             ($k:literal, $acc0:ident, $acc1:ident) => {{
                                 let xk = _mm256_loadu_si256(xp.add($k * BLOCK) as *const __m256i);
-                                let (x0, x1) = if Q8 {
+                                let (x0, x1) = if SIGNED {
                                     (_mm256_sign_epi8(xk, w0), _mm256_sign_epi8(xk, w1))
                                 } else {
                                     (xk, xk)
@@ -616,7 +617,7 @@ mod avx2 {
                     // activation rows per vector.
                     let mut m0 = _mm_setzero_ps();
                     let mut m1 = _mm_setzero_ps();
-                    if !Q8 {
+                    if !SIGNED {
                         for b in 0..x.blocks {
                             let sx = _mm_loadu_ps(xs.add(b * TILE));
                             m0 = _mm_add_ps(
@@ -937,6 +938,21 @@ pub fn forward(
     let Some(kind) = Kind::of(w.dtype()) else {
         return Ok(None);
     };
+    cpu_forward(w, x, supported, |data, rows, cols, xs| {
+        matmul_slices(kind, data, rows, cols, xs, true)
+    })
+}
+
+/// `x · Wᵀ` by `product` (of `w`'s bytes, its rows and columns, and `x`'s values, giving
+/// `m × rows` values) for a `(rows, cols)` CPU tensor `w` and an f32 CPU input `(.., cols)`,
+/// whose leading dims the result keeps. `None` when either is elsewhere, `x` is not f32, or
+/// `x`'s width is not `cols` or not one `takes` (the CPU kernels' shared checks).
+pub(crate) fn cpu_forward(
+    w: &candle_core::quantized::QTensor,
+    x: &Tensor,
+    takes: impl Fn(usize) -> bool,
+    product: impl FnOnce(&[u8], usize, usize, &[f32]) -> candle_core::Result<Vec<f32>>,
+) -> candle_core::Result<Option<Tensor>> {
     if !matches!(w.device(), Device::Cpu)
         || !matches!(x.device(), Device::Cpu)
         || x.dtype() != DType::F32
@@ -944,12 +960,12 @@ pub fn forward(
         return Ok(None);
     }
     let (rows, cols) = w.shape().dims2()?;
-    if !supported(cols) || x.dims().last() != Some(&cols) {
+    if !takes(cols) || x.dims().last() != Some(&cols) {
         return Ok(None);
     }
     let data = w.data()?;
     let xs = x.flatten_all()?.to_vec1::<f32>()?;
-    let y = matmul_slices(kind, &data, rows, cols, &xs, true)?;
+    let y = product(&data, rows, cols, &xs)?;
     let mut dims = x.dims().to_vec();
     if let Some(last) = dims.last_mut() {
         *last = rows;
@@ -958,12 +974,13 @@ pub fn forward(
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::Module;
 
-    fn pseudo(n: usize, seed: u32) -> Vec<f32> {
+    /// Seeded values in [-1, 1] (xorshift), for the kernels' tests.
+    pub(crate) fn pseudo(n: usize, seed: u32) -> Vec<f32> {
         let mut s = seed.wrapping_mul(2654435761).wrapping_add(1);
         (0..n)
             .map(|_| {
