@@ -40,6 +40,18 @@ pub fn attend(
     scale: f32,
     mask: &AttentionMask,
 ) -> candle_core::Result<Option<Tensor>> {
+    attend_with(q, k, v, scale, mask, true)
+}
+
+/// [`attend`]; `simd: false` keeps to the loop form of [`attend_block`] (for tests).
+fn attend_with(
+    q: &Tensor,
+    k: &Tensor,
+    v: &Tensor,
+    scale: f32,
+    mask: &AttentionMask,
+    simd: bool,
+) -> candle_core::Result<Option<Tensor>> {
     let tensors = [q, k, v];
     if tensors
         .iter()
@@ -78,13 +90,22 @@ pub fn attend(
         d,
         scale,
     };
+    #[cfg(target_arch = "x86_64")]
+    let avx2 = std::is_x86_feature_detected!("avx2");
     out.par_chunks_mut(rows * d)
         .enumerate()
         .for_each(|(block, out)| {
             let q = &q[block * rows * d..(block + 1) * rows * d];
             #[cfg(target_arch = "x86_64")]
-            if std::is_x86_feature_detected!("avx2") {
-                // SAFETY: the CPU has AVX2, checked just above.
+            if simd && avx2 && d % 8 == 0 {
+                // SAFETY: the CPU has AVX2 (checked above), `d` is a multiple of 8, and every
+                // row handed over is `d` long.
+                unsafe { attend_block_simd(&shape, block, q, &kv, &vv, mask, out) };
+                return;
+            }
+            #[cfg(target_arch = "x86_64")]
+            if avx2 {
+                // SAFETY: the CPU has AVX2, checked above.
                 unsafe { attend_block_avx2(&shape, block, q, &kv, &vv, mask, out) };
                 return;
             }
@@ -171,6 +192,121 @@ unsafe fn attend_block_avx2(
     out: &mut [f32],
 ) {
     attend_block(s, block, q, k, v, mask, out)
+}
+
+/// Keys per score pass of [`attend_block_simd`] (one vector of scores).
+#[cfg(target_arch = "x86_64")]
+const SCORE_KEYS: usize = 8;
+/// Keys per pass over the values: their rows stay in L1 for every head of the block.
+#[cfg(target_arch = "x86_64")]
+const VALUE_KEYS: usize = 16;
+
+/// [`attend_block`] with AVX2 intrinsics for head dims that are a multiple of 8, to the bit
+/// the same arithmetic in the same order (the quantized path's logits move by whole units
+/// when one rounding changes: the llama.cpp goldens were taken with this order), laid out for
+/// throughput: the dot products of eight keys at a time (eight independent chains instead of
+/// one, their lanes summed in order after an 8 × 8 transpose), and each output row kept in
+/// registers over a chunk of keys instead of loaded and stored for every key. Keys and values
+/// are read a chunk at a time for all query heads of the block.
+///
+/// # Safety
+/// The CPU has AVX2, `s.d` is a multiple of 8, and `q`, `out` and every row of `k` and `v`
+/// are as [`attend_block`] takes them.
+#[cfg(target_arch = "x86_64")]
+#[target_feature(enable = "avx2")]
+unsafe fn attend_block_simd(
+    s: &Shape,
+    block: usize,
+    q: &[f32],
+    k: &KvView,
+    v: &KvView,
+    mask: &AttentionMask,
+    out: &mut [f32],
+) {
+    use std::arch::x86_64::*;
+    let (bi, hi, d) = (block / s.h, block % s.h, s.d);
+    let vecs = d / 8;
+    let seq = mask.seq;
+    let heads = s.rows / seq;
+    assert!(
+        q.len() >= s.rows * d && out.len() >= s.rows * d,
+        "cached attention: rows out of range"
+    );
+    let mut keys: Vec<usize> = Vec::with_capacity(s.keys);
+    let mut probs = vec![0f32; heads * s.keys];
+    for tok in 0..seq {
+        keys.clear();
+        for seg in mask.segments(bi, tok) {
+            keys.extend(seg);
+        }
+        let row = |g: usize| g * seq + tok;
+        // Scores, eight keys at a time for every head (the last chunk repeats its last key):
+        // per key, eight lanes of `acc + q·k` (not fused), then the lanes summed in order.
+        for (c, chunk) in keys.chunks(SCORE_KEYS).enumerate() {
+            let rows: [*const f32; SCORE_KEYS] =
+                std::array::from_fn(|i| k.row(bi, hi, chunk[i.min(chunk.len() - 1)], d).as_ptr());
+            for g in 0..heads {
+                let qr = q.as_ptr().add(row(g) * d);
+                let mut acc = [_mm256_setzero_ps(); SCORE_KEYS];
+                for c8 in 0..vecs {
+                    let qv = _mm256_loadu_ps(qr.add(c8 * 8));
+                    for (a, r) in acc.iter_mut().zip(&rows) {
+                        *a = _mm256_add_ps(*a, _mm256_mul_ps(qv, _mm256_loadu_ps(r.add(c8 * 8))));
+                    }
+                }
+                let lanes = crate::vector_math::x86::transpose8(acc);
+                let mut dots = lanes[0];
+                for l in &lanes[1..] {
+                    dots = _mm256_add_ps(dots, *l);
+                }
+                let sc = _mm256_mul_ps(dots, _mm256_set1_ps(s.scale));
+                let mut vals = [0f32; SCORE_KEYS];
+                _mm256_storeu_ps(vals.as_mut_ptr(), sc);
+                let at = g * s.keys + c * SCORE_KEYS;
+                probs[at..at + chunk.len()].copy_from_slice(&vals[..chunk.len()]);
+            }
+        }
+        // The softmax as in `attend_block`: `e^(score − max)` summed in key order, then each
+        // key's weight `e / sum`.
+        for g in 0..heads {
+            let p = &mut probs[g * s.keys..g * s.keys + keys.len()];
+            let max = p.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
+            let mut sum = 0f32;
+            for e in p.iter_mut() {
+                *e = (*e - max).exp();
+                sum += *e;
+            }
+            for e in p.iter_mut() {
+                *e /= sum;
+            }
+        }
+        // `out += weight · v` per key in key order (not fused), a chunk of keys at a time
+        // with the output row in registers.
+        for (c, chunk) in keys.chunks(VALUE_KEYS).enumerate() {
+            for g in 0..heads {
+                let o = out.as_mut_ptr().add(row(g) * d);
+                let p = &probs[g * s.keys + c * VALUE_KEYS..];
+                for c0 in (0..vecs).step_by(8) {
+                    let nv = (vecs - c0).min(8);
+                    let mut y = [_mm256_setzero_ps(); 8];
+                    for (i, y) in y.iter_mut().enumerate().take(nv) {
+                        *y = _mm256_loadu_ps(o.add((c0 + i) * 8));
+                    }
+                    for (j, &key) in chunk.iter().enumerate() {
+                        let vr = v.row(bi, hi, key, d).as_ptr().add(c0 * 8);
+                        let w = _mm256_set1_ps(p[j]);
+                        for (i, y) in y.iter_mut().enumerate().take(nv) {
+                            *y =
+                                _mm256_add_ps(*y, _mm256_mul_ps(w, _mm256_loadu_ps(vr.add(i * 8))));
+                        }
+                    }
+                    for (i, y) in y.iter().enumerate().take(nv) {
+                        _mm256_storeu_ps(o.add((c0 + i) * 8), *y);
+                    }
+                }
+            }
+        }
+    }
 }
 
 /// Rows of a `(batch, heads, keys, head_dim)` tensor with a unit last stride.
@@ -267,9 +403,10 @@ mod tests {
     #[test]
     fn matches_masked_softmax_attention_over_a_narrowed_cache_with_padding() {
         let dev = Device::Cpu;
-        let (b, h, group, d, cap) = (3, 2, 3, 20, 40);
-        // (new tokens, cached keys, padding per row, where the padding starts)
-        for (t, offset, pad, pad_at) in [
+        let (b, h, group, cap) = (3, 2, 3, 40);
+        // (new tokens, cached keys, padding per row, where the padding starts); head dims that
+        // the SIMD kernel takes (multiples of 8, over 64 too) and one it leaves to the loop.
+        let cases = [
             (1, 10, vec![0, 4, 10], 0),
             (3, 7, vec![2, 0, 9], 0),
             (1, 0, vec![], 0),
@@ -280,7 +417,11 @@ mod tests {
             // A padded prompt of a batch with nothing cached yet, as in batched prefill.
             (17, 0, vec![0, 5, 16], 0),
             (9, 6, vec![4, 0, 8], 6),
-        ] {
+        ];
+        for (d, (t, offset, pad, pad_at)) in [20, 64, 72]
+            .into_iter()
+            .flat_map(|d| cases.iter().cloned().map(move |c| (d, c)))
+        {
             let keys = offset + t;
             // Keys and values live in a larger preallocated buffer, as in the KV cache.
             let kbuf = Tensor::randn(0f32, 1., (b, h, cap, d), &dev).unwrap();
@@ -295,12 +436,22 @@ mod tests {
                 pad_at,
             };
             let got = attend(&q, &k, &v, 0.3, &mask).unwrap().unwrap();
+            // The SIMD layout changes no rounding: the same values as the loop, to the bit.
+            let looped = attend_with(&q, &k, &v, 0.3, &mask, false).unwrap().unwrap();
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+                v.into_iter().map(f32::to_bits).collect()
+            };
+            assert!(
+                bits(&got) == bits(&looped),
+                "d={d} t={t} offset={offset}: SIMD and loop differ"
+            );
             let want = reference(&q, &k, &v, 0.3, &mask);
             assert_eq!(got.dims(), want.dims());
             let diff = max_diff(&got, &want);
             assert!(
                 diff < 1e-5,
-                "t={t} offset={offset} pad={pad:?} at {pad_at}: {diff}"
+                "d={d} t={t} offset={offset} pad={pad:?} at {pad_at}: {diff}"
             );
         }
     }

@@ -296,6 +296,7 @@ fn row_dot_scalar(kind: Kind, w: &[u8], x: &Q8Row) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Kind, Panel, Q8Row, Q8Tiles, BLOCK, TILE};
+    use crate::vector_math::x86::hsum8;
     use std::arch::x86_64::*;
 
     #[target_feature(enable = "avx2,fma")]
@@ -546,11 +547,38 @@ mod avx2 {
                 res: &mut [[[f32; TILE]; 2]],
                 sc: &mut [f32],
             ) {
+                let blocks = x.blocks;
                 assert!(
-                    sc.len() >= x.blocks * 2 * TILE,
+                    sc.len() >= blocks * 2 * TILE * (res.len() + 1),
                     "tile kernel: scale scratch too short"
                 );
                 let ones = _mm256_set1_epi16(1);
+                // Before the main loops, so that they only load these: per block, the two
+                // rows' minimums `[m_w0 ×4 | m_w1 ×4]`, then per tile and block the products
+                // `[d_w0·d_x ×4 rows | d_w1·d_x]` (ggml's scalar products; one vector multiply
+                // gives the same rounding lane by lane).
+                let (mins, scales) = sc.split_at_mut(blocks * 2 * TILE);
+                for b in 0..blocks {
+                    let pair = |v: &[f32]| {
+                        _mm256_set_m128(
+                            _mm_set1_ps(*v.get_unchecked(2 * b + 1)),
+                            _mm_set1_ps(*v.get_unchecked(2 * b)),
+                        )
+                    };
+                    if !SIGNED {
+                        _mm256_storeu_ps(mins.as_mut_ptr().add(b * 2 * TILE), pair(&w.m));
+                    }
+                    let dw = pair(&w.d);
+                    for tile in 0..res.len() {
+                        let at = tile * blocks + b;
+                        let dx =
+                            _mm256_broadcast_ps(&*(x.d.as_ptr().add(at * TILE) as *const __m128));
+                        _mm256_storeu_ps(
+                            scales.as_mut_ptr().add(at * 2 * TILE),
+                            _mm256_mul_ps(dw, dx),
+                        );
+                    }
+                }
                 for (tile, res) in res.iter_mut().enumerate() {
                     // Eight accumulators, [weight row][activation row], as named registers:
                     // with arrays of them the compiler spilled to the stack in the hot loop.
@@ -566,26 +594,19 @@ mod avx2 {
                         _mm256_setzero_ps(),
                         _mm256_setzero_ps(),
                     );
-                    let base = tile * x.blocks;
+                    // Σ m_w·s_x per block, in block order (ggml's separate scalar sum, not
+                    // fused), `[row 0's four activation rows | row 1's]`; in the main loop,
+                    // where its chain of additions hides behind the products.
+                    let mut msum = _mm256_setzero_ps();
+                    let base = tile * blocks;
                     let xq = x.q.as_ptr().add(base * TILE * BLOCK);
-                    let xd = x.d.as_ptr().add(base * TILE);
                     let xs = x.s.as_ptr().add(base * TILE);
-                    // The products d_w·d_x of every block first (scalar products, ggml's
-                    // rounding), so that the main loop only broadcasts them from memory.
-                    for b in 0..x.blocks {
-                        let dx = _mm_loadu_ps(xd.add(b * TILE));
-                        let at = sc.as_mut_ptr().add(b * 2 * TILE);
-                        _mm_storeu_ps(at, _mm_mul_ps(_mm_set1_ps(*w.d.get_unchecked(2 * b)), dx));
-                        _mm_storeu_ps(
-                            at.add(TILE),
-                            _mm_mul_ps(_mm_set1_ps(*w.d.get_unchecked(2 * b + 1)), dx),
-                        );
-                    }
-                    for b in 0..x.blocks {
+                    let scales = scales.as_ptr().add(base * 2 * TILE);
+                    for b in 0..blocks {
                         let xp = xq.add(b * TILE * BLOCK);
                         let w0 = _mm256_loadu_si256(wq[0].add(b * stride) as *const __m256i);
                         let w1 = _mm256_loadu_si256(wq[1].add(b * stride) as *const __m256i);
-                        let sc = sc.as_ptr().add(b * 2 * TILE);
+                        let sc = scales.add(b * 2 * TILE);
                         // One unsigned operand for signed weights: |w| times x with w's sign.
                         let (u0, u1) = if SIGNED {
                             (_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(w1, w1))
@@ -612,39 +633,16 @@ mod avx2 {
                         step!(1, a01, a11);
                         step!(2, a02, a12);
                         step!(3, a03, a13);
-                    }
-                    // Σ m_w·s_x per block, in block order (ggml's separate scalar sum), four
-                    // activation rows per vector.
-                    let mut m0 = _mm_setzero_ps();
-                    let mut m1 = _mm_setzero_ps();
-                    if !SIGNED {
-                        for b in 0..x.blocks {
-                            let sx = _mm_loadu_ps(xs.add(b * TILE));
-                            m0 = _mm_add_ps(
-                                m0,
-                                _mm_mul_ps(_mm_set1_ps(*w.m.get_unchecked(2 * b)), sx),
-                            );
-                            m1 = _mm_add_ps(
-                                m1,
-                                _mm_mul_ps(_mm_set1_ps(*w.m.get_unchecked(2 * b + 1)), sx),
-                            );
+                        if !SIGNED {
+                            let mw = _mm256_loadu_ps(mins.as_ptr().add(b * 2 * TILE));
+                            let sx = _mm256_broadcast_ps(&*(xs.add(b * TILE) as *const __m128));
+                            msum = _mm256_add_ps(msum, _mm256_mul_ps(mw, sx));
                         }
                     }
-                    let mut m = [[0f32; TILE]; 2];
-                    _mm_storeu_ps(m[0].as_mut_ptr(), m0);
-                    _mm_storeu_ps(m[1].as_mut_ptr(), m1);
-                    res[0] = [
-                        hsum(a00) + m[0][0],
-                        hsum(a01) + m[0][1],
-                        hsum(a02) + m[0][2],
-                        hsum(a03) + m[0][3],
-                    ];
-                    res[1] = [
-                        hsum(a10) + m[1][0],
-                        hsum(a11) + m[1][1],
-                        hsum(a12) + m[1][2],
-                        hsum(a13) + m[1][3],
-                    ];
+                    // The eight sums `[a00 a01 a02 a03 | a10 a11 a12 a13]` in one vector, each
+                    // in `hsum`'s order, plus the minimums' sums; one store for the tile.
+                    let sums = hsum8([a00, a01, a02, a03, a10, a11, a12, a13]);
+                    _mm256_storeu_ps(res.as_mut_ptr() as *mut f32, _mm256_add_ps(sums, msum));
                 }
             }
         };
@@ -728,7 +726,7 @@ fn tile2(
     sc: &mut Vec<f32>,
 ) {
     let bb = kind.block_bytes();
-    sc.resize(x.blocks * 2 * TILE, 0.0);
+    sc.resize(x.blocks * 2 * TILE * (res.len() + 1), 0.0);
     assert!(
         rows.iter().all(|r| r.len() == x.blocks * bb)
             && w.d.len() == 2 * x.blocks
@@ -847,8 +845,10 @@ fn matmul_at(
         // count is odd), decodes the pair once and runs it against every tile of activation
         // rows while it is in L1, its results gathered per chunk and copied into the `m × rows`
         // result a row at a time.
-        let mut out = vec![0f32; rows * m];
-        let dst = SharedOut(out.as_mut_ptr());
+        // Every value is written below (the chunks cover all weight rows, each for all `m`
+        // rows of `x`): no clearing first.
+        let mut out = crate::fused_grad::uninit::<f32>(rows * m);
+        let dst = SharedOut(out.as_mut_ptr() as *mut f32);
         (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
             let first = c * chunk;
             let n = chunk.min(rows - first);
@@ -884,7 +884,8 @@ fn matmul_at(
                 unsafe { dst.write_run(i * rows + first, part) };
             }
         });
-        return Ok(out);
+        // SAFETY: see above; every task wrote its `n` columns of all `m` rows.
+        return Ok(unsafe { crate::fused_grad::assume_init(out) });
     }
     // Output transposed (weight row-major) so every task writes one contiguous piece; a
     // chunk of weight rows is a few KB of blocks that stays in cache across the rows of `x`.
@@ -964,8 +965,20 @@ pub(crate) fn cpu_forward(
         return Ok(None);
     }
     let data = w.data()?;
-    let xs = x.flatten_all()?.to_vec1::<f32>()?;
-    let y = product(&data, rows, cols, &xs)?;
+    // The input's values in place (a copy only when it is not contiguous).
+    let x = x.contiguous()?;
+    let y = {
+        let (storage, layout) = x.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            return Ok(None);
+        };
+        product(
+            &data,
+            rows,
+            cols,
+            crate::fused_grad::slice::<f32>(cpu, layout, "quantized matmul")?,
+        )?
+    };
     let mut dims = x.dims().to_vec();
     if let Some(last) = dims.last_mut() {
         *last = rows;

@@ -130,6 +130,71 @@ fn fold_lanes<T: Real>(acc: [T; LANES], tail: T) -> T {
     (pairs[0] + pairs[2]) + (pairs[1] + pairs[3]) + tail
 }
 
+/// x86 vector helpers shared by the SIMD kernels.
+#[cfg(target_arch = "x86_64")]
+pub(crate) mod x86 {
+    use std::arch::x86_64::*;
+
+    /// The 8 × 8 transpose of `v` (vector `i` of the result holds lane `i` of each input).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn transpose8(v: [__m256; 8]) -> [__m256; 8] {
+        let t0 = _mm256_unpacklo_ps(v[0], v[1]);
+        let t1 = _mm256_unpackhi_ps(v[0], v[1]);
+        let t2 = _mm256_unpacklo_ps(v[2], v[3]);
+        let t3 = _mm256_unpackhi_ps(v[2], v[3]);
+        let t4 = _mm256_unpacklo_ps(v[4], v[5]);
+        let t5 = _mm256_unpackhi_ps(v[4], v[5]);
+        let t6 = _mm256_unpacklo_ps(v[6], v[7]);
+        let t7 = _mm256_unpackhi_ps(v[6], v[7]);
+        let u0 = _mm256_shuffle_ps(t0, t2, 0b01_00_01_00);
+        let u1 = _mm256_shuffle_ps(t0, t2, 0b11_10_11_10);
+        let u2 = _mm256_shuffle_ps(t1, t3, 0b01_00_01_00);
+        let u3 = _mm256_shuffle_ps(t1, t3, 0b11_10_11_10);
+        let u4 = _mm256_shuffle_ps(t4, t6, 0b01_00_01_00);
+        let u5 = _mm256_shuffle_ps(t4, t6, 0b11_10_11_10);
+        let u6 = _mm256_shuffle_ps(t5, t7, 0b01_00_01_00);
+        let u7 = _mm256_shuffle_ps(t5, t7, 0b11_10_11_10);
+        [
+            _mm256_permute2f128_ps(u0, u4, 0x20),
+            _mm256_permute2f128_ps(u1, u5, 0x20),
+            _mm256_permute2f128_ps(u2, u6, 0x20),
+            _mm256_permute2f128_ps(u3, u7, 0x20),
+            _mm256_permute2f128_ps(u0, u4, 0x31),
+            _mm256_permute2f128_ps(u1, u5, 0x31),
+            _mm256_permute2f128_ps(u2, u6, 0x31),
+            _mm256_permute2f128_ps(u3, u7, 0x31),
+        ]
+    }
+
+    /// `[hsum(v[0]), .., hsum(v[7])]`, where `hsum(l)` is
+    /// `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))` (ggml's `hsum_float_8`): eight horizontal sums in
+    /// one vector, four vectors at a time, with that order of additions for each.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn hsum8(v: [__m256; 8]) -> __m256 {
+        // [v[i] low + high | v[j] low + high]: four partial sums of each.
+        let halves = |i: usize, j: usize| {
+            _mm256_add_ps(
+                _mm256_permute2f128_ps(v[i], v[j], 0x20),
+                _mm256_permute2f128_ps(v[i], v[j], 0x31),
+            )
+        };
+        // Of `[A|B]` and `[C|D]` (four partial sums p each):
+        // `[A0+A2, C0+C2, A1+A3, C1+C3 | B.., D..]`.
+        let pairs = |u: __m256, w: __m256| {
+            _mm256_add_ps(_mm256_unpacklo_ps(u, w), _mm256_unpackhi_ps(u, w))
+        };
+        let x = pairs(halves(0, 4), halves(1, 5));
+        let y = pairs(halves(2, 6), halves(3, 7));
+        // (p0+p2) + (p1+p3) of each: `[v0, v1, v2, v3 | v4, v5, v6, v7]`.
+        _mm256_add_ps(
+            _mm256_shuffle_ps(x, y, 0b01_00_01_00),
+            _mm256_shuffle_ps(x, y, 0b11_10_11_10),
+        )
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
