@@ -858,8 +858,9 @@ fn matmul_at(
             let mut scales = Vec::new();
             // This chunk's results, `m × n`, written to `out` a row at a time at the end:
             // written straight into `out`, each pair of weight rows touched `m` cache lines
-            // `rows` floats apart (a page apart and more for the output layer).
-            let mut local = vec![0f32; m * n];
+            // `rows` floats apart (a page apart and more for the output layer). Not cleared:
+            // the pairs cover all `n` weight rows and the tiles all `m` rows of `x`.
+            let mut local = crate::fused_grad::uninit::<f32>(m * n);
             for r in (0..n).step_by(2) {
                 let r1 = (r + 1).min(n - 1);
                 let pair = [row(r), row(r1)];
@@ -873,11 +874,13 @@ fn matmul_at(
                 tile2(simd, kind, &panel, pair, tiles, &mut res, &mut scales);
                 for (t, y) in res.iter().enumerate() {
                     for (k, i) in (t * TILE..m.min((t + 1) * TILE)).enumerate() {
-                        local[i * n + r] = y[0][k];
-                        local[i * n + r1] = y[1][k];
+                        local[i * n + r].write(y[0][k]);
+                        local[i * n + r1].write(y[1][k]);
                     }
                 }
             }
+            // SAFETY: every value was written above.
+            let local = unsafe { crate::fused_grad::written(&mut local) };
             for (i, part) in local.chunks_exact(n).enumerate() {
                 // SAFETY: `i < m` and `first + n <= rows`, so the run is inside `out`; tasks
                 // own disjoint ranges of weight rows, hence of columns.
