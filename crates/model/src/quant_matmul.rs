@@ -231,9 +231,10 @@ impl Q8Tiles {
     }
 }
 
-/// Two weight rows unpacked for the tiled kernel: per block, each row's scale and minimum (0
-/// for signed formats) as f32, and (but for `Q8_0`, read in place) its 32 values as bytes,
-/// interleaved per block.
+/// Two weight rows unpacked for the tiled kernel: per block, the two rows' scales as
+/// `[d_0 ×4 | d_1 ×4]` and minimums (0 for signed formats) as `[m_0 ×4 | m_1 ×4]` (a vector
+/// each, as the kernel multiplies them with [`TILE`] activation rows), and (but for `Q8_0`,
+/// read in place) their 32 values as bytes, interleaved per block.
 #[derive(Debug, Default)]
 struct Panel {
     q: Vec<u8>,
@@ -254,8 +255,8 @@ impl Panel {
         if !kind.in_place() {
             self.q.resize(2 * blocks * BLOCK, 0);
         }
-        self.d.resize(2 * blocks, 0.0);
-        self.m.resize(2 * blocks, 0.0);
+        self.d.resize(2 * TILE * blocks, 0.0);
+        self.m.resize(2 * TILE * blocks, 0.0);
         // SAFETY: the panel is only used where `detect_simd` found AVX2, FMA and F16C; the
         // rows hold `blocks` whole blocks each and the panel was sized for them above.
         unsafe { avx2::fill_panel(kind, rows, blocks, self) };
@@ -488,15 +489,15 @@ mod avx2 {
             panel.m.as_mut_ptr(),
         );
         for b in 0..blocks {
-            for (r, row) in rows.iter().enumerate() {
-                let at = 2 * b + r;
-                let (dw, mw, wv) = weights(kind, row.as_ptr().add(b * bb));
-                if !kind.in_place() {
-                    _mm256_storeu_si256(q.add(at * BLOCK) as *mut __m256i, wv);
-                }
-                *d.add(at) = dw;
-                *m.add(at) = mw;
+            let (d0, m0, w0) = weights(kind, rows[0].as_ptr().add(b * bb));
+            let (d1, m1, w1) = weights(kind, rows[1].as_ptr().add(b * bb));
+            if !kind.in_place() {
+                _mm256_storeu_si256(q.add(2 * b * BLOCK) as *mut __m256i, w0);
+                _mm256_storeu_si256(q.add((2 * b + 1) * BLOCK) as *mut __m256i, w1);
             }
+            let pair = |a: f32, b: f32| _mm256_set_m128(_mm_set1_ps(b), _mm_set1_ps(a));
+            _mm256_storeu_ps(d.add(b * 2 * TILE), pair(d0, d1));
+            _mm256_storeu_ps(m.add(b * 2 * TILE), pair(m0, m1));
         }
     }
 
@@ -549,26 +550,18 @@ mod avx2 {
             ) {
                 let blocks = x.blocks;
                 assert!(
-                    sc.len() >= blocks * 2 * TILE * (res.len() + 1),
-                    "tile kernel: scale scratch too short"
+                    sc.len() >= blocks * 2 * TILE * res.len()
+                        && w.d.len() >= blocks * 2 * TILE
+                        && w.m.len() >= blocks * 2 * TILE,
+                    "tile kernel: panel or scale scratch too short"
                 );
                 let ones = _mm256_set1_epi16(1);
-                // Before the main loops, so that they only load these: per block, the two
-                // rows' minimums `[m_w0 ×4 | m_w1 ×4]`, then per tile and block the products
-                // `[d_w0·d_x ×4 rows | d_w1·d_x]` (ggml's scalar products; one vector multiply
-                // gives the same rounding lane by lane).
-                let (mins, scales) = sc.split_at_mut(blocks * 2 * TILE);
+                // Before the main loops, so that they only load these: per tile and block the
+                // products `[d_w0·d_x ×4 rows | d_w1·d_x]` (ggml's scalar products; one vector
+                // multiply gives the same rounding lane by lane).
+                let scales = sc;
                 for b in 0..blocks {
-                    let pair = |v: &[f32]| {
-                        _mm256_set_m128(
-                            _mm_set1_ps(*v.get_unchecked(2 * b + 1)),
-                            _mm_set1_ps(*v.get_unchecked(2 * b)),
-                        )
-                    };
-                    if !SIGNED {
-                        _mm256_storeu_ps(mins.as_mut_ptr().add(b * 2 * TILE), pair(&w.m));
-                    }
-                    let dw = pair(&w.d);
+                    let dw = _mm256_loadu_ps(w.d.as_ptr().add(b * 2 * TILE));
                     for tile in 0..res.len() {
                         let at = tile * blocks + b;
                         let dx =
@@ -634,7 +627,7 @@ mod avx2 {
                         step!(2, a02, a12);
                         step!(3, a03, a13);
                         if !SIGNED {
-                            let mw = _mm256_loadu_ps(mins.as_ptr().add(b * 2 * TILE));
+                            let mw = _mm256_loadu_ps(w.m.as_ptr().add(b * 2 * TILE));
                             let sx = _mm256_broadcast_ps(&*(xs.add(b * TILE) as *const __m128));
                             msum = _mm256_add_ps(msum, _mm256_mul_ps(mw, sx));
                         }
@@ -726,11 +719,11 @@ fn tile2(
     sc: &mut Vec<f32>,
 ) {
     let bb = kind.block_bytes();
-    sc.resize(x.blocks * 2 * TILE * (res.len() + 1), 0.0);
+    sc.resize(x.blocks * 2 * TILE * res.len(), 0.0);
     assert!(
         rows.iter().all(|r| r.len() == x.blocks * bb)
-            && w.d.len() == 2 * x.blocks
-            && w.m.len() == 2 * x.blocks
+            && w.d.len() == 2 * TILE * x.blocks
+            && w.m.len() == 2 * TILE * x.blocks
             && (kind.in_place() || w.q.len() == 2 * x.blocks * BLOCK)
             && res.len() <= x.tiles,
         "tile2: weight panel or tiles out of range"
