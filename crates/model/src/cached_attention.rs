@@ -90,6 +90,12 @@ fn attend_with(
         d,
         scale,
     };
+    let inputs = Inputs {
+        shape,
+        k: kv,
+        v: vv,
+        mask,
+    };
     #[cfg(target_arch = "x86_64")]
     let avx2 = std::is_x86_feature_detected!("avx2");
     out.par_chunks_mut(rows * d)
@@ -100,16 +106,16 @@ fn attend_with(
             if simd && avx2 && d % 8 == 0 {
                 // SAFETY: the CPU has AVX2 (checked above), `d` is a multiple of 8, and every
                 // row handed over is `d` long.
-                unsafe { attend_block_simd(&shape, block, q, &kv, &vv, mask, out) };
+                unsafe { attend_block_simd(&inputs, block, q, out) };
                 return;
             }
             #[cfg(target_arch = "x86_64")]
             if avx2 {
                 // SAFETY: the CPU has AVX2, checked above.
-                unsafe { attend_block_avx2(&shape, block, q, &kv, &vv, mask, out) };
+                unsafe { attend_block_avx2(&inputs, block, q, out) };
                 return;
             }
-            attend_block(&shape, block, q, &kv, &vv, mask, out);
+            attend_block(&inputs, block, q, out);
         });
     Tensor::from_vec(out, (b, h, rows, d), &candle_core::Device::Cpu).map(Some)
 }
@@ -122,24 +128,32 @@ struct Shape {
     scale: f32,
 }
 
+/// What every block of one [`attend`] call reads besides its own queries and output.
+struct Inputs<'a> {
+    shape: Shape,
+    k: KvView<'a>,
+    v: KvView<'a>,
+    mask: &'a AttentionMask,
+}
+
+impl Shape {
+    /// Block `block`'s batch row and kv head, and the query heads that share the kv head
+    /// (rows per token of `seq`).
+    fn block(&self, block: usize, seq: usize) -> (usize, usize, usize) {
+        (block / self.h, block % self.h, self.rows / seq)
+    }
+}
+
 /// One (batch row, kv head) block: every query row against its unmasked keys. The query
 /// heads that share this kv head see the same keys for the same token (rows `tok`,
 /// `tok + seq`, ...), so they go through the keys together: each key and value row is read
 /// from memory once per token instead of once per head (a long cache does not stay in cache
 /// between heads). Per row, the arithmetic and its order are those of one row at a time.
 #[inline(always)]
-fn attend_block(
-    s: &Shape,
-    block: usize,
-    q: &[f32],
-    k: &KvView,
-    v: &KvView,
-    mask: &AttentionMask,
-    out: &mut [f32],
-) {
-    let (bi, hi, d) = (block / s.h, block % s.h, s.d);
-    let seq = mask.seq;
-    let heads = s.rows / seq;
+fn attend_block(inputs: &Inputs, block: usize, q: &[f32], out: &mut [f32]) {
+    let (s, k, v, mask) = (&inputs.shape, &inputs.k, &inputs.v, inputs.mask);
+    let (d, seq) = (s.d, mask.seq);
+    let (bi, hi, heads) = s.block(block, seq);
     let mut scores = vec![0f32; heads * s.keys];
     let mut max = vec![f32::NEG_INFINITY; heads];
     let mut sum = vec![0f32; heads];
@@ -182,16 +196,8 @@ fn attend_block(
 /// [`attend_block`] compiled for AVX2 (8-wide dot products and updates).
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn attend_block_avx2(
-    s: &Shape,
-    block: usize,
-    q: &[f32],
-    k: &KvView,
-    v: &KvView,
-    mask: &AttentionMask,
-    out: &mut [f32],
-) {
-    attend_block(s, block, q, k, v, mask, out)
+unsafe fn attend_block_avx2(inputs: &Inputs, block: usize, q: &[f32], out: &mut [f32]) {
+    attend_block(inputs, block, q, out)
 }
 
 /// Keys per score pass of [`attend_block_simd`] (one vector of scores).
@@ -210,24 +216,16 @@ const VALUE_KEYS: usize = 16;
 /// are read a chunk at a time for all query heads of the block.
 ///
 /// # Safety
-/// The CPU has AVX2, `s.d` is a multiple of 8, and `q`, `out` and every row of `k` and `v`
-/// are as [`attend_block`] takes them.
+/// The CPU has AVX2, the head dim is a multiple of 8, and `q`, `out` and every row of the
+/// keys and values are as [`attend_block`] takes them.
 #[cfg(target_arch = "x86_64")]
 #[target_feature(enable = "avx2")]
-unsafe fn attend_block_simd(
-    s: &Shape,
-    block: usize,
-    q: &[f32],
-    k: &KvView,
-    v: &KvView,
-    mask: &AttentionMask,
-    out: &mut [f32],
-) {
+unsafe fn attend_block_simd(inputs: &Inputs, block: usize, q: &[f32], out: &mut [f32]) {
     use std::arch::x86_64::*;
-    let (bi, hi, d) = (block / s.h, block % s.h, s.d);
+    let (s, k, v, mask) = (&inputs.shape, &inputs.k, &inputs.v, inputs.mask);
+    let (d, seq) = (s.d, mask.seq);
+    let (bi, hi, heads) = s.block(block, seq);
     let vecs = d / 8;
-    let seq = mask.seq;
-    let heads = s.rows / seq;
     assert!(
         q.len() >= s.rows * d && out.len() >= s.rows * d,
         "cached attention: rows out of range"
