@@ -363,6 +363,7 @@ fn axpy(a: f32, x: &[f32], y: &mut [f32]) {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::quant_matmul::tests::f32_bits;
     use candle_core::{DType, Device, D};
 
     /// The reference: tensor ops with an additive mask.
@@ -436,12 +437,8 @@ mod tests {
             let got = attend(&q, &k, &v, 0.3, &mask).unwrap().unwrap();
             // The SIMD layout changes no rounding: the same values as the loop, to the bit.
             let looped = attend_with(&q, &k, &v, 0.3, &mask, false).unwrap().unwrap();
-            let bits = |t: &Tensor| -> Vec<u32> {
-                let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-                v.into_iter().map(f32::to_bits).collect()
-            };
             assert!(
-                bits(&got) == bits(&looped),
+                f32_bits(&got) == f32_bits(&looped),
                 "d={d} t={t} offset={offset}: SIMD and loop differ"
             );
             let want = reference(&q, &k, &v, 0.3, &mask);

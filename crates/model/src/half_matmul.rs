@@ -210,9 +210,7 @@ mod avx2 {
             i += 8;
         }
         let s = _mm256_add_ps(_mm256_add_ps(acc[0], acc[1]), _mm256_add_ps(acc[2], acc[3]));
-        let h = _mm_add_ps(_mm256_castps256_ps128(s), _mm256_extractf128_ps(s, 1));
-        let h = _mm_add_ps(h, _mm_movehl_ps(h, h));
-        let mut sum = _mm_cvtss_f32(_mm_add_ss(h, _mm_movehdup_ps(h)));
+        let mut sum = crate::vector_math::x86::hsum(s);
         for j in i..n {
             sum += half.value(&w[2 * j..]) * x[j];
         }

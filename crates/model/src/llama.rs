@@ -1088,8 +1088,9 @@ impl Mlp {
     fn forward(&self, x: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
         let gate = self.gate_proj.forward(x)?;
         let up = self.up_proj.forward(x)?;
-        // Fused only in a graph (training): inference keeps candle's silu, whose rounding the
-        // llama.cpp logit goldens were taken against.
+        // Fused only in a graph (training): inference keeps candle's silu arithmetic (in one
+        // pass on the CPU, `silu_times`), whose rounding the llama.cpp logit goldens were taken
+        // against.
         let fused = crate::fused_grad::supported(&gate) && gate.dtype() == up.dtype();
         let h = if fused && (gate.track_op() || up.track_op()) {
             crate::fused_grad::swiglu(&gate, &up)?
@@ -1997,6 +1998,7 @@ mod tests {
         let ids = Tensor::zeros((1, 65), DType::U32, &Device::Cpu).expect("alloc");
         assert!(m.forward(&ids, None).is_err());
     }
+
     #[test]
     fn fused_silu_times_up_is_candles_to_the_bit() {
         let dev = Device::Cpu;
@@ -2019,10 +2021,7 @@ mod tests {
         let up = Tensor::from_vec(u, (2, n / 2), &dev).unwrap();
         let fused = silu_times(&gate, &up).unwrap().expect("taken");
         let plain = (gate.silu().unwrap() * &up).unwrap();
-        let bits = |t: &Tensor| -> Vec<u32> {
-            let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
-            v.into_iter().map(f32::to_bits).collect()
-        };
+        let bits = crate::quant_matmul::tests::f32_bits;
         assert!(bits(&fused) == bits(&plain));
         assert_eq!(fused.dims(), plain.dims());
         let f64s = gate.to_dtype(DType::F64).unwrap();

@@ -297,15 +297,8 @@ fn row_dot_scalar(kind: Kind, w: &[u8], x: &Q8Row) -> f32 {
 #[cfg(target_arch = "x86_64")]
 mod avx2 {
     use super::{Kind, Panel, Q8Row, Q8Tiles, BLOCK, TILE};
-    use crate::vector_math::x86::hsum8;
+    use crate::vector_math::x86::{hsum, hsum8};
     use std::arch::x86_64::*;
-
-    #[target_feature(enable = "avx2,fma")]
-    fn hsum(v: __m256) -> f32 {
-        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
-        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
-        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
-    }
 
     /// One weight block at `p`: `(d, m, w)` with `w` the 32 weights as bytes, ready for
     /// [`products`] (unsigned for `d·q + m` formats, signed for the others, whose `m` is 0).
@@ -315,8 +308,11 @@ mod avx2 {
     #[target_feature(enable = "avx2,fma,f16c")]
     #[inline]
     unsafe fn weights(kind: Kind, p: *const u8) -> (f32, f32, __m256i) {
-        // The scale (and minimum) as f32: two f16 values at `p`.
-        let dm = || _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
+        // The scale and minimum as f32: two f16 values at `p`.
+        let d_m = || {
+            let dm = _mm_cvtph_ps(_mm_cvtsi32_si128((p as *const i32).read_unaligned()));
+            (_mm_cvtss_f32(dm), _mm_cvtss_f32(_mm_movehdup_ps(dm)))
+        };
         let d_only = || {
             let bits = (p as *const u16).read_unaligned() as i32;
             _mm_cvtss_f32(_mm_cvtph_ps(_mm_cvtsi32_si128(bits)))
@@ -353,19 +349,16 @@ mod avx2 {
                 _mm256_sub_epi8(nibbles(p.add(2)), _mm256_set1_epi8(8)),
             ),
             Kind::Q4_1 => {
-                let dm = dm();
-                let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-                (_mm_cvtss_f32(dm), m, nibbles(p.add(4)))
+                let (d, m) = d_m();
+                (d, m, nibbles(p.add(4)))
             }
             Kind::Q5_0 => {
                 let q = _mm256_or_si256(nibbles(p.add(6)), fifth(p.add(2)));
                 (d_only(), 0.0, _mm256_sub_epi8(q, _mm256_set1_epi8(16)))
             }
             Kind::Q5_1 => {
-                let dm = dm();
-                let m = _mm_cvtss_f32(_mm_movehdup_ps(dm));
-                let q = _mm256_or_si256(nibbles(p.add(8)), fifth(p.add(4)));
-                (_mm_cvtss_f32(dm), m, q)
+                let (d, m) = d_m();
+                (d, m, _mm256_or_si256(nibbles(p.add(8)), fifth(p.add(4))))
             }
             Kind::Q8_0 => (
                 d_only(),
@@ -546,11 +539,11 @@ mod avx2 {
                 stride: usize,
                 x: &Q8Tiles,
                 res: &mut [[[f32; TILE]; 2]],
-                sc: &mut [f32],
+                scales: &mut [f32],
             ) {
                 let blocks = x.blocks;
                 assert!(
-                    sc.len() >= blocks * 2 * TILE * res.len()
+                    scales.len() >= blocks * 2 * TILE * res.len()
                         && w.d.len() >= blocks * 2 * TILE
                         && w.m.len() >= blocks * 2 * TILE,
                     "tile kernel: panel or scale scratch too short"
@@ -559,7 +552,6 @@ mod avx2 {
                 // Before the main loops, so that they only load these: per tile and block the
                 // products `[d_w0·d_x ×4 rows | d_w1·d_x]` (ggml's scalar products; one vector
                 // multiply gives the same rounding lane by lane).
-                let scales = sc;
                 for b in 0..blocks {
                     let dw = _mm256_loadu_ps(w.d.as_ptr().add(b * 2 * TILE));
                     for tile in 0..res.len() {
@@ -987,6 +979,12 @@ pub(crate) mod tests {
     use super::*;
     use candle_core::quantized::{GgmlDType, QMatMul, QTensor};
     use candle_core::Module;
+
+    /// A tensor's values as bits, for tests that hold two computations to the same bits.
+    pub(crate) fn f32_bits(t: &Tensor) -> Vec<u32> {
+        let v: Vec<f32> = t.flatten_all().unwrap().to_vec1().unwrap();
+        v.into_iter().map(f32::to_bits).collect()
+    }
 
     /// Seeded values in [-1, 1] (xorshift), for the kernels' tests.
     pub(crate) fn pseudo(n: usize, seed: u32) -> Vec<f32> {

@@ -167,9 +167,18 @@ pub(crate) mod x86 {
         ]
     }
 
-    /// `[hsum(v[0]), .., hsum(v[7])]`, where `hsum(l)` is
-    /// `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))` (ggml's `hsum_float_8`): eight horizontal sums in
-    /// one vector, four vectors at a time, with that order of additions for each.
+    /// The sum of `v`'s eight lanes `l` as `((l0+l4)+(l2+l6)) + ((l1+l5)+(l3+l7))`, ggml's
+    /// `hsum_float_8` (the quantized kernels keep its order so that results match llama.cpp's).
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    pub(crate) fn hsum(v: __m256) -> f32 {
+        let s = _mm_add_ps(_mm256_castps256_ps128(v), _mm256_extractf128_ps(v, 1));
+        let s = _mm_add_ps(s, _mm_movehl_ps(s, s));
+        _mm_cvtss_f32(_mm_add_ss(s, _mm_movehdup_ps(s)))
+    }
+
+    /// `[hsum(v[0]), .., hsum(v[7])]` ([`hsum`]): eight horizontal sums in one vector, four
+    /// vectors at a time, with [`hsum`]'s order of additions for each.
     #[target_feature(enable = "avx2")]
     #[inline]
     pub(crate) fn hsum8(v: [__m256; 8]) -> __m256 {
