@@ -306,12 +306,16 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
         let cpu = cpu_seconds();
         let t = Instant::now();
         for_chunks(path, chunk, |lines| {
-            let scored: Vec<Option<Scored>> = lines
+            // What the summary needs of each sample: (score, passed, hard failed). The sample
+            // and its report are freed on the thread that made them, in parallel.
+            let scored: Vec<Option<(u8, bool, bool)>> = lines
                 .par_iter()
                 .map(|&(no, l)| {
-                    parse_line(&file, no, l)
-                        .ok()
-                        .map(|s| score_sample(&rubric, &s))
+                    parse_line(&file, no, l).ok().map(|s| {
+                        let s = score_sample(&rubric, &s);
+                        let hard = s.report.as_ref().is_some_and(|r| r.hard_failed);
+                        (s.score(), s.passed(), hard)
+                    })
                 })
                 .collect();
             // Digest outside the timed work: it parses and scores again, then serialises it all.
@@ -333,11 +337,11 @@ fn bench(path: &Path, args: &Args, generated: Option<serde_json::Value>) -> Res<
             digest_time += td.elapsed();
             for s in &scored {
                 match s {
-                    Some(s) => {
-                        scores.push(s.score());
-                        passed += s.passed() as usize;
-                        total_score += s.score() as u64;
-                        hard_failed += s.report.as_ref().is_some_and(|r| r.hard_failed) as usize;
+                    &Some((score, pass, hard)) => {
+                        scores.push(score);
+                        passed += pass as usize;
+                        total_score += score as u64;
+                        hard_failed += hard as usize;
                     }
                     None => {
                         scores.push(0);
