@@ -16,6 +16,7 @@ pub mod error;
 pub mod export;
 pub mod lexicon;
 pub mod lines;
+pub mod phrase_set;
 pub mod read;
 pub mod rng;
 pub mod rubric;

@@ -5,13 +5,13 @@
 //! lexicon row's source). Hard-fail rules cap the total at 59 (Walmart's "Poor" band). The rule
 //! table, its points and sources are documented in the README ("The rubric").
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, AhoCorasickKind, MatchKind};
 use regex::Regex;
 use serde::{Deserialize, Serialize};
 use std::borrow::Cow;
 use std::collections::HashSet;
 
 use crate::lexicon::{Entry, Lexicons};
+use crate::phrase_set::PhraseSet;
 use crate::sample::{Listing, ProductInput};
 use crate::text::{self, char_len, is_stopword, words};
 
@@ -203,7 +203,7 @@ enum Kind {
 #[derive(Debug, Clone)]
 pub struct Rubric {
     pub config: RubricConfig,
-    phrases: AhoCorasick,
+    phrases: PhraseSet,
     phrase_meta: Vec<(Kind, Entry)>,
     attributes: HashSet<String>,
     /// Units and count nouns, lower case: a number followed by one is a quantity.
@@ -267,13 +267,7 @@ impl Rubric {
             }
         }
         // Phrases are plain strings from data files; building cannot fail for them.
-        // A full DFA: the same matches as the default (NFA) automaton, found several times faster;
-        // a few hundred phrases keep it small.
-        let phrases = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .kind(Some(AhoCorasickKind::DFA))
-            .build(meta.iter().map(|(_, e)| e.phrase.as_str()))
+        let phrases = PhraseSet::new(meta.iter().map(|(_, e)| e.phrase.as_str()))
             .expect("lexicon phrases build a matcher");
         let words = |l: &crate::lexicon::Lexicon| -> HashSet<String> {
             l.entries.iter().map(|e| e.phrase.to_lowercase()).collect()
@@ -757,13 +751,13 @@ impl Rubric {
 
         // Phrase lexicons over every field.
         let mut scan = |field: &str, s: &str, is_feature: bool| {
-            for m in self.phrases.find_iter(s) {
-                if !on_word_boundaries(s, m.start(), m.end()) {
+            for m in self.phrases.find(s) {
+                if !on_word_boundaries(s, m.start, m.end) {
                     continue;
                 }
-                let (kind, entry) = &self.phrase_meta[m.pattern().as_usize()];
+                let (kind, entry) = &self.phrase_meta[m.phrase];
                 let reason = format!("{} [{}]", entry.note, entry.source);
-                let e = || ev(field, s, m.start(), m.end(), reason.clone());
+                let e = || ev(field, s, m.start, m.end, reason.clone());
                 match kind {
                     Kind::Promo => fail("X-PROMO", e(), true),
                     Kind::Contact => fail("X-CONTACT", e(), true),
