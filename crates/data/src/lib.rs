@@ -9,6 +9,7 @@
 
 pub mod allocator;
 pub mod augment;
+mod byte_class;
 pub mod clock;
 pub mod completion;
 pub mod dedup;

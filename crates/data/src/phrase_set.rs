@@ -238,17 +238,7 @@ fn for_ascii_starts(b: &[u8], punct: Option<&[u8]>, mut f: impl FnMut(usize)) {
 /// Bit `j`: byte `j` of the 64 is `c`.
 #[cfg(target_arch = "x86_64")]
 fn eq_mask(block: &[u8], c: u8) -> u64 {
-    use std::arch::x86_64::*;
-    assert!(block.len() >= 64);
-    let mut m = 0u64;
-    // SAFETY: SSE2 is part of every x86_64 CPU; the loads stay within the 64 bytes checked.
-    unsafe {
-        for k in 0..4 {
-            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
-            let eq = _mm_cmpeq_epi8(v, _mm_set1_epi8(c as i8));
-            m |= (_mm_movemask_epi8(eq) as u16 as u64) << (16 * k);
-        }
-    }
+    let [m] = crate::byte_class::masks64(block, |v| [crate::byte_class::eq(v, c)]);
     m
 }
 
@@ -263,25 +253,7 @@ fn eq_mask(block: &[u8], c: u8) -> u64 {
 /// Bit `j`: byte `j` of the 64 is an ASCII letter or digit.
 #[cfg(target_arch = "x86_64")]
 fn alnum_mask(block: &[u8]) -> u64 {
-    use std::arch::x86_64::*;
-    assert!(block.len() >= 64);
-    let mut m = 0u64;
-    // SAFETY: SSE2 is part of every x86_64 CPU; the four unaligned 16-byte loads stay within the
-    // 64 bytes checked above.
-    unsafe {
-        let in_range = |v: __m128i, lo: u8, span: u8| {
-            let d = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
-            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(span as i8)), d)
-        };
-        for k in 0..4 {
-            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
-            let alnum = _mm_or_si128(
-                in_range(v, b'0', 9),
-                in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', 25),
-            );
-            m |= (_mm_movemask_epi8(alnum) as u16 as u64) << (16 * k);
-        }
-    }
+    let [m] = crate::byte_class::masks64(block, |v| [crate::byte_class::ascii_alnum(v)]);
     m
 }
 

@@ -1238,35 +1238,34 @@ struct CueMasks {
 
 #[cfg(target_arch = "x86_64")]
 fn cue_masks(block: &[u8]) -> CueMasks {
-    use std::arch::x86_64::*;
-    assert!(block.len() >= 64);
-    let mut m = CueMasks::default();
-    // SAFETY: SSE2 is part of every x86_64 CPU; the four unaligned 16-byte loads stay within the
-    // 64 bytes checked above.
-    unsafe {
-        let in_range = |v: __m128i, lo: u8, span: u8| {
-            let d = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
-            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(span as i8)), d)
-        };
-        let eq = |v: __m128i, b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
-        let or = |a: __m128i, b: __m128i| _mm_or_si128(a, b);
-        let bits = |x: __m128i, k: usize| (_mm_movemask_epi8(x) as u16 as u64) << (16 * k);
-        for k in 0..4 {
-            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
-            let lower = or(v, _mm_set1_epi8(0x20));
-            m.digit |= bits(in_range(v, b'0', 9), k);
-            m.space |= bits(or(eq(v, b' '), in_range(v, b'\t', 4)), k);
-            m.alpha |= bits(in_range(lower, b'a', 25), k);
-            m.w |= bits(eq(lower, b'w'), k);
-            m.at |= bits(eq(v, b'@'), k);
-            m.dollar |= bits(eq(v, b'$'), k);
-            m.colon |= bits(eq(v, b':'), k);
-            m.slash |= bits(eq(v, b'/'), k);
-            m.dot |= bits(eq(v, b'.'), k);
-            m.currency_start |= bits(or(or(eq(v, b'U'), eq(v, b'E')), eq(v, b'G')), k);
-        }
+    use crate::byte_class::{ascii_letter, eq, in_range, lower, masks64, or};
+    let [digit, space, alpha, w, at, dollar, colon, slash, dot, currency_start] =
+        masks64(block, |v| {
+            [
+                in_range(v, b'0', 9),
+                or(eq(v, b' '), in_range(v, b'\t', 4)),
+                ascii_letter(v),
+                eq(lower(v), b'w'),
+                eq(v, b'@'),
+                eq(v, b'$'),
+                eq(v, b':'),
+                eq(v, b'/'),
+                eq(v, b'.'),
+                or(or(eq(v, b'U'), eq(v, b'E')), eq(v, b'G')),
+            ]
+        });
+    CueMasks {
+        digit,
+        space,
+        alpha,
+        w,
+        at,
+        dollar,
+        colon,
+        slash,
+        dot,
+        currency_start,
     }
-    m
 }
 
 /// The bytes [`Cues::of`] looks at: digits, `:`, `@`, `$`, `.` and the first letters of `USD`,

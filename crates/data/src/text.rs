@@ -185,31 +185,11 @@ impl WordCounter {
 /// class table has them.
 #[cfg(target_arch = "x86_64")]
 fn class_masks(block: &[u8]) -> (u64, u64) {
-    use std::arch::x86_64::*;
-    assert!(block.len() >= 64);
-    let (mut ws, mut an) = (0u64, 0u64);
-    // SAFETY: SSE2 is part of every x86_64 CPU; the four unaligned 16-byte loads stay within the
-    // 64 bytes checked above.
-    unsafe {
-        // Unsigned `lo <= x <= lo + span` as `min(x - lo, span) == x - lo`.
-        let in_range = |v: __m128i, lo: u8, span: u8| {
-            let d = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
-            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(span as i8)), d)
-        };
-        for k in 0..4 {
-            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
-            let space = _mm_or_si128(
-                _mm_cmpeq_epi8(v, _mm_set1_epi8(b' ' as i8)),
-                in_range(v, b'\t', 4), // \t \n \x0B \x0C \r
-            );
-            let alnum = _mm_or_si128(
-                in_range(v, b'0', 9),
-                in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', 25),
-            );
-            ws |= (_mm_movemask_epi8(space) as u16 as u64) << (16 * k);
-            an |= (_mm_movemask_epi8(alnum) as u16 as u64) << (16 * k);
-        }
-    }
+    use crate::byte_class::{ascii_alnum, eq, in_range, masks64, or};
+    // \t \n \x0B \x0C \r and the space.
+    let [ws, an] = masks64(block, |v| {
+        [or(eq(v, b' '), in_range(v, b'\t', 4)), ascii_alnum(v)]
+    });
     (ws, an)
 }
 
@@ -454,42 +434,27 @@ struct ByteMasks {
 
 #[cfg(target_arch = "x86_64")]
 fn byte_masks(block: &[u8]) -> ByteMasks {
-    use std::arch::x86_64::*;
-    assert!(block.len() >= 64);
-    let mut m = ByteMasks::default();
-    // SAFETY: SSE2 is part of every x86_64 CPU; the four unaligned 16-byte loads stay within the
-    // 64 bytes checked above.
-    unsafe {
-        let in_range = |v: __m128i, lo: u8, span: u8| {
-            let d = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
-            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(span as i8)), d)
-        };
-        let eq = |v: __m128i, b: u8| _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8));
-        let bits = |x: __m128i, k: usize| (_mm_movemask_epi8(x) as u16 as u64) << (16 * k);
-        for k in 0..4 {
-            let v = _mm_loadu_si128(block.as_ptr().add(16 * k) as *const __m128i);
-            let alnum = _mm_or_si128(
-                in_range(v, b'0', 9),
-                in_range(_mm_or_si128(v, _mm_set1_epi8(0x20)), b'a', 25),
-            );
+    use crate::byte_class::{ascii_alnum, eq, high, in_range, masks64, or};
+    let [alnum, space, stop, maybe_stop, high] = masks64(block, |v| {
+        [
+            ascii_alnum(v),
             // \t \n, \x0C \r, and the space.
-            let space = _mm_or_si128(
-                _mm_or_si128(eq(v, b' '), in_range(v, b'\t', 1)),
+            or(
+                or(eq(v, b' '), in_range(v, b'\t', 1)),
                 in_range(v, b'\x0C', 1),
-            );
-            let stop = _mm_or_si128(
-                _mm_or_si128(eq(v, b'!'), eq(v, b'?')),
-                _mm_or_si128(eq(v, b';'), eq(v, b'\n')),
-            );
-            let maybe_stop = _mm_or_si128(eq(v, b'.'), eq(v, b':'));
-            m.alnum |= bits(alnum, k);
-            m.space |= bits(space, k);
-            m.stop |= bits(stop, k);
-            m.maybe_stop |= bits(maybe_stop, k);
-            m.high |= bits(v, k);
-        }
+            ),
+            or(or(eq(v, b'!'), eq(v, b'?')), or(eq(v, b';'), eq(v, b'\n'))),
+            or(eq(v, b'.'), eq(v, b':')),
+            high(v),
+        ]
+    });
+    ByteMasks {
+        alnum,
+        space,
+        stop,
+        maybe_stop,
+        high,
     }
-    m
 }
 
 #[cfg(not(target_arch = "x86_64"))]

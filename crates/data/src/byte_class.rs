@@ -1,0 +1,81 @@
+//! Bit masks of byte classes, 64 bytes at a time (SSE2 on x86_64, which every x86_64 CPU has):
+//! bit `j` of a mask for byte `j`. The text scans (word counts, sentence ends, the rubric's
+//! contact and commerce cues, phrase starts) classify bytes with these instead of one by one.
+
+#[cfg(target_arch = "x86_64")]
+pub(crate) use x86::*;
+
+#[cfg(target_arch = "x86_64")]
+mod x86 {
+    use std::arch::x86_64::*;
+
+    /// Sixteen bytes, and a class of them (`0xFF` for a byte in the class, `0` otherwise).
+    pub(crate) type Lane = __m128i;
+
+    /// The `N` class masks of `block[..64]`: `classes` makes the `N` class lanes of each 16 bytes.
+    #[inline(always)]
+    pub(crate) fn masks64<const N: usize>(
+        block: &[u8],
+        classes: impl Fn(Lane) -> [Lane; N],
+    ) -> [u64; N] {
+        let block = &block[..64];
+        let mut out = [0u64; N];
+        for k in 0..4 {
+            // SAFETY: the 16-byte unaligned load stays within the 64 bytes of `block`.
+            let v = unsafe { _mm_loadu_si128(block.as_ptr().add(16 * k).cast()) };
+            for (o, c) in out.iter_mut().zip(classes(v)) {
+                // SAFETY: SSE2 is part of every x86_64 CPU; no memory is read.
+                *o |= u64::from(unsafe { _mm_movemask_epi8(c) } as u16) << (16 * k);
+            }
+        }
+        out
+    }
+
+    /// Bytes equal to `b`.
+    #[inline(always)]
+    pub(crate) fn eq(v: Lane, b: u8) -> Lane {
+        // SAFETY: SSE2 is part of every x86_64 CPU; no memory is read.
+        unsafe { _mm_cmpeq_epi8(v, _mm_set1_epi8(b as i8)) }
+    }
+
+    /// Bytes from `lo` to `lo + span`, unsigned: `min(x - lo, span) == x - lo`.
+    #[inline(always)]
+    pub(crate) fn in_range(v: Lane, lo: u8, span: u8) -> Lane {
+        // SAFETY: SSE2 is part of every x86_64 CPU; no memory is read.
+        unsafe {
+            let d = _mm_sub_epi8(v, _mm_set1_epi8(lo as i8));
+            _mm_cmpeq_epi8(_mm_min_epu8(d, _mm_set1_epi8(span as i8)), d)
+        }
+    }
+
+    #[inline(always)]
+    pub(crate) fn or(a: Lane, b: Lane) -> Lane {
+        // SAFETY: SSE2 is part of every x86_64 CPU; no memory is read.
+        unsafe { _mm_or_si128(a, b) }
+    }
+
+    /// ASCII letters of either case, by folding to lower case first (`x | 0x20`).
+    #[inline(always)]
+    pub(crate) fn ascii_letter(v: Lane) -> Lane {
+        in_range(lower(v), b'a', 25)
+    }
+
+    /// `x | 0x20`: ASCII letters in lower case (and other bytes moved along with them).
+    #[inline(always)]
+    pub(crate) fn lower(v: Lane) -> Lane {
+        // SAFETY: SSE2 is part of every x86_64 CPU; no memory is read.
+        unsafe { _mm_or_si128(v, _mm_set1_epi8(0x20)) }
+    }
+
+    /// ASCII letters and digits.
+    #[inline(always)]
+    pub(crate) fn ascii_alnum(v: Lane) -> Lane {
+        or(in_range(v, b'0', 9), ascii_letter(v))
+    }
+
+    /// Bytes of 0x80 and up: `movemask` reads the top bit, so the bytes themselves.
+    #[inline(always)]
+    pub(crate) fn high(v: Lane) -> Lane {
+        v
+    }
+}
