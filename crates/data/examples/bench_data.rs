@@ -704,17 +704,10 @@ fn banned(w: &str, lex: &Lexicons) -> bool {
     ];
     STREET.contains(&w)
         || STOPWORDS.contains(&w)
-        || [
-            &lex.promo,
-            &lex.contact,
-            &lex.commerce,
-            &lex.retailers,
-            &lex.claims,
-            &lex.testimonials,
-            &lex.placeholders,
-        ]
-        .iter()
-        .any(|l| l.entries.iter().any(|e| e.phrase == w))
+        || lex
+            .phrase_lexicons()
+            .iter()
+            .any(|l| l.entries.iter().any(|e| e.phrase == w))
 }
 
 /// A vocabulary of `n` distinct pronounceable made-up words, deterministic for `seed`.

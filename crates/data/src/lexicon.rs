@@ -2,10 +2,10 @@
 //! (`phrase<TAB>source<TAB>note`) in `data/lexicons/`. The defaults are compiled in; users extend
 //! them with their own files of the same names (`--lexicons DIR`).
 
-use aho_corasick::{AhoCorasick, AhoCorasickBuilder, MatchKind};
 use std::path::Path;
 
 use crate::error::DataError;
+use crate::phrase_set::PhraseSet;
 
 /// The lexicons the rubric uses, by file stem.
 pub const LEXICON_NAMES: &[&str] = &[
@@ -73,7 +73,7 @@ pub struct Entry {
 pub struct Lexicon {
     pub name: String,
     pub entries: Vec<Entry>,
-    matcher: AhoCorasick,
+    matcher: PhraseSet,
 }
 
 /// A phrase found in a text: byte range and the lexicon entry.
@@ -92,14 +92,12 @@ impl Lexicon {
         }
         let mut seen = std::collections::HashSet::new();
         entries.retain(|e| seen.insert(e.phrase.clone()));
-        let matcher = AhoCorasickBuilder::new()
-            .ascii_case_insensitive(true)
-            .match_kind(MatchKind::LeftmostLongest)
-            .build(entries.iter().map(|e| e.phrase.as_str()))
-            .map_err(|e| DataError::Lexicon {
+        let matcher = PhraseSet::new(entries.iter().map(|e| e.phrase.as_str())).map_err(|e| {
+            DataError::Lexicon {
                 name: name.to_owned(),
                 reason: e.to_string(),
-            })?;
+            }
+        })?;
         Ok(Self {
             name: name.to_owned(),
             entries,
@@ -137,29 +135,22 @@ impl Lexicon {
         Ok(out)
     }
 
-    /// All phrases found in `text`, on word boundaries.
+    /// All phrases found in `text`, on word boundaries (the search of [`PhraseSet::find`]).
     pub fn find_all(&self, text: &str) -> Vec<Hit<'_>> {
         self.matcher
-            .find_iter(text)
-            .filter(|m| on_word_boundaries(text, m.start(), m.end()))
+            .find(text)
+            .into_iter()
             .map(|m| Hit {
-                start: m.start(),
-                end: m.end(),
-                entry: &self.entries[m.pattern().as_usize()],
+                start: m.start,
+                end: m.end,
+                entry: &self.entries[m.phrase],
             })
             .collect()
     }
 
     /// The first phrase found in `text`, on word boundaries.
     pub fn find_first(&self, text: &str) -> Option<Hit<'_>> {
-        self.matcher
-            .find_iter(text)
-            .find(|m| on_word_boundaries(text, m.start(), m.end()))
-            .map(|m| Hit {
-                start: m.start(),
-                end: m.end(),
-                entry: &self.entries[m.pattern().as_usize()],
-            })
+        self.find_all(text).into_iter().next()
     }
 
     /// Whether `word` (one word, any case) is in the lexicon.
@@ -168,21 +159,6 @@ impl Lexicon {
             .iter()
             .any(|e| e.phrase.eq_ignore_ascii_case(word))
     }
-}
-
-fn is_word_char(c: char) -> bool {
-    c.is_alphanumeric()
-}
-
-/// A match counts only if it does not cut a word: the characters just outside it are not
-/// alphanumeric where the phrase's own edge is alphanumeric ("sale" must not match "wholesale").
-fn on_word_boundaries(text: &str, start: usize, end: usize) -> bool {
-    let phrase = &text[start..end];
-    let first_inner = phrase.chars().next().is_some_and(is_word_char);
-    let last_inner = phrase.chars().next_back().is_some_and(is_word_char);
-    let before_ok = !first_inner || !text[..start].chars().next_back().is_some_and(is_word_char);
-    let after_ok = !last_inner || !text[end..].chars().next().is_some_and(is_word_char);
-    before_ok && after_ok
 }
 
 /// The set of lexicons the rubric uses.
@@ -203,6 +179,20 @@ pub struct Lexicons {
 }
 
 impl Lexicons {
+    /// The phrase lexicons, searched in every field of a listing, in the rubric's order: promo,
+    /// contact, commerce, retailers, claims, testimonials, placeholders.
+    pub fn phrase_lexicons(&self) -> [&Lexicon; 7] {
+        [
+            &self.promo,
+            &self.contact,
+            &self.commerce,
+            &self.retailers,
+            &self.claims,
+            &self.testimonials,
+            &self.placeholders,
+        ]
+    }
+
     /// The compiled-in defaults (the files in `data/lexicons/`).
     pub fn builtin() -> Self {
         // The defaults are part of the source tree and covered by tests; failing here is a bug.

@@ -251,15 +251,16 @@ impl Rubric {
     pub fn new(config: RubricConfig, lex: Lexicons) -> Self {
         let mut meta: Vec<(Kind, Entry)> = Vec::new();
         let mut seen = HashSet::new();
-        for (kind, l) in [
-            (Kind::Promo, &lex.promo),
-            (Kind::Contact, &lex.contact),
-            (Kind::Commerce, &lex.commerce),
-            (Kind::Retail, &lex.retailers),
-            (Kind::Claims, &lex.claims),
-            (Kind::Testimonial, &lex.testimonials),
-            (Kind::Placeholder, &lex.placeholders),
-        ] {
+        let kinds = [
+            Kind::Promo,
+            Kind::Contact,
+            Kind::Commerce,
+            Kind::Retail,
+            Kind::Claims,
+            Kind::Testimonial,
+            Kind::Placeholder,
+        ];
+        for (kind, l) in kinds.into_iter().zip(lex.phrase_lexicons()) {
             for e in &l.entries {
                 if seen.insert(e.phrase.clone()) {
                     meta.push((kind, e.clone()));
@@ -752,9 +753,6 @@ impl Rubric {
         // Phrase lexicons over every field.
         let mut scan = |field: &str, s: &str, is_feature: bool| {
             for m in self.phrases.find(s) {
-                if !on_word_boundaries(s, m.start, m.end) {
-                    continue;
-                }
                 let (kind, entry) = &self.phrase_meta[m.phrase];
                 let reason = format!("{} [{}]", entry.note, entry.source);
                 let e = || ev(field, s, m.start, m.end, reason.clone());
@@ -1065,15 +1063,6 @@ fn plain_allowed_tag(tag: &str) -> bool {
 
 fn is_emoji(c: char) -> bool {
     matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0xFE0F | 0x2B50 | 0x2B55)
-}
-
-fn on_word_boundaries(text: &str, start: usize, end: usize) -> bool {
-    let phrase = &text[start..end];
-    let w = |c: char| c.is_alphanumeric();
-    let first_inner = phrase.chars().next().is_some_and(w);
-    let last_inner = phrase.chars().next_back().is_some_and(w);
-    (!first_inner || !text[..start].chars().next_back().is_some_and(w))
-        && (!last_inner || !text[end..].chars().next().is_some_and(w))
 }
 
 /// Which of the contact and commerce patterns can match a text at all: a necessary condition of
