@@ -17,6 +17,8 @@
 
 use aho_corasick::{AhoCorasick, AhoCorasickBuilder, Anchored, Input, MatchKind, StartKind};
 
+use crate::byte_class::block64;
+
 /// Bits of the prefix bitmaps' hash: 2^12 bits, 512 bytes each, so that they stay in the first
 /// cache level; a few hundred phrases set a few percent of the bits.
 const HASH_BITS: u32 = 12;
@@ -219,24 +221,20 @@ fn ends_on_boundary(hay: &str, end: usize) -> bool {
 /// are in `punct` (all of them when `punct` is `None`).
 fn for_ascii_starts(b: &[u8], punct: Option<&[u8]>, mut f: impl FnMut(usize)) {
     let mut prev_alnum = 0u64; // the last block's alphanumeric mask
-    for (k, chunk) in b.chunks(64).enumerate() {
+    for k in 0..b.len().div_ceil(64) {
         let mut pad = [0u8; 64];
-        let block = if chunk.len() == 64 {
-            chunk
-        } else {
-            pad[..chunk.len()].copy_from_slice(chunk);
-            &pad[..] // zero bytes are not alphanumeric
-        };
+        let block = block64(b, k, &mut pad); // zero padding is not alphanumeric
+        let len = (b.len() - 64 * k).min(64);
         let alnum = alnum_mask(block);
         let word_starts = alnum & !(alnum << 1 | prev_alnum >> 63);
         let others = match punct {
             None => !alnum,
             Some(set) => set.iter().fold(0, |m, &c| m | eq_mask(block, c)),
         };
-        let valid = if chunk.len() == 64 {
+        let valid = if len == 64 {
             u64::MAX
         } else {
-            (1u64 << chunk.len()) - 1
+            (1u64 << len) - 1
         };
         let mut m = (word_starts | others) & valid;
         while m != 0 {

@@ -1106,16 +1106,10 @@ impl Cues {
     fn of_ascii_masks(b: &[u8]) -> Self {
         let (mut contact, mut commerce) = (false, false);
         let block = |k: usize| -> CueMasks {
-            let start = 64 * k;
-            if start + 64 <= b.len() {
-                cue_masks(&b[start..start + 64])
-            } else if start < b.len() {
-                // Padded with zero bytes, which belong to no class: the end of the text.
-                let mut pad = [0u8; 64];
-                pad[..b.len() - start].copy_from_slice(&b[start..]);
-                cue_masks(&pad)
-            } else {
-                CueMasks::default()
+            let mut pad = [0u8; 64];
+            match crate::byte_class::block64(b, k, &mut pad) {
+                [] => CueMasks::default(),
+                block => cue_masks(block),
             }
         };
         let blocks = b.len().div_ceil(64);
