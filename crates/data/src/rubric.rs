@@ -678,10 +678,15 @@ impl Rubric {
         }
 
         // D-LEN
-        let desc_chars = char_len(&listing.description);
-        if description_words < cfg.description_min_words || desc_chars > cfg.description_max_chars {
+        // A text has no more characters than bytes: they are counted only when there are
+        // enough bytes to be too many.
+        let desc = &listing.description;
+        let too_long = (desc.len() > cfg.description_max_chars)
+            .then(|| char_len(desc))
+            .filter(|&n| n > cfg.description_max_chars);
+        if description_words < cfg.description_min_words || too_long.is_some() {
             let hard = description_words < cfg.description_hard_min_words;
-            let reason = if desc_chars > cfg.description_max_chars {
+            let reason = if let Some(desc_chars) = too_long {
                 format!(
                     "{desc_chars} characters; at most {}",
                     cfg.description_max_chars
@@ -1097,11 +1102,11 @@ impl Cues {
         return Self::of_ascii_bytes(hay.as_bytes());
     }
 
-    /// [`Cues::of`] of ASCII text, 64 bytes at a time: each cue is a combination of bit masks of
-    /// byte classes (a digit with three more after it, a `:` before a `/`, ...), so the bytes
-    /// are classified once and only the rare candidates (a digit run before whitespace, a capital
-    /// that may start `USD`) are looked at one by one. The same result as
-    /// [`Cues::of_ascii_bytes`] (a test compares them).
+    /// [`Cues::of`] of ASCII text, 64 bytes at a time: four byte classes (digits, whitespace,
+    /// dots and the rare cue bytes `@ $ : U E G`) are classified into bit masks, the digit cues
+    /// (a run of four, a run before whitespace) are combinations of those masks, and only the
+    /// rare bytes and the dots (about one a sentence) are looked at one by one. The same result
+    /// as [`Cues::of_ascii_bytes`] (a test compares them).
     #[cfg(target_arch = "x86_64")]
     fn of_ascii_masks(b: &[u8]) -> Self {
         let (mut contact, mut commerce) = (false, false);
@@ -1114,7 +1119,6 @@ impl Cues {
         };
         let blocks = b.len().div_ceil(64);
         let mut cur = block(0);
-        let mut prev_w = 0u64;
         for k in 0..blocks {
             let next = block(k + 1);
             // Bit j of `after(m, s)`: the class of byte j + s.
@@ -1124,19 +1128,20 @@ impl Cues {
             {
                 return Self::ALL;
             }
-            contact |= cur.at != 0
-                || cur.colon & after(cur.slash, next.slash, 1) != 0
-                || cur.dot & (after(cur.alpha, next.alpha, 1) | cur.w << 1 | prev_w >> 63) != 0;
-            commerce |= cur.dollar != 0;
-            if !commerce {
-                let mut m = cur.currency_start;
-                while m != 0 {
-                    let i = 64 * k + m.trailing_zeros() as usize;
-                    m &= m - 1;
-                    if matches!(&b[i..b.len().min(i + 3)], b"USD" | b"EUR" | b"GBP") {
-                        commerce = true;
-                        break;
+            let mut m = cur.rare | cur.dot;
+            while m != 0 {
+                let i = 64 * k + m.trailing_zeros() as usize;
+                m &= m - 1;
+                let next = b.get(i + 1).copied().unwrap_or(0);
+                match b[i] {
+                    b'@' => contact = true,
+                    b'$' => commerce = true,
+                    b':' => contact |= next == b'/',
+                    b'.' => {
+                        contact |= next.is_ascii_alphabetic()
+                            || (i > 0 && b[i - 1].eq_ignore_ascii_case(&b'w'))
                     }
+                    _ => commerce |= matches!(&b[i..b.len().min(i + 3)], b"USD" | b"EUR" | b"GBP"),
                 }
             }
             if !contact {
@@ -1151,7 +1156,6 @@ impl Cues {
                     }
                 }
             }
-            prev_w = cur.w;
             cur = next;
         }
         Self { contact, commerce }
@@ -1207,47 +1211,30 @@ struct CueMasks {
     digit: u64,
     /// `\s` of the patterns: space, `\t`, `\n`, `\x0B`, `\x0C`, `\r`.
     space: u64,
-    alpha: u64,
-    /// `w` and `W`.
-    w: u64,
-    at: u64,
-    dollar: u64,
-    colon: u64,
-    slash: u64,
     dot: u64,
-    /// `U`, `E` and `G`: where `USD`, `EUR` or `GBP` may start.
-    currency_start: u64,
+    /// `@`, `$`, `:` and the `U`, `E` and `G` that may start `USD`, `EUR` or `GBP`.
+    rare: u64,
 }
 
 #[cfg(target_arch = "x86_64")]
 fn cue_masks(block: &[u8]) -> CueMasks {
-    use crate::byte_class::{ascii_letter, eq, in_range, lower, masks64, or};
-    let [digit, space, alpha, w, at, dollar, colon, slash, dot, currency_start] =
-        masks64(block, |v| {
-            [
-                in_range(v, b'0', 9),
-                or(eq(v, b' '), in_range(v, b'\t', 4)),
-                ascii_letter(v),
-                eq(lower(v), b'w'),
-                eq(v, b'@'),
-                eq(v, b'$'),
-                eq(v, b':'),
-                eq(v, b'/'),
-                eq(v, b'.'),
+    use crate::byte_class::{eq, in_range, masks64, or};
+    let [digit, space, dot, rare] = masks64(block, |v| {
+        [
+            in_range(v, b'0', 9),
+            or(eq(v, b' '), in_range(v, b'\t', 4)),
+            eq(v, b'.'),
+            or(
+                or(or(eq(v, b'@'), eq(v, b'$')), eq(v, b':')),
                 or(or(eq(v, b'U'), eq(v, b'E')), eq(v, b'G')),
-            ]
-        });
+            ),
+        ]
+    });
     CueMasks {
         digit,
         space,
-        alpha,
-        w,
-        at,
-        dollar,
-        colon,
-        slash,
         dot,
-        currency_start,
+        rare,
     }
 }
 

@@ -230,6 +230,35 @@ fn f_len_flags_duplicates() {
 }
 
 #[test]
+fn d_len_maximum_counts_characters_not_bytes() {
+    // 4,000 characters (the maximum) in more than 4,000 bytes, then one character more.
+    let mut description = prose(500);
+    while description.chars().count() < 4000 {
+        description.push_str(if description.chars().count().is_multiple_of(7) {
+            " "
+        } else {
+            "é"
+        });
+    }
+    description.truncate(
+        description
+            .char_indices()
+            .nth(4000)
+            .map_or(description.len(), |(i, _)| i),
+    );
+    assert!(description.len() > 4000 && description.chars().count() == 4000);
+    let mut l = good();
+    l.description = description.clone();
+    assert!(rule(&score(&l), "D-LEN").passed);
+    l.description = description + "é";
+    let r = fails_only("D-LEN", |x| x.description = l.description.clone());
+    assert_eq!(
+        rule(&r, "D-LEN").evidence[0].reason,
+        "4001 characters; at most 4000"
+    );
+}
+
+#[test]
 fn d_len_hard_fails_a_sentence_written_twice() {
     let again = "The cushions stay cool on warm afternoons.";
     let r = fails_only("D-LEN", |l| {
