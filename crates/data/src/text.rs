@@ -296,126 +296,94 @@ pub const REPEAT_MIN_WORDS: usize = 5;
 /// writing a sentence again is what this finds: a listing that says the same thing twice.
 ///
 /// Two sentences can only have the same words if they have as many words with as many bytes
-/// once lower-cased: that shape, read off bit masks of 64 bytes at a time for ASCII sentences
-/// ([`SentenceMasks`]), picks the candidates, and a candidate is confirmed word by word, so a
-/// shared shape never reports a repeat.
+/// once lower-cased: that shape picks the candidates, and a candidate is confirmed word by word,
+/// so a shared shape never reports a repeat. The text is read 64 bytes at a time as bit masks
+/// ([`ByteMasks`]): the sentence ends, and the word starts and alphanumeric bytes between them
+/// (the shape of an ASCII sentence), are counted off the masks in one pass.
 pub fn repeated_sentence(visible: &str, min_words: usize) -> Option<(usize, usize)> {
-    let masks = SentenceMasks::of(visible.as_bytes());
     // (shape, start, end) of every sentence long enough.
-    let mut seen: Vec<(u64, usize, usize)> = Vec::new();
-    let mut start = 0;
-    for end in masks.ends().chain(std::iter::once(visible.len())) {
+    let mut seen: Vec<(u64, usize, usize)> = Vec::with_capacity(16);
+    // The sentence `start..end`, whose ASCII words and their bytes the masks counted (or that
+    // holds a non-ASCII byte): its range if it repeats an earlier one.
+    let mut sentence = |start: usize, end: usize, counted: (usize, usize), high: bool| {
         let sentence = &visible[start..end];
-        let (words, bytes) = if masks.any(Mask::NonAscii, start, end) {
+        let (words, bytes) = if high {
             sentence_shape(sentence)
         } else {
-            (
-                masks.count(Mask::WordStart, start, end),
-                masks.count(Mask::Alnum, start, end),
-            )
+            counted
         };
-        if words >= min_words {
-            let shape = (words as u64) << 32 | bytes as u64;
-            let repeat = seen
-                .iter()
-                .any(|&(k, s, e)| k == shape && same_words(&visible[s..e], sentence));
-            if repeat {
-                let lead = sentence.len() - sentence.trim_start().len();
-                return Some((start + lead, start + sentence.trim_end().len()));
-            }
-            seen.push((shape, start, end));
+        if words < min_words {
+            return None;
         }
-        start = end + 1;
-    }
-    None
-}
-
-/// The bit masks [`repeated_sentence`] reads, bit `j` of block `k` for byte `64k + j`.
-struct SentenceMasks {
-    blocks: Vec<[u64; 4]>,
-}
-
-#[derive(Clone, Copy)]
-enum Mask {
-    /// ASCII letters and digits.
-    Alnum = 0,
-    /// The first byte of each run of them.
-    WordStart = 1,
-    /// Sentence ends: `!`, `?`, `;`, `\n`, and `.` or `:` before ASCII whitespace or the end.
-    End = 2,
-    /// Bytes of non-ASCII characters.
-    NonAscii = 3,
-}
-
-impl SentenceMasks {
-    fn of(bytes: &[u8]) -> Self {
-        let raw: Vec<ByteMasks> = bytes
-            .chunks(64)
-            .map(|c| {
-                if c.len() == 64 {
-                    byte_masks(c)
-                } else {
-                    // Padded with spaces: whitespace, so a final `.` ends a sentence.
-                    let mut block = [b' '; 64];
-                    block[..c.len()].copy_from_slice(c);
-                    byte_masks(&block)
-                }
-            })
-            .collect();
-        let mut blocks = Vec::with_capacity(raw.len());
-        for (k, m) in raw.iter().enumerate() {
-            let carry = k > 0 && raw[k - 1].alnum >> 63 == 1;
-            // The end of the text counts as whitespace.
-            let next_ws = raw.get(k + 1).is_none_or(|n| n.space & 1 == 1);
-            let ws_after = (m.space >> 1) | u64::from(next_ws) << 63;
-            blocks.push([
-                m.alnum,
-                m.alnum & !((m.alnum << 1) | u64::from(carry)),
-                m.stop | (m.maybe_stop & ws_after),
-                m.high,
-            ]);
+        let shape = (words as u64) << 32 | bytes as u64;
+        let repeat = seen
+            .iter()
+            .any(|&(k, s, e)| k == shape && same_words(&visible[s..e], sentence));
+        if repeat {
+            let lead = sentence.len() - sentence.trim_start().len();
+            return Some((start + lead, start + sentence.trim_end().len()));
         }
-        Self { blocks }
-    }
+        seen.push((shape, start, end));
+        None
+    };
 
-    /// Offsets of the sentence ends, in order.
-    fn ends(&self) -> impl Iterator<Item = usize> + '_ {
-        self.blocks.iter().enumerate().flat_map(|(k, b)| {
-            let mut m = b[Mask::End as usize];
-            std::iter::from_fn(move || {
-                (m != 0).then(|| {
-                    let j = m.trailing_zeros() as usize;
-                    m &= m - 1;
-                    64 * k + j
-                })
-            })
-        })
-    }
-
-    /// The bits of `mask` in bytes `start..end`, one block at a time.
-    fn in_range(&self, mask: Mask, start: usize, end: usize) -> impl Iterator<Item = u64> + '_ {
-        let last = end.saturating_sub(1) / 64;
-        (start / 64..if start < end { last + 1 } else { 0 }).map(move |k| {
-            let mut m = self.blocks[k][mask as usize];
-            if k == start / 64 {
-                m &= !0u64 << (start % 64);
+    let bytes = visible.as_bytes();
+    let blocks = bytes.len().div_ceil(64);
+    let masks = |k: usize| -> ByteMasks {
+        let c = &bytes[64 * k..bytes.len().min(64 * k + 64)];
+        if c.len() == 64 {
+            byte_masks(c)
+        } else {
+            // Padded with spaces: whitespace, so a final `.` ends a sentence.
+            let mut block = [b' '; 64];
+            block[..c.len()].copy_from_slice(c);
+            byte_masks(&block)
+        }
+    };
+    // The current sentence's start, its word starts and alphanumeric bytes so far, and whether
+    // it holds a non-ASCII byte.
+    let (mut start, mut words, mut alnum, mut high) = (0, 0, 0, false);
+    let mut cur = masks(0);
+    // Whether the byte before the block is alphanumeric.
+    let mut carry = false;
+    for k in 0..blocks {
+        let next = (k + 1 < blocks).then(|| masks(k + 1));
+        // The end of the text counts as whitespace.
+        let next_ws = next.is_none_or(|n| n.space & 1 == 1);
+        let ws_after = (cur.space >> 1) | u64::from(next_ws) << 63;
+        let word_starts = cur.alnum & !((cur.alnum << 1) | u64::from(carry));
+        let mut ends = cur.stop | (cur.maybe_stop & ws_after);
+        // Bits `from..` of the block are not counted yet.
+        let mut from = 0;
+        loop {
+            let j = ends.trailing_zeros();
+            let part = bits_from(from) & !bits_from(j);
+            words += (word_starts & part).count_ones() as usize;
+            alnum += (cur.alnum & part).count_ones() as usize;
+            high |= cur.high & part != 0;
+            if j == 64 {
+                break;
             }
-            if k == last {
-                m &= !0u64 >> (63 - (end - 1) % 64);
+            ends &= ends - 1;
+            let end = 64 * k + j as usize;
+            if let Some(r) = sentence(start, end, (words, alnum), high) {
+                return Some(r);
             }
-            m
-        })
+            (start, words, alnum, high) = (end + 1, 0, 0, false);
+            from = j + 1;
+        }
+        carry = cur.alnum >> 63 == 1;
+        if let Some(n) = next {
+            cur = n;
+        }
     }
+    // The last sentence runs to the end of the text.
+    sentence(start, visible.len(), (words, alnum), high)
+}
 
-    fn count(&self, mask: Mask, start: usize, end: usize) -> usize {
-        self.in_range(mask, start, end)
-            .map(|m| m.count_ones() as usize)
-            .sum()
-    }
-
-    fn any(&self, mask: Mask, start: usize, end: usize) -> bool {
-        self.in_range(mask, start, end).any(|m| m != 0)
-    }
+/// The bits `i..64` of a `u64` (none for `i` = 64).
+fn bits_from(i: u32) -> u64 {
+    u64::MAX.checked_shl(i).unwrap_or(0)
 }
 
 /// Classes of 64 bytes as bit masks (bit `j` for byte `j`).
