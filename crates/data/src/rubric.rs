@@ -626,11 +626,14 @@ impl Rubric {
         // Lower-cased features seen so far (a handful: a list beats hashing).
         let mut seen_features: Vec<&str> = Vec::with_capacity(feature_count);
         let features_ascii = listing.features.iter().all(|f| f.is_ascii());
+        // The length of the first feature out of bounds, for the feature_length gate.
+        let mut bad_feature = None;
         for (i, f) in listing.features.iter().enumerate() {
             let field = &*feature_field(i);
             let t = f.trim();
             let n = char_len(t);
             if n == 0 || n > cfg.feature_max_chars {
+                bad_feature = bad_feature.or(Some(n));
                 fail(
                     "F-LEN",
                     whole(
@@ -892,11 +895,6 @@ impl Rubric {
         }
         let score = score as u8;
 
-        let bad_feature = listing
-            .features
-            .iter()
-            .map(|f| char_len(f.trim()))
-            .find(|&n| n == 0 || n > cfg.feature_max_chars);
         let gates = vec![
             Gate {
                 id: Cow::Borrowed("title_length"),
@@ -1283,11 +1281,32 @@ fn street_type_follows(rest: &[u8]) -> bool {
         .filter(|w| !w.is_empty())
         .skip(1)
         .take(3)
-        .any(|w| {
-            STREET_TYPES
-                .iter()
-                .any(|t| w.len() >= t.len() && w[..t.len()].eq_ignore_ascii_case(t.as_bytes()))
-        })
+        .any(starts_with_street_type)
+}
+
+/// Whether `w` begins with one of [`STREET_TYPES`], in any case. Numbers in listings are mostly
+/// followed by units and nouns, so the lower-cased first two bytes (every street type has two)
+/// are looked up first, in a table of 256 x 256 bits.
+fn starts_with_street_type(w: &[u8]) -> bool {
+    static FIRST_TWO: [u64; 1024] = {
+        let mut t = [0u64; 1024];
+        let mut i = 0;
+        while i < STREET_TYPES.len() {
+            let b = STREET_TYPES[i].as_bytes();
+            let k = (b[0].to_ascii_lowercase() as usize) << 8 | b[1].to_ascii_lowercase() as usize;
+            t[k / 64] |= 1 << (k % 64);
+            i += 1;
+        }
+        t
+    };
+    let [a, b, ..] = *w else {
+        return false;
+    };
+    let k = (a.to_ascii_lowercase() as usize) << 8 | b.to_ascii_lowercase() as usize;
+    FIRST_TWO[k / 64] >> (k % 64) & 1 == 1
+        && STREET_TYPES
+            .iter()
+            .any(|t| w.len() >= t.len() && w[..t.len()].eq_ignore_ascii_case(t.as_bytes()))
 }
 
 /// The tags of an HTML fragment as `(start, end, text)` byte ranges.
