@@ -5,6 +5,26 @@
 #[cfg(target_arch = "x86_64")]
 pub(crate) use x86::*;
 
+/// The offset of the first byte of `b` that is not ASCII, eight bytes at a time: where the
+/// ASCII fast paths of mostly-ASCII text (a curly quote, a dash or a no-break space in English
+/// prose) hand one character to the slow path.
+pub(crate) fn first_non_ascii(b: &[u8]) -> Option<usize> {
+    const HIGH: u64 = 0x8080_8080_8080_8080;
+    let mut words = b.chunks_exact(8);
+    for (k, w) in (&mut words).enumerate() {
+        let high = u64::from_le_bytes(w.try_into().expect("8 bytes")) & HIGH;
+        if high != 0 {
+            return Some(8 * k + high.trailing_zeros() as usize / 8);
+        }
+    }
+    let done = b.len() - words.remainder().len();
+    words
+        .remainder()
+        .iter()
+        .position(|c| !c.is_ascii())
+        .map(|i| done + i)
+}
+
 /// Block `k` of `b`, bytes `64k..64k + 64`, as 64 bytes: a last block shorter than that is
 /// copied into `pad` and followed by zero bytes, which are in none of the classes the scans
 /// read (so they stand for the end of the text). Empty past the end of `b`.
@@ -93,5 +113,30 @@ mod x86 {
     #[inline(always)]
     pub(crate) fn high(v: Lane) -> Lane {
         v
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn first_non_ascii_is_the_first_high_byte() {
+        let mut r = crate::rng::Rng::new(3);
+        for _ in 0..20_000 {
+            let n = r.below(40);
+            let b: Vec<u8> = (0..n)
+                .map(|_| {
+                    if r.below(12) == 0 {
+                        0x80 + r.below(128) as u8
+                    } else {
+                        r.below(128) as u8
+                    }
+                })
+                .collect();
+            assert_eq!(
+                super::first_non_ascii(&b),
+                b.iter().position(|c| !c.is_ascii()),
+                "{b:?}"
+            );
+        }
     }
 }

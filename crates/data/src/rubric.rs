@@ -868,13 +868,13 @@ impl Rubric {
 
         // X-LANG: mostly Latin letters, and English function words in longer descriptions.
         {
-            // Letters of "{title} {visible}" (the joining space is no letter); ASCII text has
-            // no letter that is not Latin, and then needs no count.
-            let (letters, foreign) = if title.is_ascii() && visible.is_ascii() {
-                (0, 0)
+            // Letters of "{title} {visible}" (the joining space is no letter). Only text with
+            // a letter that is not Latin can fail, so the letters are counted only then.
+            let foreign = foreign_letters(title) + foreign_letters(&visible);
+            let letters = if foreign > 0 {
+                count_letters(title).0 + count_letters(&visible).0
             } else {
-                let ((l1, f1), (l2, f2)) = (count_letters(title), count_letters(&visible));
-                (l1 + l2, f1 + f2)
+                0
             };
             if letters > 0 && foreign * 10 > letters {
                 fail("X-LANG", whole("description", &visible, format!("{foreign} of {letters} letters are not Latin; listings must be in English")), false);
@@ -1014,6 +1014,21 @@ fn feature_field(i: usize) -> Cow<'static, str> {
         Some(n) => Cow::Borrowed(n),
         None => Cow::Owned(format!("features[{i}]")),
     }
+}
+
+/// The alphabetic characters of `s` past U+024F (not Latin): `count_letters(s).1`, with only
+/// the non-ASCII characters decoded.
+fn foreign_letters(s: &str) -> usize {
+    let mut foreign = 0;
+    let mut rest = s;
+    while let Some(i) = crate::byte_class::first_non_ascii(rest.as_bytes()) {
+        let Some(c) = rest[i..].chars().next() else {
+            break;
+        };
+        foreign += usize::from(c.is_alphabetic() && (c as u32) > 0x024F);
+        rest = &rest[i + c.len_utf8()..];
+    }
+    foreign
 }
 
 /// Alphabetic characters in `s`, and how many of them are past U+024F (not Latin).
@@ -1570,6 +1585,7 @@ mod tests {
                 foreign += ((c as u32) > 0x024F) as usize;
             }
             assert_eq!(count_letters(&s), (letters, foreign), "{s:?}");
+            assert_eq!(foreign_letters(&s), foreign, "{s:?}");
         }
     }
 
