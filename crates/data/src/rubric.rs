@@ -357,9 +357,8 @@ impl Rubric {
     }
 
     /// An ASCII stand-in for `s` on which the contact and commerce patterns find the same
-    /// matches, one stand-in byte per character of `s`, with the byte offset in `s` of every
-    /// stand-in byte (and of the end); `None` when `s` holds a non-ASCII digit (then `s` itself
-    /// is searched).
+    /// matches, one stand-in byte per character of `s`, which maps its offsets back to `s`
+    /// ([`Standin::at`]); `None` when `s` holds a non-ASCII digit (then `s` itself is searched).
     ///
     /// Why: the patterns use Unicode word boundaries, which the regex crate's fast (lazy DFA)
     /// engine supports on ASCII text only; on any other text it falls back to an NFA simulation
@@ -368,18 +367,21 @@ impl Rubric {
     /// character by a test): whitespace by a space, `€` and `£` by `$`, `ſ` (U+017F) and the
     /// Kelvin sign (U+212A), which case-fold to ASCII letters, by `s` and `k`, other word
     /// characters by `_` and everything else by `#`. Non-ASCII digits have no such stand-in.
-    fn ascii_standin(&self, s: &str) -> Option<(String, Vec<usize>)> {
-        let mut out = String::with_capacity(s.len());
-        let mut at = Vec::with_capacity(s.len() + 1);
-        let mut buf = [0u8; 4];
-        for (i, c) in s.char_indices() {
-            at.push(i);
-            if c.is_ascii() {
-                out.push(c);
-                continue;
-            }
-            let cs: &str = c.encode_utf8(&mut buf);
-            out.push(match c {
+    fn ascii_standin(&self, s: &str) -> Option<Standin> {
+        let mut standin = Standin {
+            text: String::with_capacity(s.len()),
+            wide: Vec::new(),
+        };
+        let mut extra = 0;
+        let mut rest = s;
+        // ASCII runs stand for themselves and are copied whole.
+        while let Some(run) = crate::byte_class::first_non_ascii(rest.as_bytes()) {
+            standin.text.push_str(&rest[..run]);
+            let Some(c) = rest[run..].chars().next() else {
+                break;
+            };
+            let cs = &rest[run..run + c.len_utf8()];
+            standin.text.push(match c {
                 '\u{20AC}' | '\u{A3}' => '$',
                 '\u{17F}' => 's',
                 '\u{212A}' => 'k',
@@ -388,9 +390,12 @@ impl Rubric {
                 _ if self.word_char_re.is_match(cs) => '_',
                 _ => '#',
             });
+            extra += cs.len() - 1;
+            standin.wide.push((standin.text.len() - 1, extra));
+            rest = &rest[run + cs.len()..];
         }
-        at.push(s.len());
-        Some((out, at))
+        standin.text.push_str(rest);
+        Some(standin)
     }
 
     /// Scores a listing. `input` (the product) lets T-FORM check the product noun and X-RETAIL
@@ -790,11 +795,8 @@ impl Rubric {
             } else {
                 self.ascii_standin(s)
             };
-            let (hay, offsets): (&str, Option<&[usize]>) = match &standin {
-                Some((t, at)) => (t, Some(at)),
-                None => (s, None),
-            };
-            let at = |i: usize| offsets.map_or(i, |o| o[i]);
+            let hay = standin.as_ref().map_or(s, |t| t.text.as_str());
+            let at = |i: usize| standin.as_ref().map_or(i, |t| t.at(i));
             // Cues first (one byte pass that most fields fail), then `is_match`: it skips the
             // capture slots `captures_iter` allocates.
             let cues = Cues::of(hay);
@@ -1081,6 +1083,23 @@ fn plain_allowed_tag(tag: &str) -> bool {
 
 fn is_emoji(c: char) -> bool {
     matches!(c as u32, 0x1F000..=0x1FAFF | 0x2600..=0x27BF | 0xFE0F | 0x2B50 | 0x2B55)
+}
+
+/// An ASCII stand-in for a text (see [`Rubric::ascii_standin`]): one byte per character.
+struct Standin {
+    text: String,
+    /// For each non-ASCII character, in order: the index of its stand-in byte, and the bytes that
+    /// the text has more than the stand-in up to and including that character.
+    wide: Vec<(usize, usize)>,
+}
+
+impl Standin {
+    /// The byte offset in the text of the character that stand-in byte `i` stands for (the end
+    /// of the text for `i` = the stand-in's length).
+    fn at(&self, i: usize) -> usize {
+        let before = self.wide.partition_point(|&(j, _)| j < i);
+        i + before.checked_sub(1).map_or(0, |k| self.wide[k].1)
+    }
 }
 
 /// Which of the contact and commerce patterns can match a text at all: a necessary condition of
@@ -1390,16 +1409,17 @@ mod tests {
         let mut buf = [0u8; 4];
         for c in (0x80u32..=0x10FFFF).filter_map(char::from_u32) {
             let cs: &str = c.encode_utf8(&mut buf);
-            let Some((standin, at)) = r.ascii_standin(cs) else {
+            let Some(st) = r.ascii_standin(cs) else {
                 assert!(r.digit_re.is_match(cs), "{c:?} has no stand-in");
                 continue;
             };
+            let standin = st.text.as_str();
             assert!(standin.len() == 1 && standin.is_ascii(), "{c:?}");
-            assert_eq!(at, [0, cs.len()]);
+            assert_eq!([st.at(0), st.at(1)], [0, cs.len()]);
             for set in &sets {
                 assert_eq!(
                     set.matches(cs).into_iter().collect::<Vec<_>>(),
-                    set.matches(&standin).into_iter().collect::<Vec<_>>(),
+                    set.matches(standin).into_iter().collect::<Vec<_>>(),
                     "{c:?} stood in for by {standin:?}"
                 );
             }
@@ -1423,7 +1443,7 @@ mod tests {
         for _ in 0..200_000 {
             let n = 1 + rng.below(12);
             let s: String = (0..n).map(|_| parts[rng.below(parts.len())]).collect();
-            let hay = r.ascii_standin(&s).map_or(s.clone(), |(t, _)| t);
+            let hay = r.ascii_standin(&s).map_or(s.clone(), |t| t.text);
             let cues = Cues::of(&hay);
             if r.contact_re.is_match(&hay) {
                 contacts += 1;
@@ -1554,16 +1574,23 @@ mod tests {
         for _ in 0..60_000 {
             let n = 1 + rng.below(14);
             let s: String = (0..n).map(|_| parts[rng.below(parts.len())]).collect();
-            let Some((standin, at)) = r.ascii_standin(&s) else {
+            let Some(st) = r.ascii_standin(&s) else {
                 continue;
             };
-            assert!(standin.is_ascii() && at.len() == standin.len() + 1);
+            let standin = st.text.as_str();
+            assert!(standin.is_ascii() && standin.len() == s.chars().count());
+            // Every stand-in byte maps to the start of its character, and the end to the end.
+            let starts: Vec<usize> = s.char_indices().map(|(i, _)| i).chain([s.len()]).collect();
+            assert_eq!(
+                (0..=standin.len()).map(|i| st.at(i)).collect::<Vec<_>>(),
+                starts
+            );
             for re in [&r.contact_re, &r.commerce_re] {
-                let mapped: Vec<Vec<Option<(usize, usize)>>> = spans(re, &standin)
+                let mapped: Vec<Vec<Option<(usize, usize)>>> = spans(re, standin)
                     .into_iter()
                     .map(|c| {
                         c.into_iter()
-                            .map(|m| m.map(|(a, b)| (at[a], at[b])))
+                            .map(|m| m.map(|(a, b)| (st.at(a), st.at(b))))
                             .collect()
                     })
                     .collect();
