@@ -165,20 +165,9 @@ impl PhraseSet {
         let mut out = Vec::new();
         // The end of the last match: no phrase starts before it.
         let mut resume = 0;
-        if hay.is_ascii() {
-            for_ascii_starts(hay.as_bytes(), self.punct_first.as_deref(), |p| {
-                self.longest_at(hay, p, &mut resume, &mut out)
-            });
-        } else {
-            let mut prev_alnum = false;
-            for (p, c) in hay.char_indices() {
-                let alnum = c.is_alphanumeric();
-                if !alnum || !prev_alnum {
-                    self.longest_at(hay, p, &mut resume, &mut out);
-                }
-                prev_alnum = alnum;
-            }
-        }
+        for_starts(hay, self.punct_first.as_deref(), |p| {
+            self.longest_at(hay, p, &mut resume, &mut out)
+        });
         out
     }
 
@@ -216,21 +205,45 @@ fn ends_on_boundary(hay: &str, end: usize) -> bool {
         && hay[end..].chars().next().is_some_and(alnum))
 }
 
-/// Calls `f` with every position of ASCII text `b` where a phrase may start, in order: word
-/// starts (a letter or digit after a byte that is neither, or first), and the other bytes that
-/// are in `punct` (all of them when `punct` is `None`).
-fn for_ascii_starts(b: &[u8], punct: Option<&[u8]>, mut f: impl FnMut(usize)) {
+/// Calls `f` with every position of `hay` where a phrase may start, in order: word starts (a
+/// letter or digit, in Unicode's sense, after a character that is neither, or first), the ASCII
+/// bytes in `punct` (every ASCII byte that is neither when `punct` is `None`), and the non-ASCII
+/// characters that are neither. The bytes are classified 64 at a time as bit masks; only the
+/// non-ASCII characters (a curly quote or a dash in English text) are decoded.
+fn for_starts(hay: &str, punct: Option<&[u8]>, mut f: impl FnMut(usize)) {
+    let b = hay.as_bytes();
     let mut prev_alnum = 0u64; // the last block's alphanumeric mask
+    let mut spill = 0u64; // bytes of this block that end a non-ASCII letter or digit
     for k in 0..b.len().div_ceil(64) {
         let mut pad = [0u8; 64];
-        let block = block64(b, k, &mut pad); // zero padding is not alphanumeric
+        let block = block64(b, k, &mut pad); // zero padding is in no class
         let len = (b.len() - 64 * k).min(64);
-        let alnum = alnum_mask(block);
-        let word_starts = alnum & !(alnum << 1 | prev_alnum >> 63);
-        let others = match punct {
-            None => !alnum,
+        let (ascii_alnum, high) = alnum_high_masks(block);
+        let mut alnum = ascii_alnum | std::mem::take(&mut spill);
+        let mut others = match punct {
+            None => !ascii_alnum & !high,
             Some(set) => set.iter().fold(0, |m, &c| m | eq_mask(block, c)),
         };
+        if high != 0 {
+            // The first bytes of non-ASCII characters: letters and digits join the alphanumeric
+            // mask with all their bytes (the next block's too), the others may start a phrase.
+            let mut leads = high & !continuation_mask(block);
+            while leads != 0 {
+                let j = leads.trailing_zeros();
+                leads &= leads - 1;
+                let Some(c) = hay[64 * k + j as usize..].chars().next() else {
+                    break;
+                };
+                if c.is_alphanumeric() {
+                    let bytes = ((1u128 << c.len_utf8()) - 1) << j;
+                    alnum |= bytes as u64;
+                    spill |= (bytes >> 64) as u64;
+                } else {
+                    others |= 1 << j;
+                }
+            }
+        }
+        let word_starts = alnum & !(alnum << 1 | prev_alnum >> 63);
         let valid = if len == 64 {
             u64::MAX
         } else {
@@ -260,19 +273,40 @@ fn eq_mask(block: &[u8], c: u8) -> u64 {
         .fold(0, |m, (j, &b)| m | u64::from(b == c) << j)
 }
 
-/// Bit `j`: byte `j` of the 64 is an ASCII letter or digit.
+/// Bit `j`: byte `j` of the 64 is an ASCII letter or digit; and: it is not ASCII.
 #[cfg(target_arch = "x86_64")]
-fn alnum_mask(block: &[u8]) -> u64 {
-    let [m] = crate::byte_class::masks64(block, |v| [crate::byte_class::ascii_alnum(v)]);
+fn alnum_high_masks(block: &[u8]) -> (u64, u64) {
+    use crate::byte_class::{ascii_alnum, high, masks64};
+    let [alnum, high] = masks64(block, |v| [ascii_alnum(v), high(v)]);
+    (alnum, high)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn alnum_high_masks(block: &[u8]) -> (u64, u64) {
+    block[..64]
+        .iter()
+        .enumerate()
+        .fold((0, 0), |(a, h), (j, b)| {
+            (
+                a | u64::from(b.is_ascii_alphanumeric()) << j,
+                h | u64::from(!b.is_ascii()) << j,
+            )
+        })
+}
+
+/// Bit `j`: byte `j` of the 64 continues a UTF-8 character (0x80 to 0xBF).
+#[cfg(target_arch = "x86_64")]
+fn continuation_mask(block: &[u8]) -> u64 {
+    use crate::byte_class::{in_range, masks64};
+    let [m] = masks64(block, |v| [in_range(v, 0x80, 0x3F)]);
     m
 }
 
 #[cfg(not(target_arch = "x86_64"))]
-fn alnum_mask(block: &[u8]) -> u64 {
-    block[..64]
-        .iter()
-        .enumerate()
-        .fold(0, |m, (j, b)| m | u64::from(b.is_ascii_alphanumeric()) << j)
+fn continuation_mask(block: &[u8]) -> u64 {
+    block[..64].iter().enumerate().fold(0, |m, (j, &b)| {
+        m | u64::from((0x80..=0xBF).contains(&b)) << j
+    })
 }
 
 #[cfg(test)]
@@ -339,7 +373,7 @@ mod tests {
         let mut rng = Rng::new(seed);
         let others = [
             " ", "  ", "-", ".", "'", "%", "#", "x", "ab", "e", "s", "1", "\u{e9}", "\u{2122}",
-            "\u{A0}",
+            "\u{A0}", "\u{4E2D}", "\u{1F600}", "\u{2019}",
         ];
         let mut found = 0;
         for _ in 0..texts {
