@@ -470,7 +470,9 @@ impl Rubric {
         }
 
         // T-FORM
-        let title_words: Vec<(usize, &str)> = words(title).collect();
+        // A title has a dozen words or so: room for them at once.
+        let mut title_words: Vec<(usize, &str)> = Vec::with_capacity(24);
+        title_words.extend(words(title));
         {
             let mut missing = Vec::new();
             let starts_upper = title
@@ -552,7 +554,7 @@ impl Rubric {
             // Lower-cased word -> (count, first offset, first spelling); a title has a dozen
             // words, so a list beats a hash map.
             let title_ascii = title.is_ascii();
-            let mut counts: Vec<(usize, usize, &str)> = Vec::new();
+            let mut counts: Vec<(usize, usize, &str)> = Vec::with_capacity(title_words.len());
             for (at, w) in &title_words {
                 if w.chars().count() < 2 || is_stopword(w) || !w.chars().any(char::is_alphabetic) {
                     continue;
@@ -1344,22 +1346,22 @@ fn starts_with_street_type(w: &[u8]) -> bool {
 }
 
 /// The tags of an HTML fragment as `(start, end, text)` byte ranges.
-fn html_tags(s: &str) -> Vec<(usize, usize, &str)> {
-    let mut out = Vec::new();
+fn html_tags(s: &str) -> impl Iterator<Item = (usize, usize, &str)> {
     let mut i = 0;
-    while let Some(p) = s[i..].find('<') {
-        let start = i + p;
-        let next = s[start + 1..].chars().next();
-        if next.is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!') {
-            if let Some(e) = s[start..].find('>') {
-                out.push((start, start + e + 1, &s[start..start + e + 1]));
-                i = start + e + 1;
-                continue;
+    std::iter::from_fn(move || {
+        while let Some(p) = s[i..].find('<') {
+            let start = i + p;
+            let next = s[start + 1..].chars().next();
+            if next.is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!') {
+                if let Some(e) = s[start..].find('>') {
+                    i = start + e + 1;
+                    return Some((start, i, &s[start..i]));
+                }
             }
+            i = start + 1;
         }
-        i = start + 1;
-    }
-    out
+        None
+    })
 }
 
 #[cfg(test)]
