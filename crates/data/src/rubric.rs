@@ -1347,13 +1347,15 @@ fn starts_with_street_type(w: &[u8]) -> bool {
 
 /// The tags of an HTML fragment as `(start, end, text)` byte ranges.
 fn html_tags(s: &str) -> impl Iterator<Item = (usize, usize, &str)> {
+    // `<` and `>` are ASCII: the positions memchr finds are character boundaries.
+    let b = s.as_bytes();
     let mut i = 0;
     std::iter::from_fn(move || {
-        while let Some(p) = s[i..].find('<') {
+        while let Some(p) = memchr::memchr(b'<', &b[i..]) {
             let start = i + p;
-            let next = s[start + 1..].chars().next();
-            if next.is_some_and(|c| c.is_ascii_alphabetic() || c == '/' || c == '!') {
-                if let Some(e) = s[start..].find('>') {
+            let next = b.get(start + 1).copied().unwrap_or(0);
+            if next.is_ascii_alphabetic() || next == b'/' || next == b'!' {
+                if let Some(e) = memchr::memchr(b'>', &b[start..]) {
                     i = start + e + 1;
                     return Some((start, i, &s[start..i]));
                 }
