@@ -251,15 +251,29 @@ fn strip_position(msg: &str) -> String {
 
 /// Which record format a JSON object text holds, judged from its top-level keys.
 fn sniff(text: &str) -> Option<SourceFormat> {
-    let has = |key: &str| {
-        memchr::memmem::find_iter(text.as_bytes(), key.as_bytes())
-            .any(|i| text[i + key.len()..].trim_start().starts_with(':'))
+    use memchr::memmem::Finder;
+    use std::sync::LazyLock;
+    // The searchers are built once: building one costs about as much as searching a record.
+    static KEYS: LazyLock<[Finder<'static>; 5]> = LazyLock::new(|| {
+        [
+            "\"input\"",
+            "\"output\"",
+            "\"messages\"",
+            "\"prompt\"",
+            "\"completion\"",
+        ]
+        .map(|k| Finder::new(k).into_owned())
+    });
+    let [input, output, messages, prompt, completion] = &*KEYS;
+    let has = |key: &Finder| {
+        key.find_iter(text.as_bytes())
+            .any(|i| text[i + key.needle().len()..].trim_start().starts_with(':'))
     };
-    if has("\"input\"") && has("\"output\"") {
+    if has(input) && has(output) {
         Some(SourceFormat::App)
-    } else if has("\"messages\"") {
+    } else if has(messages) {
         Some(SourceFormat::Messages)
-    } else if has("\"prompt\"") || has("\"completion\"") {
+    } else if has(prompt) || has(completion) {
         Some(SourceFormat::PromptCompletion)
     } else {
         None
