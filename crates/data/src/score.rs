@@ -120,20 +120,26 @@ pub fn summarise(scored: &[Scored]) -> Summary {
             .count();
         gate_pass_rates.insert((*g).to_owned(), ratio(n, count));
     }
+    // Samples that fail each rule, in one pass over the failed rules of each report (a report
+    // names each rule once; a rule counts once per sample even if it did not).
+    let mut failed = [0usize; RULES.len()];
+    for r in &reports {
+        let mut counted = [false; RULES.len()];
+        for x in r.failed_rules() {
+            if let Some(i) = RULES.iter().position(|spec| spec.id == x.id) {
+                failed[i] += usize::from(!std::mem::replace(&mut counted[i], true));
+            }
+        }
+    }
     let mut most_failed_rules: Vec<RuleFailures> = RULES
         .iter()
-        .map(|spec| {
-            let failed = reports
-                .iter()
-                .filter(|r| r.rules.iter().any(|x| x.id == spec.id && !x.passed))
-                .count();
-            RuleFailures {
-                id: spec.id.to_owned(),
-                failed,
-                rate: ratio(failed, reports.len()),
-            }
+        .zip(failed)
+        .filter(|&(_, failed)| failed > 0)
+        .map(|(spec, failed)| RuleFailures {
+            id: spec.id.to_owned(),
+            failed,
+            rate: ratio(failed, reports.len()),
         })
-        .filter(|r| r.failed > 0)
         .collect();
     most_failed_rules.sort_by(|a, b| b.failed.cmp(&a.failed).then(a.id.cmp(&b.id)));
     let mut histogram = vec![0usize; 10];

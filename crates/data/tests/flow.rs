@@ -134,3 +134,30 @@ fn dedup_split_augment_and_tiers_on_the_corpus() {
     .unwrap_err();
     assert!(err.to_string().contains("missing"), "{err}");
 }
+
+#[test]
+fn summary_counts_each_failed_rule_once_per_sample() {
+    let data = read_file(&corpus()).unwrap();
+    let scored = score_all(&Rubric::default(), &data.samples);
+    let summary = tierforge_data::summarise(&scored);
+    // The straightforward count: samples with a failed result for the rule.
+    for spec in tierforge_data::rubric::RULES {
+        let failed = scored
+            .iter()
+            .filter_map(|s| s.report.as_ref())
+            .filter(|r| r.rules.iter().any(|x| x.id == spec.id && !x.passed))
+            .count();
+        let listed = summary
+            .most_failed_rules
+            .iter()
+            .find(|r| r.id == spec.id)
+            .map_or(0, |r| r.failed);
+        assert_eq!(listed, failed, "{}", spec.id);
+    }
+    // The bundled corpus fails for varied reasons: the summary has several rules to list.
+    assert!(
+        summary.most_failed_rules.len() >= 5,
+        "{:?}",
+        summary.most_failed_rules
+    );
+}
