@@ -48,6 +48,59 @@ fn check_prints_file_line_field_reason_and_exits_1() {
     assert_eq!(ok.status.code(), Some(0));
 }
 
+/// The summary table (scored a piece at a time) says what the `--json` summary (everything in
+/// memory) says, with the unreadable records of a mixed file reported and written by both.
+#[test]
+fn score_summary_agrees_with_the_json_summary() {
+    let dir = tempfile::tempdir().unwrap();
+    let mixed = dir.path().join("mixed.jsonl");
+    let corpus_text = std::fs::read_to_string(corpus()).unwrap();
+    let records: Vec<&str> = corpus_text.lines().collect();
+    std::fs::write(
+        &mixed,
+        format!(
+            "{}\n{{\"broken\":\n[1]\n{}\n",
+            records[..300].join("\n"),
+            records[300..].join("\n")
+        ),
+    )
+    .unwrap();
+    let (rj, rt) = (dir.path().join("rj.jsonl"), dir.path().join("rt.jsonl"));
+    let json = tierforge(&["data", "score", s(&mixed), "--json", "--rejects", s(&rj)]);
+    let table = tierforge(&["data", "score", s(&mixed), "--rejects", s(&rt)]);
+    assert_eq!(json.status.code(), Some(1));
+    assert_eq!(table.status.code(), Some(1));
+    assert_eq!(std::fs::read(&rj).unwrap(), std::fs::read(&rt).unwrap());
+    assert_eq!(lines(&rt), 2);
+    let v: serde_json::Value = serde_json::from_slice(&json.stdout).unwrap();
+    let sum = &v["summary"];
+    let table = String::from_utf8(table.stdout).unwrap();
+    let row = |name: &str| -> String {
+        table
+            .lines()
+            .find(|l| l.starts_with(name))
+            .unwrap_or_else(|| panic!("no {name} row in {table}"))
+            .trim_start_matches(name)
+            .trim()
+            .to_owned()
+    };
+    assert_eq!(row("samples"), sum["count"].to_string());
+    assert!(
+        row("passed").starts_with(&sum["passed"].to_string()),
+        "{table}"
+    );
+    assert_eq!(
+        row("mean score"),
+        format!("{:.1}", sum["mean_score"].as_f64().unwrap())
+    );
+    let top = &sum["most_failed_rules"][0];
+    let id = top["id"].as_str().unwrap();
+    assert!(
+        row(id).starts_with(&top["failed"].to_string()),
+        "{id}: {table}"
+    );
+}
+
 #[test]
 fn score_filter_dedup_split_tiers_export_stats() {
     let dir = tempfile::tempdir().unwrap();

@@ -36,4 +36,4 @@ pub use lexicon::Lexicons;
 pub use read::{read_file, read_files, ReadOutcome, Reject};
 pub use rubric::{Report, Rubric, RubricConfig};
 pub use sample::{Listing, Message, ProductInput, Sample};
-pub use score::{score_all, summarise, Scored, Summary};
+pub use score::{score_all, summarise, Scored, Summary, SummaryBuilder};

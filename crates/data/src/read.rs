@@ -64,6 +64,99 @@ pub fn read_file(path: &Path) -> Result<ReadOutcome, DataError> {
     Ok(read_bytes(&bytes, &path.display().to_string()))
 }
 
+/// Reads files a piece at a time and hands each piece's samples and rejects to `f`, in file
+/// order: together they are what [`read_files`] returns, but a caller that keeps only what it
+/// computes from them (a score summary) works in memory that does not grow with the files.
+/// JSON Lines files are read about `piece_bytes` at a time, in whole lines (a longer line is read
+/// whole); a JSON array file is read whole.
+pub fn read_files_in_pieces<P: AsRef<Path>>(
+    paths: &[P],
+    piece_bytes: usize,
+    mut f: impl FnMut(ReadOutcome),
+) -> Result<(), DataError> {
+    for p in paths {
+        read_file_in_pieces(p.as_ref(), piece_bytes.max(1), &mut f)?;
+    }
+    Ok(())
+}
+
+fn read_file_in_pieces(
+    path: &Path,
+    piece_bytes: usize,
+    f: &mut impl FnMut(ReadOutcome),
+) -> Result<(), DataError> {
+    use std::io::Read;
+    let io = |source| DataError::Io {
+        path: path.to_owned(),
+        source,
+    };
+    let mut file = std::fs::File::open(path).map_err(io)?;
+    let name = path.display().to_string();
+    let file_name: Arc<str> = Arc::from(name.as_str());
+    let mut buf: Vec<u8> = Vec::new();
+    // Whether the file is known to be JSON Lines (its first byte that is not whitespace is not
+    // `[`), and the number of its first line not read yet.
+    let mut lines = false;
+    let mut next_line = 1;
+    let mut want = piece_bytes;
+    loop {
+        let missing = want.saturating_sub(buf.len());
+        let got = (&mut file)
+            .take(missing as u64)
+            .read_to_end(&mut buf)
+            .map_err(io)?;
+        let eof = got < missing;
+        if !lines {
+            if buf.len() < 3 && !eof {
+                // Not enough to tell a byte order mark yet.
+                want = buf.len() + piece_bytes;
+                continue;
+            }
+            let start = if buf.starts_with(b"\xEF\xBB\xBF") {
+                3
+            } else {
+                0
+            };
+            match buf[start..].iter().position(|b| !b.is_ascii_whitespace()) {
+                // Whitespace so far: read on.
+                None if !eof => {
+                    want = buf.len() + piece_bytes;
+                    continue;
+                }
+                Some(i) if buf[start + i] != b'[' => lines = true,
+                // An array, or an empty file: read whole.
+                _ => {
+                    file.read_to_end(&mut buf).map_err(io)?;
+                    f(read_bytes(&buf, &name));
+                    return Ok(());
+                }
+            }
+            buf.drain(..start);
+        }
+        // Whole lines: up to the last line end, or all that is left.
+        let cut = if eof {
+            buf.len()
+        } else {
+            match memchr::memrchr(b'\n', &buf) {
+                Some(i) => i + 1,
+                None => {
+                    // A line longer than a piece: read on.
+                    want = buf.len() + piece_bytes;
+                    continue;
+                }
+            }
+        };
+        let mut out = ReadOutcome::default();
+        next_line += read_lines(&buf[..cut], next_line, &file_name, &mut out);
+        f(out);
+        if eof {
+            return Ok(());
+        }
+        buf.drain(..cut);
+        want = piece_bytes;
+    }
+}
+
 /// Reads a buffer as the content of file `name`.
 pub fn read_bytes(bytes: &[u8], name: &str) -> ReadOutcome {
     let file: Arc<str> = Arc::from(name);
@@ -78,7 +171,9 @@ pub fn read_bytes(bytes: &[u8], name: &str) -> ReadOutcome {
             "the file is empty: expected a JSON array or JSON Lines of samples",
         )),
         Some(i) if bytes[i] == b'[' => read_array(bytes, &file, &mut out),
-        Some(_) => read_lines(bytes, &file, &mut out),
+        Some(_) => {
+            read_lines(bytes, 1, &file, &mut out);
+        }
     }
     out
 }
@@ -110,9 +205,11 @@ fn keep_raw(s: &str) -> String {
     }
 }
 
-/// JSON Lines, on all threads: blocks of lines are read in parallel and joined in file order.
-fn read_lines(bytes: &[u8], file: &Arc<str>, out: &mut ReadOutcome) {
-    let (blocks, _) = line_blocks(bytes, 1, BLOCK_BYTES);
+/// JSON Lines whose first line is line `first_line`, on all threads: blocks of lines are read in
+/// parallel and joined in file order. Returns the number of lines `bytes` holds (see
+/// [`line_blocks`]).
+fn read_lines(bytes: &[u8], first_line: usize, file: &Arc<str>, out: &mut ReadOutcome) -> usize {
+    let (blocks, count) = line_blocks(bytes, first_line, BLOCK_BYTES);
     let parts: Vec<ReadOutcome> = blocks
         .par_iter()
         .map(|b| {
@@ -124,6 +221,7 @@ fn read_lines(bytes: &[u8], file: &Arc<str>, out: &mut ReadOutcome) {
         })
         .collect();
     join(parts, out);
+    count
 }
 
 /// Appends the outcomes of parts read in parallel, in their order.

@@ -107,61 +107,109 @@ pub struct Summary {
 }
 
 pub fn summarise(scored: &[Scored]) -> Summary {
-    let count = scored.len();
-    let reports: Vec<&Report> = scored.iter().filter_map(|s| s.report.as_ref()).collect();
-    let passed = reports.iter().filter(|r| r.passed).count();
-    let total: f64 = reports.iter().map(|r| r.score as f64).sum();
-    let apps: Vec<f64> = scored.iter().filter_map(|s| s.app_score).collect();
-    let mut gate_pass_rates = BTreeMap::new();
-    for g in GATES {
-        let n = reports
-            .iter()
-            .filter(|r| r.gate(g).is_some_and(|x| x.passed))
-            .count();
-        gate_pass_rates.insert((*g).to_owned(), ratio(n, count));
+    let mut summary = SummaryBuilder::default();
+    for s in scored {
+        summary.add(s);
     }
-    // Samples that fail each rule, in one pass over the failed rules of each report (a report
-    // names each rule once; a rule counts once per sample even if it did not).
-    let mut failed = [0usize; RULES.len()];
-    for r in &reports {
-        let mut counted = [false; RULES.len()];
-        for x in r.failed_rules() {
-            if let Some(i) = RULES.iter().position(|spec| spec.id == x.id) {
-                failed[i] += usize::from(!std::mem::replace(&mut counted[i], true));
-            }
+    summary.finish()
+}
+
+/// A [`Summary`] made one scored sample at a time, so that samples can be scored a piece at a
+/// time and none of them kept ([`summarise`] is this over a slice).
+#[derive(Debug, Clone)]
+pub struct SummaryBuilder {
+    count: usize,
+    reports: usize,
+    passed: usize,
+    total_score: f64,
+    app_scores: usize,
+    total_app_score: f64,
+    disagreements: usize,
+    /// Samples that pass each of [`GATES`].
+    gate_passes: [usize; GATES.len()],
+    /// Samples that fail each of [`RULES`].
+    rule_failures: [usize; RULES.len()],
+    histogram: [usize; 10],
+}
+
+impl Default for SummaryBuilder {
+    fn default() -> Self {
+        Self {
+            count: 0,
+            reports: 0,
+            passed: 0,
+            total_score: 0.0,
+            app_scores: 0,
+            total_app_score: 0.0,
+            disagreements: 0,
+            gate_passes: [0; GATES.len()],
+            rule_failures: [0; RULES.len()],
+            histogram: [0; 10],
         }
     }
-    let mut most_failed_rules: Vec<RuleFailures> = RULES
-        .iter()
-        .zip(failed)
-        .filter(|&(_, failed)| failed > 0)
-        .map(|(spec, failed)| RuleFailures {
-            id: spec.id.to_owned(),
-            failed,
-            rate: ratio(failed, reports.len()),
-        })
-        .collect();
-    most_failed_rules.sort_by(|a, b| b.failed.cmp(&a.failed).then(a.id.cmp(&b.id)));
-    let mut histogram = vec![0usize; 10];
-    for s in scored {
-        let b = (s.score() as usize / 10).min(9);
-        histogram[b] += 1;
+}
+
+impl SummaryBuilder {
+    pub fn add(&mut self, s: &Scored) {
+        self.count += 1;
+        if let Some(r) = &s.report {
+            self.reports += 1;
+            self.passed += usize::from(r.passed);
+            self.total_score += r.score as f64;
+            for (n, g) in self.gate_passes.iter_mut().zip(GATES) {
+                *n += usize::from(r.gate(g).is_some_and(|x| x.passed));
+            }
+            // A report names each rule once; a rule counts once per sample even if it did not.
+            let mut counted = [false; RULES.len()];
+            for x in r.failed_rules() {
+                if let Some(i) = RULES.iter().position(|spec| spec.id == x.id) {
+                    self.rule_failures[i] += usize::from(!std::mem::replace(&mut counted[i], true));
+                }
+            }
+        }
+        if let Some(a) = s.app_score {
+            self.app_scores += 1;
+            self.total_app_score += a;
+        }
+        self.disagreements += usize::from(s.disagreement);
+        self.histogram[(s.score() as usize / 10).min(9)] += 1;
     }
-    Summary {
-        count,
-        unreadable: count - reports.len(),
-        passed,
-        pass_rate: ratio(passed, count),
-        mean_score: if count == 0 {
-            0.0
-        } else {
-            total / count as f64
-        },
-        mean_app_score: (!apps.is_empty()).then(|| apps.iter().sum::<f64>() / apps.len() as f64),
-        disagreements: scored.iter().filter(|s| s.disagreement).count(),
-        gate_pass_rates,
-        most_failed_rules,
-        histogram,
+
+    pub fn finish(&self) -> Summary {
+        let count = self.count;
+        let gate_pass_rates = GATES
+            .iter()
+            .zip(self.gate_passes)
+            .map(|(g, n)| ((*g).to_owned(), ratio(n, count)))
+            .collect();
+        let mut most_failed_rules: Vec<RuleFailures> = RULES
+            .iter()
+            .zip(self.rule_failures)
+            .filter(|&(_, failed)| failed > 0)
+            .map(|(spec, failed)| RuleFailures {
+                id: spec.id.to_owned(),
+                failed,
+                rate: ratio(failed, self.reports),
+            })
+            .collect();
+        most_failed_rules.sort_by(|a, b| b.failed.cmp(&a.failed).then(a.id.cmp(&b.id)));
+        Summary {
+            count,
+            unreadable: count - self.reports,
+            passed: self.passed,
+            pass_rate: ratio(self.passed, count),
+            mean_score: if count == 0 {
+                0.0
+            } else {
+                self.total_score / count as f64
+            },
+            mean_app_score: (self.app_scores > 0)
+                .then(|| self.total_app_score / self.app_scores as f64),
+            disagreements: self.disagreements,
+            gate_pass_rates,
+            most_failed_rules,
+            histogram: self.histogram.to_vec(),
+        }
     }
 }
 

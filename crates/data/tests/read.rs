@@ -296,3 +296,66 @@ proptest! {
         prop_assert!(r.score <= 100);
     }
 }
+
+/// Reading in pieces gives what reading whole gives, whatever the piece size: BOM, CRLF, blank
+/// lines, lines longer than a piece, invalid UTF-8, broken JSON, a last line without a line end,
+/// arrays, empty and blank files.
+#[test]
+fn reading_in_pieces_equals_reading_whole() {
+    use tierforge_data::read::{read_file, read_files_in_pieces};
+    let dir = tempfile::tempdir().unwrap();
+    let long = app_line(&"x".repeat(5000));
+    let mut bad_utf8 = app_line("u").into_bytes();
+    bad_utf8[30] = 0xFF;
+    let files: Vec<(&str, Vec<u8>)> = vec![
+        (
+            "mixed.jsonl",
+            [
+                format!("\u{feff}\r\n\n{}\r\n", app_line("a")).into_bytes(),
+                bad_utf8,
+                format!("\n{{\"broken\": \n{}\n\n   \n{}", long, app_line("z")).into_bytes(),
+            ]
+            .concat(),
+        ),
+        (
+            "ends.jsonl",
+            format!("{}\n{}\n", app_line("a"), app_line("b")).into_bytes(),
+        ),
+        (
+            "array.json",
+            format!("\n [{}, {}]", app_line("a"), app_line("b")).into_bytes(),
+        ),
+        ("empty.jsonl", Vec::new()),
+        ("blank.jsonl", b" \n\r\n\t\n".to_vec()),
+    ];
+    let corpus =
+        std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../data/samples.jsonl");
+    let mut paths = vec![corpus];
+    for (name, bytes) in &files {
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        paths.push(p);
+    }
+    for path in &paths {
+        let whole = read_file(path).unwrap();
+        for piece in [1, 7, 100, 4096, 1 << 20] {
+            let (mut samples, mut rejects) = (Vec::new(), Vec::new());
+            read_files_in_pieces(&[path], piece, |o| {
+                samples.extend(o.samples);
+                rejects.extend(o.rejects);
+            })
+            .unwrap();
+            let name = format!("{} in pieces of {piece}", path.display());
+            assert_eq!(
+                format!("{samples:?}"),
+                format!("{:?}", whole.samples),
+                "{name}"
+            );
+            assert_eq!(
+                format!("{rejects:?}"),
+                format!("{:?}", whole.rejects),
+                "{name}"
+            );
+        }
+    }
+}
