@@ -15,6 +15,7 @@ pub mod completion;
 pub mod dedup;
 pub mod error;
 pub mod export;
+pub mod filter;
 pub mod lexicon;
 pub mod lines;
 pub mod phrase_set;

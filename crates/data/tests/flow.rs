@@ -161,3 +161,61 @@ fn summary_counts_each_failed_rule_once_per_sample() {
         summary.most_failed_rules
     );
 }
+
+#[test]
+fn filtering_in_pieces_keeps_and_drops_what_the_scores_say() {
+    use tierforge_data::filter::{dropped_row, filter_files, keeps, unread_row};
+    let dir = tempfile::tempdir().unwrap();
+    let text = std::fs::read_to_string(corpus()).unwrap();
+    let records: Vec<&str> = text.lines().collect();
+    let input = dir.path().join("in.jsonl");
+    std::fs::write(
+        &input,
+        format!(
+            "{}\nnot json\n{}\n",
+            records[..500].join("\n"),
+            records[500..].join("\n")
+        ),
+    )
+    .unwrap();
+    let rubric = Rubric::default();
+    let whole = read_file(&input).unwrap();
+    let scored = score_all(&rubric, &whole.samples);
+    let mut want_kept = String::new();
+    let mut want_rejects: Vec<serde_json::Value> = whole.rejects.iter().map(unread_row).collect();
+    for (sample, s) in whole.samples.iter().zip(&scored) {
+        if keeps(s, 80) {
+            want_kept.push_str(sample.raw.trim_end());
+            want_kept.push('\n');
+        } else {
+            want_rejects.push(dropped_row(sample, s));
+        }
+    }
+    for piece in [100, 1 << 20] {
+        let (out, rej) = (
+            dir.path().join("kept.jsonl"),
+            dir.path().join("rejects.jsonl"),
+        );
+        let done = filter_files(&[&input], &rubric, 80, &out, Some(&rej), piece).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&out).unwrap(),
+            want_kept,
+            "piece {piece}"
+        );
+        let got: Vec<serde_json::Value> = std::fs::read_to_string(&rej)
+            .unwrap()
+            .lines()
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        assert_eq!(got, want_rejects, "piece {piece}");
+        assert_eq!((done.samples, done.unread.len()), (900, 1));
+        assert_eq!(done.kept + done.rejected, 900);
+        assert_eq!(done.kept, want_kept.lines().count());
+        assert_eq!(done.summary.count, 900);
+    }
+    // A file that cannot be read: an error, and no output at all.
+    let missing = dir.path().join("missing.jsonl");
+    let out = dir.path().join("never.jsonl");
+    assert!(filter_files(&[&missing], &rubric, 80, &out, None, 1 << 20).is_err());
+    assert!(!out.exists());
+}

@@ -9,16 +9,13 @@ use std::path::{Path, PathBuf};
 use tierforge_data::completion::Tier;
 use tierforge_data::dedup::{self, DedupConfig};
 use tierforge_data::export::{self, ExportFormat};
+use tierforge_data::filter::{filter_files, unread_row, PIECE_BYTES};
 use tierforge_data::read::{read_files, read_files_in_pieces, ReadOutcome};
 use tierforge_data::tiers::{build_tiers, TiersConfig};
 use tierforge_data::{
     augment, rng::Rng, score_all, split, stats, summarise, write, Lexicons, Rubric, RubricConfig,
-    Sample, Scored, Summary, SummaryBuilder,
+    Summary, SummaryBuilder,
 };
-
-/// `tierforge data score` reads files about this much at a time when it prints only the
-/// summary: enough samples (about 7,000 of 2 KB) to keep every core busy.
-const SCORE_PIECE_BYTES: usize = 16 << 20;
 
 use crate::table::{pct, render};
 use crate::ExitStatus;
@@ -305,12 +302,13 @@ pub fn run(args: &DataArgs) -> Result<ExitStatus> {
 /// Reads the inputs, writes read rejects to `--rejects`, and warns about them on stderr.
 fn load(files: &[PathBuf], common: &Common) -> Result<ReadOutcome> {
     let out = read_files(files).context("Failed to read the samples")?;
-    report_rejects(&out, out.samples.len() + out.rejects.len(), common)?;
+    report_rejects(&out, out.samples.len() + out.rejects.len(), common, true)?;
     Ok(out)
 }
 
-/// Warns of the records that could not be read (of `total`) and writes them to `--rejects`.
-fn report_rejects(out: &ReadOutcome, total: usize, common: &Common) -> Result<()> {
+/// Warns of the records that could not be read (of `total`) and says that they are in
+/// `--rejects`, writing them there when `write` is set.
+fn report_rejects(out: &ReadOutcome, total: usize, common: &Common, write: bool) -> Result<()> {
     if !out.rejects.is_empty() {
         for p in out.problems().take(20) {
             eprintln!("warning: {p}");
@@ -324,12 +322,10 @@ fn report_rejects(out: &ReadOutcome, total: usize, common: &Common) -> Result<()
             out.rejects.len()
         );
         if let Some(path) = &common.rejects {
-            let rows: Vec<_> = out
-                .rejects
-                .iter()
-                .map(|r| json!({"file": r.file, "line": r.line, "record": r.raw, "reasons": r.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()}))
-                .collect();
-            write::write_jsonl(path, rows).context("Failed to write the rejects file")?;
+            if write {
+                write::write_jsonl(path, out.rejects.iter().map(unread_row))
+                    .context("Failed to write the rejects file")?;
+            }
             eprintln!("rejected records written to {}", path.display());
         }
     }
@@ -434,7 +430,7 @@ fn score(
         let mut summary = SummaryBuilder::default();
         let mut unread = ReadOutcome::default();
         let mut total = 0;
-        read_files_in_pieces(files, SCORE_PIECE_BYTES, |piece| {
+        read_files_in_pieces(files, PIECE_BYTES, |piece| {
             total += piece.samples.len() + piece.rejects.len();
             for s in score_all(&rubric, &piece.samples) {
                 summary.add(&s);
@@ -442,7 +438,7 @@ fn score(
             unread.rejects.extend(piece.rejects);
         })
         .context("Failed to read the samples")?;
-        report_rejects(&unread, total, common)?;
+        report_rejects(&unread, total, common, true)?;
         print!("{}", summary_table(&summary.finish()));
         return Ok(if unread.rejects.is_empty() {
             ExitStatus::Success
@@ -496,22 +492,6 @@ fn score(
     })
 }
 
-fn reject_rows(
-    samples: &[Sample],
-    scored: &[Scored],
-    keep: impl Fn(&Scored) -> bool,
-) -> Vec<serde_json::Value> {
-    samples
-        .iter()
-        .zip(scored)
-        .filter(|(_, s)| !keep(s))
-        .map(|(sample, s)| {
-            let record: serde_json::Value = serde_json::from_str(&sample.raw).unwrap_or(serde_json::Value::String(sample.raw.clone()));
-            json!({"file": s.file, "line": s.line, "id": s.id, "score": s.score(), "reasons": s.reasons(), "record": record})
-        })
-        .collect()
-}
-
 fn filter(
     files: &[PathBuf],
     common: &Common,
@@ -519,55 +499,31 @@ fn filter(
     output: &Path,
     as_json: bool,
 ) -> Result<ExitStatus> {
-    let data = load(files, common)?;
     let rubric = rubric(common)?;
-    let scored = score_all(&rubric, &data.samples);
-    let keep = |s: &Scored| {
-        s.report.as_ref().is_some_and(|r| {
-            r.score >= min_score
-                && r.gates
-                    .iter()
-                    .filter(|g| g.id != "compliance")
-                    .all(|g| g.passed)
-        })
+    let rejects = common.rejects.as_deref();
+    let done = filter_files(files, &rubric, min_score, output, rejects, PIECE_BYTES)
+        .context("Failed to filter the samples")?;
+    let unread = done.unread.len();
+    let read = ReadOutcome {
+        samples: Vec::new(),
+        rejects: done.unread,
     };
-    let kept: Vec<&str> = data
-        .samples
-        .iter()
-        .zip(&scored)
-        .filter(|(_, s)| keep(s))
-        .map(|(x, _)| x.raw.as_str())
-        .collect();
-    write::write_lines(output, kept.iter().copied())?;
-    let rejected = reject_rows(&data.samples, &scored, keep);
-    if let Some(path) = &common.rejects {
-        // Read failures first, then rubric rejects: one file holds everything that was dropped.
-        let mut rows: Vec<serde_json::Value> = data
-            .rejects
-            .iter()
-            .map(|r| json!({"file": r.file, "line": r.line, "record": r.raw, "reasons": r.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()}))
-            .collect();
-        rows.extend(rejected.iter().cloned());
-        write::write_jsonl(path, rows)?;
-    }
+    // The rejects file is written: it holds the unread records and the dropped samples.
+    report_rejects(&read, done.samples + unread, common, false)?;
     if as_json {
         print_json(
-            &json!({"kept": kept.len(), "rejected": rejected.len(), "unreadable": data.rejects.len(), "min_score": min_score, "output": output}),
+            &json!({"kept": done.kept, "rejected": done.rejected, "unreadable": unread, "min_score": min_score, "output": output}),
         )?;
     } else {
-        print!("{}", summary_table(&summarise(&scored)));
+        print!("{}", summary_table(&done.summary));
         println!(
             "\nkept {} of {} samples (min score {min_score}) -> {}",
-            kept.len(),
-            data.samples.len(),
+            done.kept,
+            done.samples,
             output.display()
         );
-        if let Some(p) = &common.rejects {
-            println!(
-                "rejected {} -> {}",
-                rejected.len() + data.rejects.len(),
-                p.display()
-            );
+        if let Some(p) = rejects {
+            println!("rejected {} -> {}", done.rejected + unread, p.display());
         }
     }
     Ok(ExitStatus::Success)
