@@ -4,7 +4,10 @@
 use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
+use std::path::Path;
 
+use crate::error::DataError;
+use crate::read::{read_files_in_pieces, Reject};
 use crate::rubric::{Report, Rubric, GATES, RULES};
 use crate::sample::Sample;
 
@@ -72,6 +75,35 @@ pub fn score_all(rubric: &Rubric, samples: &[Sample]) -> Vec<Scored> {
         .par_iter()
         .map(|s| score_sample(rubric, s))
         .collect()
+}
+
+/// What [`summarise_files`] found.
+#[derive(Debug, Clone)]
+pub struct FilesSummary {
+    pub summary: Summary,
+    /// Records that could not be read, in file order.
+    pub unread: Vec<Reject>,
+}
+
+/// Reads, scores and summarises `files` a piece of `piece_bytes` at a time (see
+/// [`read_files_in_pieces`]), keeping no sample: memory does not grow with the files.
+pub fn summarise_files<P: AsRef<Path>>(
+    files: &[P],
+    rubric: &Rubric,
+    piece_bytes: usize,
+) -> Result<FilesSummary, DataError> {
+    let mut summary = SummaryBuilder::default();
+    let mut unread = Vec::new();
+    read_files_in_pieces(files, piece_bytes, |piece| {
+        for s in score_all(rubric, &piece.samples) {
+            summary.add(&s);
+        }
+        unread.extend(piece.rejects);
+    })?;
+    Ok(FilesSummary {
+        summary: summary.finish(),
+        unread,
+    })
 }
 
 /// How often one rule failed.

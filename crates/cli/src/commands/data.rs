@@ -10,11 +10,12 @@ use tierforge_data::completion::Tier;
 use tierforge_data::dedup::{self, DedupConfig};
 use tierforge_data::export::{self, ExportFormat};
 use tierforge_data::filter::{filter_files, unread_row, PIECE_BYTES};
-use tierforge_data::read::{read_files, read_files_in_pieces, ReadOutcome};
+use tierforge_data::read::{read_files, ReadOutcome};
+use tierforge_data::score::summarise_files;
 use tierforge_data::tiers::{build_tiers, TiersConfig};
 use tierforge_data::{
     augment, rng::Rng, score_all, split, stats, summarise, write, Lexicons, Rubric, RubricConfig,
-    Summary, SummaryBuilder,
+    Summary,
 };
 
 use crate::table::{pct, render};
@@ -425,21 +426,20 @@ fn score(
 ) -> Result<ExitStatus> {
     let rubric = rubric(common)?;
     if !as_json && !per_sample {
-        // Only the summary is printed: samples are read, scored and dropped a piece at a
-        // time, in memory that does not grow with the files.
-        let mut summary = SummaryBuilder::default();
-        let mut unread = ReadOutcome::default();
-        let mut total = 0;
-        read_files_in_pieces(files, PIECE_BYTES, |piece| {
-            total += piece.samples.len() + piece.rejects.len();
-            for s in score_all(&rubric, &piece.samples) {
-                summary.add(&s);
-            }
-            unread.rejects.extend(piece.rejects);
-        })
-        .context("Failed to read the samples")?;
-        report_rejects(&unread, total, common, true)?;
-        print!("{}", summary_table(&summary.finish()));
+        // Only the summary is printed: no sample needs to be kept.
+        let done =
+            summarise_files(files, &rubric, PIECE_BYTES).context("Failed to read the samples")?;
+        let unread = ReadOutcome {
+            samples: Vec::new(),
+            rejects: done.unread,
+        };
+        report_rejects(
+            &unread,
+            done.summary.count + unread.rejects.len(),
+            common,
+            true,
+        )?;
+        print!("{}", summary_table(&done.summary));
         return Ok(if unread.rejects.is_empty() {
             ExitStatus::Success
         } else {
