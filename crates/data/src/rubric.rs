@@ -1166,17 +1166,7 @@ impl Cues {
             while m != 0 {
                 let i = 64 * k + m.trailing_zeros() as usize;
                 m &= m - 1;
-                let next = b.get(i + 1).copied().unwrap_or(0);
-                match b[i] {
-                    b'@' => contact = true,
-                    b'$' => commerce = true,
-                    b':' => contact |= next == b'/',
-                    b'.' => {
-                        contact |= next.is_ascii_alphabetic()
-                            || (i > 0 && b[i - 1].eq_ignore_ascii_case(&b'w'))
-                    }
-                    _ => commerce |= matches!(&b[i..b.len().min(i + 3)], b"USD" | b"EUR" | b"GBP"),
-                }
+                Self::other_cue(b, i, &mut contact, &mut commerce);
             }
             if !contact {
                 // A digit before whitespace: the number of a street address may start there.
@@ -1195,6 +1185,22 @@ impl Cues {
         Self { contact, commerce }
     }
 
+    /// The cue of byte `i` of ASCII text `b`, a cue byte that is not a digit (`@ $ : .` or the
+    /// first letter of `USD`, `EUR` or `GBP`): what it adds to `contact` and `commerce`.
+    fn other_cue(b: &[u8], i: usize, contact: &mut bool, commerce: &mut bool) {
+        let next = b.get(i + 1).copied().unwrap_or(0);
+        match b[i] {
+            b'@' => *contact = true,
+            b'$' => *commerce = true,
+            b':' => *contact |= next == b'/',
+            b'.' => {
+                *contact |=
+                    next.is_ascii_alphabetic() || (i > 0 && b[i - 1].eq_ignore_ascii_case(&b'w'))
+            }
+            _ => *commerce |= matches!(&b[i..b.len().min(i + 3)], b"USD" | b"EUR" | b"GBP"),
+        }
+    }
+
     /// [`Cues::of`] of ASCII text, byte by byte: the definition the masks follow.
     #[cfg_attr(all(target_arch = "x86_64", not(test)), allow(dead_code))]
     fn of_ascii_bytes(b: &[u8]) -> Self {
@@ -1207,7 +1213,6 @@ impl Cues {
                 i += 1;
             }
             let Some(&c) = b.get(i) else { break };
-            let next = b.get(i + 1).copied().unwrap_or(0);
             match c {
                 b'0'..=b'9' => {
                     let run = b[i..].iter().take_while(|c| c.is_ascii_digit()).count();
@@ -1220,14 +1225,7 @@ impl Cues {
                     }
                     continue;
                 }
-                b'@' => contact = true,
-                b'$' => commerce = true,
-                b':' => contact |= next == b'/',
-                b'.' => {
-                    contact |= next.is_ascii_alphabetic()
-                        || (i > 0 && b[i - 1].eq_ignore_ascii_case(&b'w'))
-                }
-                _ => commerce |= matches!(&b[i..b.len().min(i + 3)], b"USD" | b"EUR" | b"GBP"),
+                _ => Self::other_cue(b, i, &mut contact, &mut commerce),
             }
             if contact && commerce {
                 break;
