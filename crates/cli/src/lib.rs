@@ -84,11 +84,49 @@ pub fn main<I: IntoIterator<Item = OsString>>(args: I) -> ExitCode {
         Ok(ExitStatus::Success) => ExitCode::SUCCESS,
         Ok(ExitStatus::Failure) => ExitCode::from(1),
         Err(e) => {
-            eprintln!("error: {e:#}");
+            eprintln!("error: {}", error_message(&e));
             for hint in commands::hints(&e) {
                 eprintln!("hint: {hint}");
             }
             ExitCode::from(2)
         }
+    }
+}
+
+/// An error and its causes, joined by ": " as `{:#}` joins them, without a cause that its
+/// error's own message already ends with (a library error that says "Failed to read x: No such
+/// file or directory" and also gives the I/O error as its source).
+fn error_message(e: &anyhow::Error) -> String {
+    let mut message = String::new();
+    let mut previous = String::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !previous.ends_with(&text) {
+            if !message.is_empty() {
+                message.push_str(": ");
+            }
+            message.push_str(&text);
+        }
+        previous = text;
+    }
+    message
+}
+
+#[cfg(test)]
+mod error_tests {
+    #[test]
+    fn a_cause_the_message_already_ends_with_is_said_once() {
+        let io = std::io::Error::new(std::io::ErrorKind::NotFound, "not there");
+        let e = anyhow::Error::new(tierforge_data::error::DataError::Io {
+            path: "x.jsonl".into(),
+            source: io,
+        })
+        .context("Failed to read the samples");
+        assert_eq!(
+            super::error_message(&e),
+            "Failed to read the samples: Failed to read x.jsonl: not there"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::error_message(&plain), format!("{plain:#}"));
     }
 }
