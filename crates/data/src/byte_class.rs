@@ -26,17 +26,15 @@ pub(crate) fn first_non_ascii(b: &[u8]) -> Option<usize> {
 }
 
 /// Block `k` of `b`, bytes `64k..64k + 64`, as 64 bytes: a last block shorter than that is
-/// copied into `pad` and followed by zero bytes, which are in none of the classes the scans
-/// read (so they stand for the end of the text). Empty past the end of `b`.
+/// copied into the start of `pad` and followed by the bytes `pad` held, which stand for the end
+/// of the text (zero bytes, in none of the classes, for most scans; spaces where the end counts
+/// as whitespace). Past the end of `b`, `pad` as it is.
 pub(crate) fn block64<'a>(b: &'a [u8], k: usize, pad: &'a mut [u8; 64]) -> &'a [u8] {
     let rest = &b[(64 * k).min(b.len())..];
     if rest.len() >= 64 {
         &rest[..64]
-    } else if rest.is_empty() {
-        rest
     } else {
         pad[..rest.len()].copy_from_slice(rest);
-        pad[rest.len()..].fill(0);
         &pad[..]
     }
 }

@@ -1144,11 +1144,12 @@ impl Cues {
     #[cfg(target_arch = "x86_64")]
     fn of_ascii_masks(b: &[u8]) -> Self {
         let (mut contact, mut commerce) = (false, false);
-        let block = |k: usize| -> CueMasks {
-            let mut pad = [0u8; 64];
-            match crate::byte_class::block64(b, k, &mut pad) {
-                [] => CueMasks::default(),
-                block => cue_masks(block),
+        // Zero padding is in no class: no cue. Past the end there is nothing to classify.
+        let block = |k: usize| {
+            if 64 * k < b.len() {
+                cue_masks(crate::byte_class::block64(b, k, &mut [0u8; 64]))
+            } else {
+                CueMasks::default()
             }
         };
         let blocks = b.len().div_ceil(64);

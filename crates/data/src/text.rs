@@ -385,17 +385,8 @@ pub fn repeated_sentence(visible: &str, min_words: usize) -> Option<(usize, usiz
 
     let bytes = visible.as_bytes();
     let blocks = bytes.len().div_ceil(64);
-    let masks = |k: usize| -> ByteMasks {
-        let c = &bytes[64 * k..bytes.len().min(64 * k + 64)];
-        if c.len() == 64 {
-            byte_masks(c)
-        } else {
-            // Padded with spaces: whitespace, so a final `.` ends a sentence.
-            let mut block = [b' '; 64];
-            block[..c.len()].copy_from_slice(c);
-            byte_masks(&block)
-        }
-    };
+    // Padded with spaces: whitespace, so a final `.` ends a sentence.
+    let masks = |k: usize| byte_masks(crate::byte_class::block64(bytes, k, &mut [b' '; 64]));
     // The current sentence's start, its word starts and alphanumeric bytes so far, and whether
     // it holds a non-ASCII byte.
     let (mut start, mut words, mut alnum, mut high) = (0, 0, 0, false);
