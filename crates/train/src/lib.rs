@@ -156,18 +156,10 @@ fn report_rejects(
         std::fs::create_dir_all(dir)
             .map_err(|e| TrainError::data(dir.display().to_string(), e.to_string()))?;
     }
-    let rows: Vec<serde_json::Value> = prepared
+    let rows = prepared
         .rejects
         .iter()
-        .map(|r| {
-            serde_json::json!({
-                "file": r.file,
-                "line": r.line,
-                "record": r.raw,
-                "reasons": r.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>(),
-            })
-        })
-        .collect();
+        .map(tierforge_data::filter::unread_row);
     tierforge_data::write::write_jsonl(rejects, rows)
         .map_err(|e| TrainError::data(rejects.display().to_string(), e.to_string()))?;
     let why = first

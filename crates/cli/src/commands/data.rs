@@ -358,12 +358,7 @@ fn check(files: &[PathBuf], common: &Common, as_json: bool) -> Result<ExitStatus
         }
     }
     if let Some(path) = &common.rejects {
-        let rows: Vec<_> = out
-            .rejects
-            .iter()
-            .map(|r| json!({"file": r.file, "line": r.line, "record": r.raw, "reasons": r.problems.iter().map(|p| p.to_string()).collect::<Vec<_>>()}))
-            .collect();
-        write::write_jsonl(path, rows)?;
+        write::write_jsonl(path, out.rejects.iter().map(unread_row))?;
     }
     eprintln!(
         "checked {} records in {} file(s): {} valid, {} rejected",
