@@ -517,6 +517,18 @@ impl Linear {
         Ok(())
     }
 
+    /// The quantized weights, when they are all there is to this layer (no adapter): what the
+    /// fused quantized products ([`crate::quant_matmul::forward_many`], ...) take.
+    fn plain_quantized(&self) -> Option<&candle_core::quantized::QTensor> {
+        match (&self.weights, &self.lora) {
+            (Weights::Quantized(q), None) => match q.as_ref() {
+                QMatMul::QTensor(t) => Some(t),
+                _ => None,
+            },
+            _ => None,
+        }
+    }
+
     /// The weights as a dense `(out, in)` f32 tensor (dequantizing if needed).
     pub fn dense_weight(&self) -> candle_core::Result<Tensor> {
         match &self.weights {
@@ -535,6 +547,11 @@ impl Linear {
         {
             if crate::fused_lora::supported(x, w, l) && residual.dtype() == x.dtype() {
                 return crate::fused_lora::lora_linear_residual(x, w, l, residual);
+            }
+        }
+        if let Some(t) = self.plain_quantized() {
+            if let Some(y) = crate::quant_matmul::forward_residual(t, x, residual)? {
+                return Ok(y);
             }
         }
         residual + self.forward(x)?
@@ -973,6 +990,23 @@ impl Attention {
         })
     }
 
+    /// The query, key and value projections of `x`: quantized weights in one pass.
+    fn projections(&self, x: &Tensor) -> candle_core::Result<(Tensor, Tensor, Tensor)> {
+        let quantized = [&self.q_proj, &self.k_proj, &self.v_proj].map(Linear::plain_quantized);
+        if let [Some(q), Some(k), Some(v)] = quantized {
+            if let Some([q, k, v]) = crate::quant_matmul::forward_many(&[q, k, v], x)?
+                .and_then(|ys| <[Tensor; 3]>::try_from(ys).ok())
+            {
+                return Ok((q, k, v));
+            }
+        }
+        Ok((
+            self.q_proj.forward(x)?,
+            self.k_proj.forward(x)?,
+            self.v_proj.forward(x)?,
+        ))
+    }
+
     /// `residual + attention(x)`; `x`: `(batch, seq, hidden)`.
     fn forward(
         &self,
@@ -1001,21 +1035,10 @@ impl Attention {
             )?;
             return self.o_proj.forward_residual(&y, residual);
         }
-        let q = self
-            .q_proj
-            .forward(x)?
-            .reshape((b, t, nh, hd))?
-            .transpose(1, 2)?;
-        let k = self
-            .k_proj
-            .forward(x)?
-            .reshape((b, t, nkv, hd))?
-            .transpose(1, 2)?;
-        let v = self
-            .v_proj
-            .forward(x)?
-            .reshape((b, t, nkv, hd))?
-            .transpose(1, 2)?;
+        let (q, k, v) = self.projections(x)?;
+        let q = q.reshape((b, t, nh, hd))?.transpose(1, 2)?;
+        let k = k.reshape((b, t, nkv, hd))?.transpose(1, 2)?;
+        let v = v.reshape((b, t, nkv, hd))?.transpose(1, 2)?;
         let q = apply_rope(&q, step, kernels)?.contiguous()?;
         let k = apply_rope(&k, step, kernels)?.contiguous()?;
         let v = v.contiguous()?;
@@ -1086,6 +1109,14 @@ impl Mlp {
 
     /// `residual + mlp(x)`.
     fn forward(&self, x: &Tensor, residual: &Tensor) -> candle_core::Result<Tensor> {
+        if let (Some(g), Some(u)) = (
+            self.gate_proj.plain_quantized(),
+            self.up_proj.plain_quantized(),
+        ) {
+            if let Some(h) = crate::quant_matmul::forward_swiglu(g, u, x)? {
+                return self.down_proj.forward_residual(&h, residual);
+            }
+        }
         let gate = self.gate_proj.forward(x)?;
         let up = self.up_proj.forward(x)?;
         // Fused only in a graph (training): inference keeps candle's silu arithmetic (in one
@@ -1131,7 +1162,7 @@ fn silu_times(gate: &Tensor, up: &Tensor) -> candle_core::Result<Option<Tensor>>
         .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
         .for_each(|(o, (g, u))| {
             for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                o.write(g / (1.0 + (-g).exp()) * u);
+                o.write(crate::vector_math::silu_mul(g, u));
             }
         });
     // SAFETY: the chunks of `out` pair with those of `g` (same length), so every value was

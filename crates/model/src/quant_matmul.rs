@@ -12,8 +12,13 @@
 //! AVX-512 VNNI), a plain loop elsewhere. Work is split over weight rows with rayon. One token's
 //! decoding takes four weight rows at a time. Several rows of `x` (prefill, batched decoding)
 //! go through a tiled kernel: `x` quantized once into tiles of four rows, each pair of weight
-//! rows decoded once and multiplied with every tile while it is in L1, results written in
-//! place; the arithmetic of each product stays ggml's, so batched and single-row results agree.
+//! rows decoded once and multiplied with every tile while it is in L1; the arithmetic of each
+//! product stays ggml's, so batched and single-row results agree. Matrices that take the same
+//! input run as one product (`x` quantized once, their rows shared out together): a layer's
+//! query, key and value projections ([`forward_many`]), its gate and up projections with the
+//! SiLU taken as each gate/up pair of rows is written ([`forward_swiglu`]), and a projection
+//! with the residual sum ([`forward_residual`]), each to the bit what the separate products
+//! and candle's arithmetic give.
 
 use candle_core::{DType, Device, Tensor};
 use half::f16;
@@ -747,16 +752,19 @@ fn prefetch(bytes: &[u8]) {
     }
 }
 
-/// The result buffer of the tiled path, written by several tasks at disjoint indices.
-#[cfg(target_arch = "x86_64")]
+/// A result buffer written by several tasks at disjoint indices.
 struct SharedOut(*mut f32);
 
 // SAFETY: only `write` reaches the pointer, and its callers write disjoint indices.
-#[cfg(target_arch = "x86_64")]
 unsafe impl Sync for SharedOut {}
 
-#[cfg(target_arch = "x86_64")]
 impl SharedOut {
+    /// # Safety
+    /// `at` is inside the buffer and no other task writes or reads it meanwhile.
+    unsafe fn write(&self, at: usize, val: f32) {
+        self.0.add(at).write(val);
+    }
+
     /// # Safety
     /// `at..at + vals.len()` is inside the buffer and no other task writes or reads it
     /// meanwhile.
@@ -792,16 +800,69 @@ fn matmul_at(
     x: &[f32],
     simd: Simd,
 ) -> candle_core::Result<Vec<f32>> {
+    let mut out = product(
+        kind,
+        &[Matrix { blocks, rows }],
+        cols,
+        x,
+        simd,
+        Epilogue::Separate { residual: None },
+    )?;
+    Ok(out.pop().unwrap_or_default())
+}
+
+/// One weight matrix of a [`product`]: `rows` rows of whole blocks.
+#[derive(Debug, Clone, Copy)]
+struct Matrix<'a> {
+    blocks: &'a [u8],
+    rows: usize,
+}
+
+/// What a [`product`] makes of its matrices' results.
+#[derive(Debug, Clone, Copy)]
+enum Epilogue<'a> {
+    /// Each matrix's `x · Wᵀ` (`m × rows`) on its own, plus `residual` (one matrix only, of
+    /// the result's shape) where given.
+    Separate { residual: Option<&'a [f32]> },
+    /// Two matrices of one shape, gate and up: `silu(x · gateᵀ) · (x · upᵀ)`, `m × rows`. Row
+    /// `j` of each is one pair of the tiled kernel, so both values meet in registers' reach.
+    SwiGlu,
+}
+
+/// Weight rows `first..first + n` of matrix `part` (for [`Epilogue::SwiGlu`], of the gate and
+/// up rows interleaved: row `2j` is gate row `j`, `2j + 1` up row `j`).
+#[derive(Debug, Clone, Copy)]
+struct Chunk {
+    part: usize,
+    first: usize,
+    n: usize,
+}
+
+/// `x` (`m × cols`) times the transpose of each matrix in `mats` (all of `kind`, `cols` wide),
+/// in one parallel pass: `x` is quantized once, the rows of every matrix are shared out
+/// together, and `epilogue` says what is written. Every value is the one [`matmul_slices`]
+/// gives for that matrix alone, to the bit.
+fn product(
+    kind: Kind,
+    mats: &[Matrix],
+    cols: usize,
+    x: &[f32],
+    simd: Simd,
+    epilogue: Epilogue,
+) -> candle_core::Result<Vec<Vec<f32>>> {
     if !supported(cols) {
         candle_core::bail!("{kind:?} matmul: {cols} columns are not whole blocks of {BLOCK}");
     }
     let row_bytes = cols / BLOCK * kind.block_bytes();
-    if blocks.len() != rows * row_bytes {
-        candle_core::bail!(
-            "{kind:?} matmul: {} bytes for a {rows}×{cols} matrix (expected {})",
-            blocks.len(),
-            rows * row_bytes
-        );
+    for w in mats {
+        if w.blocks.len() != w.rows * row_bytes {
+            candle_core::bail!(
+                "{kind:?} matmul: {} bytes for a {}×{cols} matrix (expected {})",
+                w.blocks.len(),
+                w.rows,
+                w.rows * row_bytes
+            );
+        }
     }
     if !x.len().is_multiple_of(cols) {
         candle_core::bail!(
@@ -810,6 +871,18 @@ fn matmul_at(
         );
     }
     let m = x.len() / cols;
+    let swiglu = matches!(epilogue, Epilogue::SwiGlu);
+    match epilogue {
+        Epilogue::SwiGlu if mats.len() != 2 || mats[0].rows != mats[1].rows => {
+            candle_core::bail!("SwiGLU matmul: needs a gate and an up matrix of one shape")
+        }
+        Epilogue::Separate {
+            residual: Some(res),
+        } if mats.len() != 1 || res.len() != m * mats[0].rows => {
+            candle_core::bail!("matmul: the residual is not of the result's shape")
+        }
+        _ => {}
+    }
     let tiled = m > 1 && simd != Simd::None;
     let xq: Vec<Q8Row> = if tiled {
         Vec::new()
@@ -823,38 +896,74 @@ fn matmul_at(
             .collect()
     };
     let tiles = tiled.then(|| Q8Tiles::quantize(x, cols, simd));
-    let chunk = (rows / (rayon::current_num_threads() * 8)).clamp(16, 512);
-    #[cfg(target_arch = "x86_64")]
-    if let Some(tiles) = &tiles {
-        // Each task takes `chunk` weight rows, two at a time (the last one twice when the
-        // count is odd), decodes the pair once and runs it against every tile of activation
-        // rows while it is in L1, its results gathered per chunk and copied into the `m × rows`
-        // result a row at a time.
-        // Every value is written below (the chunks cover all weight rows, each for all `m`
-        // rows of `x`): no clearing first.
-        let mut out = crate::fused_grad::uninit::<f32>(rows * m);
-        let dst = SharedOut(out.as_mut_ptr() as *mut f32);
-        (0..rows.div_ceil(chunk)).into_par_iter().for_each(|c| {
-            let first = c * chunk;
-            let n = chunk.min(rows - first);
-            let row = |r: usize| &blocks[(first + r) * row_bytes..(first + r + 1) * row_bytes];
+
+    // The weight rows as the kernels walk them, and the chunks they are shared out in: an
+    // even number of rows each (SwiGLU's pairs stay together), never across two matrices.
+    let parts: Vec<usize> = if swiglu {
+        vec![2 * mats[0].rows]
+    } else {
+        mats.iter().map(|w| w.rows).collect()
+    };
+    let total: usize = parts.iter().sum();
+    let chunk = (total / (rayon::current_num_threads() * 8)).clamp(16, 512);
+    let chunk = chunk + chunk % 2;
+    let chunks: Vec<Chunk> = parts
+        .iter()
+        .enumerate()
+        .flat_map(|(part, &rows)| {
+            (0..rows.div_ceil(chunk)).map(move |c| Chunk {
+                part,
+                first: c * chunk,
+                n: chunk.min(rows - c * chunk),
+            })
+        })
+        .collect();
+    let row = |part: usize, r: usize| -> &[u8] {
+        let (w, r) = if swiglu {
+            (&mats[r & 1], r >> 1)
+        } else {
+            (&mats[part], r)
+        };
+        &w.blocks[r * row_bytes..(r + 1) * row_bytes]
+    };
+
+    // Every value of every output is written below (the chunks cover all rows of all parts,
+    // each for all `m` rows of `x`): no clearing first.
+    let out_rows: Vec<usize> = if swiglu {
+        vec![mats[0].rows]
+    } else {
+        mats.iter().map(|w| w.rows).collect()
+    };
+    let mut outs: Vec<Vec<std::mem::MaybeUninit<f32>>> = out_rows
+        .iter()
+        .map(|&rows| crate::fused_grad::uninit::<f32>(m * rows))
+        .collect();
+    let dst: Vec<SharedOut> = outs
+        .iter_mut()
+        .map(|o| SharedOut(o.as_mut_ptr() as *mut f32))
+        .collect();
+
+    chunks.par_iter().for_each(|&Chunk { part, first, n }| {
+        let row = |r: usize| row(part, first + r);
+        // This chunk's results, `m × n`: gathered here and written out a row of `x` at a time
+        // (straight into the output, each pair of weight rows would touch `m` cache lines
+        // `rows` floats apart, a page apart and more for the output layer).
+        let mut local = crate::fused_grad::uninit::<f32>(m * n);
+        let mut done = 0;
+        #[cfg(target_arch = "x86_64")]
+        if let Some(tiles) = &tiles {
+            // Two weight rows at a time (the last one twice when the count is odd), decoded
+            // once and run against every tile of activation rows while they are in L1.
             let mut panel = Panel::default();
             let mut res = vec![[[0f32; TILE]; 2]; tiles.tiles];
             let mut scales = Vec::new();
-            // This chunk's results, `m × n`, written to `out` a row at a time at the end:
-            // written straight into `out`, each pair of weight rows touched `m` cache lines
-            // `rows` floats apart (a page apart and more for the output layer). Not cleared:
-            // the pairs cover all `n` weight rows and the tiles all `m` rows of `x`.
-            let mut local = crate::fused_grad::uninit::<f32>(m * n);
             for r in (0..n).step_by(2) {
                 let r1 = (r + 1).min(n - 1);
                 let pair = [row(r), row(r1)];
                 panel.fill(kind, pair);
                 // The next pair comes from memory while this one runs against every tile.
-                if r + 2 < n {
-                    prefetch(
-                        &blocks[(first + r + 2) * row_bytes..(first + (r + 4).min(n)) * row_bytes],
-                    );
+                for next in (r + 2..n).take(2) {
+                    prefetch(row(next));
                 }
                 tile2(simd, kind, &panel, pair, tiles, &mut res, &mut scales);
                 for (t, y) in res.iter().enumerate() {
@@ -864,58 +973,68 @@ fn matmul_at(
                     }
                 }
             }
-            // SAFETY: every value was written above.
-            let local = unsafe { crate::fused_grad::written(&mut local) };
-            for (i, part) in local.chunks_exact(n).enumerate() {
-                // SAFETY: `i < m` and `first + n <= rows`, so the run is inside `out`; tasks
-                // own disjoint ranges of weight rows, hence of columns.
-                unsafe { dst.write_run(i * rows + first, part) };
+            done = n;
+        }
+        #[cfg(target_arch = "x86_64")]
+        if simd != Simd::None && m == 1 {
+            while done + 4 <= n {
+                // Decoding one token is bound by how fast weights arrive from memory: ask
+                // for the next four rows while these four are multiplied.
+                for next in (done + 4..n).take(4) {
+                    prefetch(row(next));
+                }
+                let r = done;
+                // SAFETY: as in `row_dots`; four whole weight rows and one activation row.
+                let y = unsafe {
+                    avx2::dot4(kind, [row(r), row(r + 1), row(r + 2), row(r + 3)], &xq[0])
+                };
+                for (k, v) in y.into_iter().enumerate() {
+                    local[r + k].write(v);
+                }
+                done += 4;
             }
-        });
-        // SAFETY: see above; every task wrote its `n` columns of all `m` rows.
-        return Ok(unsafe { crate::fused_grad::assume_init(out) });
-    }
-    // Output transposed (weight row-major) so every task writes one contiguous piece; a
-    // chunk of weight rows is a few KB of blocks that stays in cache across the rows of `x`.
-    let mut out_t = vec![0f32; rows * m];
-    out_t
-        .par_chunks_mut(chunk * m)
-        .enumerate()
-        .for_each(|(c, out)| {
-            let first = c * chunk;
-            let row = |r: usize| &blocks[(first + r) * row_bytes..(first + r + 1) * row_bytes];
-            let n = out.len() / m;
-            let mut r = 0;
-            #[cfg(target_arch = "x86_64")]
-            if simd != Simd::None && m == 1 {
-                while r + 4 <= n {
-                    // Decoding one token is bound by how fast weights arrive from memory:
-                    // ask for the next four rows while these four are multiplied.
-                    if r + 8 <= n {
-                        prefetch(&blocks[(first + r + 4) * row_bytes..(first + r + 8) * row_bytes]);
+        }
+        let mut one = vec![0f32; if done < n { m } else { 0 }];
+        for r in done..n {
+            row_dots(kind, row(r), &xq, &mut one, simd);
+            for (i, &v) in one.iter().enumerate() {
+                local[i * n + r].write(v);
+            }
+        }
+        // SAFETY: every value was written above: the pairs, the groups of four or the single
+        // rows cover all `n` weight rows, each for every row of `x`.
+        let local = unsafe { crate::fused_grad::written(&mut local) };
+        let rows = out_rows[part];
+        for (i, part_row) in local.chunks_exact(n).enumerate() {
+            match epilogue {
+                // SAFETY (all three): `i < m` and the chunk's columns lie inside its part's
+                // `rows` (`first + n <= rows`, for SwiGLU `(first + n) / 2 <= rows`); tasks
+                // own disjoint chunks, hence disjoint columns.
+                Epilogue::Separate { residual: None } => unsafe {
+                    dst[part].write_run(i * rows + first, part_row)
+                },
+                Epilogue::Separate {
+                    residual: Some(res),
+                } => {
+                    let res = &res[i * rows + first..i * rows + first + n];
+                    for (c, (&y, &r)) in part_row.iter().zip(res).enumerate() {
+                        unsafe { dst[part].write(i * rows + first + c, r + y) };
                     }
-                    // SAFETY: as in `row_dots`; four whole weight rows and one activation row.
-                    let y = unsafe {
-                        avx2::dot4(kind, [row(r), row(r + 1), row(r + 2), row(r + 3)], &xq[0])
-                    };
-                    out[r..r + 4].copy_from_slice(&y);
-                    r += 4;
+                }
+                Epilogue::SwiGlu => {
+                    for (j, gu) in part_row.chunks_exact(2).enumerate() {
+                        let h = crate::vector_math::silu_mul(gu[0], gu[1]);
+                        unsafe { dst[0].write(i * rows + first / 2 + j, h) };
+                    }
                 }
             }
-            for (i, out_row) in out.chunks_exact_mut(m).enumerate().skip(r) {
-                row_dots(kind, row(i), &xq, out_row, simd);
-            }
-        });
-    if m == 1 {
-        return Ok(out_t);
-    }
-    let mut out = vec![0f32; rows * m];
-    for (r, vals) in out_t.chunks_exact(m).enumerate() {
-        for (i, &v) in vals.iter().enumerate() {
-            out[i * rows + r] = v;
         }
-    }
-    Ok(out)
+    });
+    // SAFETY: see above; the chunks wrote every value of every output.
+    Ok(outs
+        .into_iter()
+        .map(|o| unsafe { crate::fused_grad::assume_init(o) })
+        .collect())
 }
 
 /// `x · Wᵀ` for a CPU tensor `w` of one of the [`Kind`]s of shape `(rows, cols)` and an f32 CPU
@@ -930,6 +1049,132 @@ pub fn forward(
     cpu_forward(w, x, supported, |data, rows, cols, xs| {
         matmul_slices(kind, data, rows, cols, xs, true)
     })
+}
+
+/// `residual + x · Wᵀ` in one pass (the sum written with the product instead of a second
+/// pass over the result); the same values as `residual + forward(w, x)`. `None` where
+/// [`forward_many`] would give `None`, or when `residual` is not an f32 CPU tensor of the
+/// result's shape.
+pub fn forward_residual(
+    w: &candle_core::quantized::QTensor,
+    x: &Tensor,
+    residual: &Tensor,
+) -> candle_core::Result<Option<Tensor>> {
+    Ok(fused_forward(&[w], x, Fused::Residual(residual))?.and_then(|mut ys| ys.pop()))
+}
+
+/// `x · Wᵢᵀ` for every `Wᵢ` of `ws` (a layer's query, key and value projections) in one pass:
+/// `x` quantized once and the rows of all of them shared out among the threads together.
+/// Each result is, to the bit, what [`forward`] gives for that matrix. `None` (the caller
+/// then multiplies them one by one) unless all are CPU tensors of one [`Kind`] and width,
+/// and `x` is f32 on the CPU outside a graph.
+pub fn forward_many(
+    ws: &[&candle_core::quantized::QTensor],
+    x: &Tensor,
+) -> candle_core::Result<Option<Vec<Tensor>>> {
+    fused_forward(ws, x, Fused::Separate)
+}
+
+/// `silu(x · gateᵀ) · (x · upᵀ)`, a SwiGLU MLP's hidden state, in one pass: each pair of the
+/// tiled kernel is a gate row and its up row, and the SiLU is taken as their results are
+/// written, in candle's arithmetic, so the values are those of `silu(forward(gate, x)) ·
+/// forward(up, x)` to the bit. `None` as for [`forward_many`], or when the two differ in shape.
+pub fn forward_swiglu(
+    gate: &candle_core::quantized::QTensor,
+    up: &candle_core::quantized::QTensor,
+    x: &Tensor,
+) -> candle_core::Result<Option<Tensor>> {
+    if gate.shape() != up.shape() {
+        return Ok(None);
+    }
+    Ok(fused_forward(&[gate, up], x, Fused::SwiGlu)?.and_then(|mut ys| ys.pop()))
+}
+
+/// What [`fused_forward`] makes of its matrices' products.
+enum Fused<'a> {
+    Separate,
+    Residual(&'a Tensor),
+    SwiGlu,
+}
+
+fn fused_forward(
+    ws: &[&candle_core::quantized::QTensor],
+    x: &Tensor,
+    fused: Fused,
+) -> candle_core::Result<Option<Vec<Tensor>>> {
+    if !x.device().is_cpu() || x.dtype() != DType::F32 || x.track_op() {
+        return Ok(None);
+    }
+    let Some(first) = ws.first() else {
+        return Ok(None);
+    };
+    let Some(kind) = Kind::of(first.dtype()) else {
+        return Ok(None);
+    };
+    let mut shapes = Vec::with_capacity(ws.len());
+    for w in ws {
+        let (rows, cols) = w.shape().dims2()?;
+        if Kind::of(w.dtype()) != Some(kind)
+            || !w.device().is_cpu()
+            || !supported(cols)
+            || x.dims().last() != Some(&cols)
+        {
+            return Ok(None);
+        }
+        shapes.push((rows, cols));
+    }
+    let cols = shapes[0].1;
+    let dims_of = |rows: usize| {
+        let mut dims = x.dims().to_vec();
+        if let Some(last) = dims.last_mut() {
+            *last = rows;
+        }
+        dims
+    };
+    let residual = match fused {
+        Fused::Residual(r) => {
+            if !r.device().is_cpu() || r.dtype() != DType::F32 || r.dims() != dims_of(shapes[0].0) {
+                return Ok(None);
+            }
+            Some(r.contiguous()?)
+        }
+        _ => None,
+    };
+    let datas = ws
+        .iter()
+        .map(|w| w.data())
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let mats: Vec<Matrix> = datas
+        .iter()
+        .zip(&shapes)
+        .map(|(d, &(rows, _))| Matrix { blocks: d, rows })
+        .collect();
+    let x = x.contiguous()?;
+    let (xs, xl) = x.storage_and_layout();
+    let candle_core::Storage::Cpu(xs) = &*xs else {
+        return Ok(None);
+    };
+    let xv = crate::fused_grad::slice::<f32>(xs, xl, "quantized matmul")?;
+    let guard = residual.as_ref().map(|r| r.storage_and_layout());
+    let res = match &guard {
+        Some((rs, rl)) => {
+            let candle_core::Storage::Cpu(rs) = &**rs else {
+                return Ok(None);
+            };
+            Some(crate::fused_grad::slice::<f32>(rs, rl, "quantized matmul")?)
+        }
+        None => None,
+    };
+    let epilogue = match fused {
+        Fused::SwiGlu => Epilogue::SwiGlu,
+        _ => Epilogue::Separate { residual: res },
+    };
+    let outs = product(kind, &mats, cols, xv, detect_simd(), epilogue)?;
+    outs.into_iter()
+        .zip(&shapes)
+        .map(|(y, &(rows, _))| Tensor::from_vec(y, dims_of(rows), &Device::Cpu))
+        .collect::<candle_core::Result<Vec<_>>>()
+        .map(Some)
 }
 
 /// `x · Wᵀ` by `product` (of `w`'s bytes, its rows and columns, and `x`'s values, giving
@@ -1008,7 +1253,11 @@ pub(crate) mod tests {
     ];
 
     fn quantized(dtype: GgmlDType, rows: usize, cols: usize) -> QTensor {
-        let w = Tensor::from_vec(pseudo(rows * cols, 7), (rows, cols), &Device::Cpu).unwrap();
+        quantized_from(dtype, rows, cols, 7)
+    }
+
+    fn quantized_from(dtype: GgmlDType, rows: usize, cols: usize, seed: u32) -> QTensor {
+        let w = Tensor::from_vec(pseudo(rows * cols, seed), (rows, cols), &Device::Cpu).unwrap();
         QTensor::quantize(&w, dtype).unwrap()
     }
 
@@ -1156,6 +1405,72 @@ pub(crate) mod tests {
                 "block {k}"
             );
         }
+    }
+
+    /// The fused products (a layer's projections together, SwiGLU, the residual sum) give, to
+    /// the bit, what one product per matrix followed by candle's arithmetic gives.
+    #[test]
+    fn fused_products_equal_one_product_per_matrix_to_the_bit() {
+        let cols = 96;
+        let vals = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+        for (kind, dtype) in KINDS {
+            // Odd row counts: the tiled kernel's last pair repeats a row.
+            let (a, b, c) = (
+                quantized_from(dtype, 37, cols, 3),
+                quantized_from(dtype, 13, cols, 5),
+                quantized_from(dtype, 13, cols, 9),
+            );
+            for m in [1usize, 3, 8, 33] {
+                let x = Tensor::from_vec(pseudo(m * cols, 11 + m as u32), (m, cols), &Device::Cpu)
+                    .unwrap();
+                let one = |w: &QTensor| forward(w, &x).unwrap().unwrap();
+                let many = forward_many(&[&a, &b, &c], &x).unwrap().expect("taken");
+                assert_eq!(many.len(), 3);
+                for (got, w) in many.iter().zip([&a, &b, &c]) {
+                    assert_eq!(got.dims(), &[m, w.shape().dims2().unwrap().0]);
+                    assert_eq!(f32_bits(got), f32_bits(&one(w)), "{kind:?} m {m}");
+                }
+
+                let (g, u) = (one(&b), one(&c));
+                let want: Vec<u32> = vals(&g)
+                    .iter()
+                    .zip(vals(&u))
+                    .map(|(&g, u)| crate::vector_math::silu_mul(g, u).to_bits())
+                    .collect();
+                let got = forward_swiglu(&b, &c, &x).unwrap().expect("taken");
+                assert_eq!(got.dims(), &[m, 13]);
+                assert_eq!(f32_bits(&got), want, "{kind:?} m {m}: SwiGLU");
+                // candle's own silu and product, which the unfused path runs.
+                let candle = (g.silu().unwrap() * &u).unwrap();
+                assert_eq!(f32_bits(&got), f32_bits(&candle), "{kind:?} m {m}: candle");
+
+                let residual = Tensor::from_vec(pseudo(m * 37, 2), (m, 37), &Device::Cpu).unwrap();
+                let got = forward_residual(&a, &x, &residual).unwrap().expect("taken");
+                let want = (&residual + one(&a)).unwrap();
+                assert_eq!(f32_bits(&got), f32_bits(&want), "{kind:?} m {m}: residual");
+            }
+        }
+    }
+
+    #[test]
+    fn fused_products_leave_what_they_do_not_take_to_the_caller() {
+        let x = Tensor::from_vec(pseudo(2 * 3 * 64, 5), (2, 3, 64), &Device::Cpu).unwrap();
+        let (q4, q8) = (
+            quantized(GgmlDType::Q4_1, 40, 64),
+            quantized(GgmlDType::Q8_0, 40, 64),
+        );
+        // Leading dims are kept.
+        let ys = forward_many(&[&q4, &q4], &x).unwrap().expect("taken");
+        assert_eq!(ys[1].dims(), &[2, 3, 40]);
+        // Two kinds, two shapes, a residual of another shape, an input in a graph: not taken.
+        assert!(forward_many(&[&q4, &q8], &x).unwrap().is_none());
+        let narrow = quantized(GgmlDType::Q4_1, 20, 64);
+        assert!(forward_swiglu(&q4, &narrow, &x).unwrap().is_none());
+        let wrong = Tensor::zeros((2, 3, 39), DType::F32, &Device::Cpu).unwrap();
+        assert!(forward_residual(&q4, &x, &wrong).unwrap().is_none());
+        let var = candle_core::Var::from_tensor(&x).unwrap();
+        let tracked = (var.as_tensor() * 1.0).unwrap();
+        assert!(forward_many(&[&q4], &tracked).unwrap().is_none());
     }
 
     #[test]

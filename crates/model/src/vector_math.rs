@@ -54,6 +54,13 @@ pub fn exp_f32(x: f32) -> f32 {
     }
 }
 
+/// `silu(g) · u` in candle's arithmetic for f32 (`g / (1 + e^(−g))` with libm's `expf`, then
+/// the product), which the llama.cpp logit goldens of the quantized path were taken with.
+#[inline(always)]
+pub(crate) fn silu_mul(g: f32, u: f32) -> f32 {
+    g / (1.0 + (-g).exp()) * u
+}
+
 /// `Σ xs` over [`LANES`] partial sums.
 #[inline(always)]
 pub(crate) fn sum<T: Real>(xs: &[T]) -> T {
