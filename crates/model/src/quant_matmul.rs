@@ -897,20 +897,24 @@ fn product(
     };
     let tiles = tiled.then(|| Q8Tiles::quantize(x, cols, simd));
 
-    // The weight rows as the kernels walk them, and the chunks they are shared out in: an
-    // even number of rows each (SwiGLU's pairs stay together), never across two matrices.
-    let parts: Vec<usize> = if swiglu {
-        vec![2 * mats[0].rows]
+    // The columns of each output, and the weight rows the kernels walk for it: one per
+    // column, SwiGLU's gate and up rows interleaved two per column. They are shared out in
+    // chunks of an even number of rows (SwiGLU's pairs stay together), never across two
+    // outputs.
+    let out_rows: Vec<usize> = if swiglu {
+        vec![mats[0].rows]
     } else {
         mats.iter().map(|w| w.rows).collect()
     };
-    let total: usize = parts.iter().sum();
+    let per_column = if swiglu { 2 } else { 1 };
+    let total = out_rows.iter().sum::<usize>() * per_column;
     let chunk = (total / (rayon::current_num_threads() * 8)).clamp(16, 512);
     let chunk = chunk + chunk % 2;
-    let chunks: Vec<Chunk> = parts
+    let chunks: Vec<Chunk> = out_rows
         .iter()
         .enumerate()
-        .flat_map(|(part, &rows)| {
+        .flat_map(|(part, &columns)| {
+            let rows = columns * per_column;
             (0..rows.div_ceil(chunk)).map(move |c| Chunk {
                 part,
                 first: c * chunk,
@@ -929,11 +933,6 @@ fn product(
 
     // Every value of every output is written below (the chunks cover all rows of all parts,
     // each for all `m` rows of `x`): no clearing first.
-    let out_rows: Vec<usize> = if swiglu {
-        vec![mats[0].rows]
-    } else {
-        mats.iter().map(|w| w.rows).collect()
-    };
     let mut outs: Vec<Vec<std::mem::MaybeUninit<f32>>> = out_rows
         .iter()
         .map(|&rows| crate::fused_grad::uninit::<f32>(m * rows))
