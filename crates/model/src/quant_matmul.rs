@@ -548,27 +548,13 @@ mod avx2 {
             ) {
                 let blocks = x.blocks;
                 assert!(
-                    scales.len() >= blocks * 2 * TILE * res.len()
+                    scales.len() >= blocks * 2 * TILE
                         && w.d.len() >= blocks * 2 * TILE
                         && w.m.len() >= blocks * 2 * TILE,
                     "tile kernel: panel or scale scratch too short"
                 );
                 let ones = _mm256_set1_epi16(1);
-                // Before the main loops, so that they only load these: per tile and block the
-                // products `[d_w0·d_x ×4 rows | d_w1·d_x]` (ggml's scalar products; one vector
-                // multiply gives the same rounding lane by lane).
-                for b in 0..blocks {
-                    let dw = _mm256_loadu_ps(w.d.as_ptr().add(b * 2 * TILE));
-                    for tile in 0..res.len() {
-                        let at = tile * blocks + b;
-                        let dx =
-                            _mm256_broadcast_ps(&*(x.d.as_ptr().add(at * TILE) as *const __m128));
-                        _mm256_storeu_ps(
-                            scales.as_mut_ptr().add(at * 2 * TILE),
-                            _mm256_mul_ps(dw, dx),
-                        );
-                    }
-                }
+                let dws = w.d.as_ptr();
                 for (tile, res) in res.iter_mut().enumerate() {
                     // Eight accumulators, [weight row][activation row], as named registers:
                     // with arrays of them the compiler spilled to the stack in the hot loop.
@@ -591,7 +577,21 @@ mod avx2 {
                     let base = tile * blocks;
                     let xq = x.q.as_ptr().add(base * TILE * BLOCK);
                     let xs = x.s.as_ptr().add(base * TILE);
-                    let scales = scales.as_ptr().add(base * 2 * TILE);
+                    // Before the block loop, so that it only loads these: per block the
+                    // products `[d_w0·d_x ×4 rows | d_w1·d_x]` (ggml's scalar products; one
+                    // vector multiply gives the same rounding lane by lane), for this tile
+                    // only, so that they stay in L1 however many tiles there are.
+                    for b in 0..blocks {
+                        let dw = _mm256_loadu_ps(dws.add(b * 2 * TILE));
+                        let dx = _mm256_broadcast_ps(
+                            &*(x.d.as_ptr().add((base + b) * TILE) as *const __m128),
+                        );
+                        _mm256_storeu_ps(
+                            scales.as_mut_ptr().add(b * 2 * TILE),
+                            _mm256_mul_ps(dw, dx),
+                        );
+                    }
+                    let scales = scales.as_ptr();
                     for b in 0..blocks {
                         let xp = xq.add(b * TILE * BLOCK);
                         let w0 = _mm256_loadu_si256(wq[0].add(b * stride) as *const __m256i);
@@ -716,7 +716,7 @@ fn tile2(
     sc: &mut Vec<f32>,
 ) {
     let bb = kind.block_bytes();
-    sc.resize(x.blocks * 2 * TILE * res.len(), 0.0);
+    sc.resize(x.blocks * 2 * TILE, 0.0);
     assert!(
         rows.iter().all(|r| r.len() == x.blocks * bb)
             && w.d.len() == 2 * TILE * x.blocks
