@@ -1157,17 +1157,10 @@ fn silu_times(gate: &Tensor, up: &Tensor) -> candle_core::Result<Option<Tensor>>
     };
     let g = crate::fused_grad::slice::<f32>(gs, gl, "silu")?;
     let u = crate::fused_grad::slice::<f32>(us, ul, "silu")?;
-    let mut out = crate::fused_grad::uninit::<f32>(g.len());
+    let mut out = vec![0f32; g.len()];
     out.par_chunks_mut(4096)
         .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
-        .for_each(|(o, (g, u))| {
-            for ((o, &g), &u) in o.iter_mut().zip(g).zip(u) {
-                o.write(crate::vector_math::silu_mul(g, u));
-            }
-        });
-    // SAFETY: the chunks of `out` pair with those of `g` (same length), so every value was
-    // written.
-    let out = unsafe { crate::fused_grad::assume_init(out) };
+        .for_each(|(o, (g, u))| crate::vector_math::silu_mul_slices(g, u, o));
     Tensor::from_vec(out, gate.dims(), &Device::Cpu).map(Some)
 }
 

@@ -1004,6 +1004,7 @@ fn product(
         // rows cover all `n` weight rows, each for every row of `x`.
         let local = unsafe { crate::fused_grad::written(&mut local) };
         let rows = out_rows[part];
+        let mut swiglu_row = vec![0f32; if swiglu { n / 2 } else { 0 }];
         for (i, part_row) in local.chunks_exact(n).enumerate() {
             match epilogue {
                 // SAFETY (all three): `i < m` and the chunk's columns lie inside its part's
@@ -1021,10 +1022,8 @@ fn product(
                     }
                 }
                 Epilogue::SwiGlu => {
-                    for (j, gu) in part_row.chunks_exact(2).enumerate() {
-                        let h = crate::vector_math::silu_mul(gu[0], gu[1]);
-                        unsafe { dst[0].write(i * rows + first / 2 + j, h) };
-                    }
+                    crate::vector_math::silu_mul_pairs(part_row, &mut swiglu_row);
+                    unsafe { dst[0].write_run(i * rows + first / 2, &swiglu_row) };
                 }
             }
         }

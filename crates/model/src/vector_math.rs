@@ -5,7 +5,10 @@
 //! logit of the loss, half a billion values per SmolLM2 step at batch 4 × 512. The C library's
 //! `expf` is a call per value that no loop around it can vectorise (6% of a training step on
 //! an AVX2 CPU); [`exp_f32`] is straight-line arithmetic that a loop runs several lanes at a
-//! time. Sums and dot products kept in one accumulator are a chain of dependent additions;
+//! time. Where results must keep the C library's bits (the SiLU of batched generation, whose
+//! logits are checked against llama.cpp's), [`silu_mul_pairs`] and [`silu_mul_slices`] run
+//! glibc's own `expf` algorithm four lanes at a time, checked bit for bit against `expf`.
+//! Sums and dot products kept in one accumulator are a chain of dependent additions;
 //! eight accumulators let the additions overlap and vectorise (a different, equally accurate
 //! order of the same sum).
 
@@ -59,6 +62,35 @@ pub fn exp_f32(x: f32) -> f32 {
 #[inline(always)]
 pub(crate) fn silu_mul(g: f32, u: f32) -> f32 {
     g / (1.0 + (-g).exp()) * u
+}
+
+/// `out[i] = silu_mul(gu[2i], gu[2i + 1])`: [`silu_mul`] of interleaved gate/up pairs, eight
+/// at a time where [`x86::expf_matches_libm`] holds, with the same bits.
+pub(crate) fn silu_mul_pairs(gu: &[f32], out: &mut [f32]) {
+    let n = out.len().min(gu.len() / 2);
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if x86::expf_matches_libm() {
+        // SAFETY: `expf_matches_libm` holds only where the CPU has AVX2 and FMA.
+        done = unsafe { x86::silu_mul_pairs(&gu[..2 * n], &mut out[..n]) };
+    }
+    for (o, p) in out[done..n].iter_mut().zip(gu[2 * done..].chunks_exact(2)) {
+        *o = silu_mul(p[0], p[1]);
+    }
+}
+
+/// `out[i] = silu_mul(g[i], u[i])` ([`silu_mul_pairs`] for separate slices).
+pub(crate) fn silu_mul_slices(g: &[f32], u: &[f32], out: &mut [f32]) {
+    let n = out.len().min(g.len()).min(u.len());
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if x86::expf_matches_libm() {
+        // SAFETY: as in `silu_mul_pairs`.
+        done = unsafe { x86::silu_mul_slices(&g[..n], &u[..n], &mut out[..n]) };
+    }
+    for ((o, &g), &u) in out[done..n].iter_mut().zip(&g[done..]).zip(&u[done..]) {
+        *o = silu_mul(g, u);
+    }
 }
 
 /// `Σ xs` over [`LANES`] partial sums.
@@ -142,6 +174,215 @@ fn fold_lanes<T: Real>(acc: [T; LANES], tail: T) -> T {
 pub(crate) mod x86 {
     use std::arch::x86_64::*;
 
+    /// `2^(i/32)` rounded to the nearest double, as bits, less `i << 47`: adding `k << 47` for
+    /// an integer `k` with `k mod 32 = i` then gives `2^(k/32)`.
+    const EXP2_TABLE: [u64; 32] = {
+        let mut t = [0u64; 32];
+        let mut i = 0;
+        while i < 32 {
+            t[i] = EXP2_32[i].wrapping_sub((i as u64) << 47);
+            i += 1;
+        }
+        t
+    };
+
+    /// `2^(i/32)` for `i` in `0..32`, each rounded to the nearest double (checked against a
+    /// 60-digit computation when written).
+    const EXP2_32: [u64; 32] = [
+        0x3ff0000000000000,
+        0x3ff059b0d3158574,
+        0x3ff0b5586cf9890f,
+        0x3ff11301d0125b51,
+        0x3ff172b83c7d517b,
+        0x3ff1d4873168b9aa,
+        0x3ff2387a6e756238,
+        0x3ff29e9df51fdee1,
+        0x3ff306fe0a31b715,
+        0x3ff371a7373aa9cb,
+        0x3ff3dea64c123422,
+        0x3ff44e086061892d,
+        0x3ff4bfdad5362a27,
+        0x3ff5342b569d4f82,
+        0x3ff5ab07dd485429,
+        0x3ff6247eb03a5585,
+        0x3ff6a09e667f3bcd,
+        0x3ff71f75e8ec5f74,
+        0x3ff7a11473eb0187,
+        0x3ff82589994cce13,
+        0x3ff8ace5422aa0db,
+        0x3ff93737b0cdc5e5,
+        0x3ff9c49182a3f090,
+        0x3ffa5503b23e255d,
+        0x3ffae89f995ad3ad,
+        0x3ffb7f76f2fb5e47,
+        0x3ffc199bdd85529c,
+        0x3ffcb720dcef9069,
+        0x3ffd5818dcfba487,
+        0x3ffdfc97337b9b5f,
+        0x3ffea4afa2a490da,
+        0x3fff50765b6e4540,
+    ];
+
+    /// Whether [`expf4`] is in use: the CPU has AVX2 and FMA, and it gives the C library's
+    /// `expf` bits on a spread of inputs (checked once). glibc's `expf` (since 2.27, and
+    /// musl's) computes `e^x` as `2^(k/32) · p(r)` in double precision with a 32-entry table
+    /// and a cubic, which [`expf4`] does four lanes at a time with the same constants and the
+    /// same fused multiply-adds as its FMA build; a C library that computes otherwise keeps
+    /// the scalar path.
+    pub(crate) fn expf_matches_libm() -> bool {
+        static OK: std::sync::OnceLock<bool> = std::sync::OnceLock::new();
+        *OK.get_or_init(|| {
+            if !(is_x86_feature_detected!("avx2") && is_x86_feature_detected!("fma")) {
+                return false;
+            }
+            // Every 4099th bit pattern of the normal range and its neighbours: ~2 million
+            // values, a few milliseconds.
+            let mut xs = Vec::with_capacity(1 << 21);
+            let mut b = 0u32;
+            while b < 0x42b0_0000 {
+                xs.push(f32::from_bits(b));
+                xs.push(-f32::from_bits(b));
+                b += 4099;
+            }
+            // SAFETY: the CPU has AVX2 and FMA (checked above).
+            unsafe { first_expf_mismatch(&xs) }.is_none()
+        })
+    }
+
+    /// The first `x` of `xs` where [`expf4`] and the C library's `expf` differ in any bit.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn first_expf_mismatch(xs: &[f32]) -> Option<f32> {
+        for c in xs.chunks(4) {
+            let mut lanes = [0f32; 4];
+            lanes[..c.len()].copy_from_slice(c);
+            let mut got = [0f32; 4];
+            _mm_storeu_ps(got.as_mut_ptr(), expf4(_mm_loadu_ps(lanes.as_ptr())));
+            for (&x, &y) in c.iter().zip(&got) {
+                if y.to_bits() != x.exp().to_bits() {
+                    return Some(x);
+                }
+            }
+        }
+        None
+    }
+
+    /// `e^x` for four lanes with glibc's `expf` algorithm (see [`expf_matches_libm`]); lanes
+    /// with `|x| ≥ 88` or NaN go to the C library one by one.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    pub(crate) fn expf4(x: __m128) -> __m128 {
+        // 32 / ln 2, and 1.5 · 2^52, whose addition rounds to an integer in the low bits.
+        let inv_ln2_n = f64::from_bits(0x4047_1547_652b_82fe);
+        let shift = f64::from_bits(0x4338_0000_0000_0000);
+        // The cubic of `2^(r/32)`'s approximation, coefficients of r³, r², r.
+        let c0 = _mm256_set1_pd(f64::from_bits(0x3ebc_6af8_4b91_2394));
+        let c1 = _mm256_set1_pd(f64::from_bits(0x3f2e_bfce_50fa_c4f3));
+        let c2 = _mm256_set1_pd(f64::from_bits(0x3f96_2e42_ff0c_52d6));
+        // |x| ≥ 88 (also inf and NaN): the rare lanes of overflow, underflow and specials.
+        let big = big_lanes(x);
+        let xd = _mm256_cvtps_pd(x);
+        let inv = _mm256_set1_pd(inv_ln2_n);
+        let shift = _mm256_set1_pd(shift);
+        let kd = _mm256_fmadd_pd(xd, inv, shift);
+        let ki = _mm256_castpd_si256(kd);
+        let kd = _mm256_sub_pd(kd, shift);
+        let r = _mm256_fmsub_pd(xd, inv, kd);
+        let idx = _mm256_and_si256(ki, _mm256_set1_epi64x(31));
+        // SAFETY: every index is masked to 0..32, the table's length.
+        let t = unsafe { _mm256_i64gather_epi64::<8>(EXP2_TABLE.as_ptr() as *const i64, idx) };
+        let s = _mm256_castsi256_pd(_mm256_add_epi64(t, _mm256_slli_epi64::<47>(ki)));
+        let z = _mm256_fmadd_pd(r, c0, c1);
+        let r2 = _mm256_mul_pd(r, r);
+        let y = _mm256_fmadd_pd(r, c2, _mm256_set1_pd(1.0));
+        let y = _mm256_fmadd_pd(z, r2, y);
+        let y = _mm256_cvtpd_ps(_mm256_mul_pd(y, s));
+        if big == 0 {
+            return y;
+        }
+        let (mut xs, mut ys) = ([0f32; 4], [0f32; 4]);
+        // SAFETY: four floats each.
+        unsafe {
+            _mm_storeu_ps(xs.as_mut_ptr(), x);
+            _mm_storeu_ps(ys.as_mut_ptr(), y);
+        }
+        for (i, (&x, y)) in xs.iter().zip(ys.iter_mut()).enumerate() {
+            if big & (1 << i) != 0 {
+                *y = x.exp();
+            }
+        }
+        // SAFETY: four floats.
+        unsafe { _mm_loadu_ps(ys.as_ptr()) }
+    }
+
+    /// A bit per lane of `x` whose magnitude is at least 88 or that is NaN.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn big_lanes(x: __m128) -> i32 {
+        // The top 12 bits of |x| against those of 88.0 (glibc's test), as integers.
+        let abs = _mm_and_si128(_mm_castps_si128(x), _mm_set1_epi32(0x7fff_ffff));
+        let top = _mm_srli_epi32::<20>(abs);
+        let big = _mm_cmpgt_epi32(top, _mm_set1_epi32(0x42a));
+        _mm_movemask_ps(_mm_castsi128_ps(big))
+    }
+
+    /// [`super::silu_mul`] of eight interleaved gate/up pairs at a time: `g / (1 + e^(−g)) · u`
+    /// with [`expf4`]; returns how many outputs it wrote (a multiple of eight).
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; `gu.len() == 2 * out.len()`.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn silu_mul_pairs(gu: &[f32], out: &mut [f32]) -> usize {
+        assert!(gu.len() == 2 * out.len(), "silu_mul_pairs: lengths differ");
+        let n = out.len() / 8 * 8;
+        for i in (0..n).step_by(8) {
+            let a = _mm256_loadu_ps(gu.as_ptr().add(2 * i));
+            let b = _mm256_loadu_ps(gu.as_ptr().add(2 * i + 8));
+            // [g0 g1 g4 g5 | g2 g3 g6 g7] and the same of u, then back in order.
+            let g = _mm256_shuffle_ps(a, b, 0b10_00_10_00);
+            let u = _mm256_shuffle_ps(a, b, 0b11_01_11_01);
+            let order = _mm256_setr_epi32(0, 1, 4, 5, 2, 3, 6, 7);
+            let g = _mm256_permutevar8x32_ps(g, order);
+            let u = _mm256_permutevar8x32_ps(u, order);
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), silu_mul8(g, u));
+        }
+        n
+    }
+
+    /// [`silu_mul_pairs`] for separate gate and up slices.
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA; the three slices have one length.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn silu_mul_slices(g: &[f32], u: &[f32], out: &mut [f32]) -> usize {
+        assert!(
+            g.len() == out.len() && u.len() == out.len(),
+            "silu_mul_slices: lengths differ"
+        );
+        let n = out.len() / 8 * 8;
+        for i in (0..n).step_by(8) {
+            let gv = _mm256_loadu_ps(g.as_ptr().add(i));
+            let uv = _mm256_loadu_ps(u.as_ptr().add(i));
+            _mm256_storeu_ps(out.as_mut_ptr().add(i), silu_mul8(gv, uv));
+        }
+        n
+    }
+
+    /// `g / (1 + e^(−g)) · u` lane by lane, each operation rounded as the scalar one.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn silu_mul8(g: __m256, u: __m256) -> __m256 {
+        let neg = _mm256_xor_ps(g, _mm256_set1_ps(-0.0));
+        let e = _mm256_set_m128(
+            expf4(_mm256_extractf128_ps(neg, 1)),
+            expf4(_mm256_castps256_ps128(neg)),
+        );
+        let one = _mm256_set1_ps(1.0);
+        _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), u)
+    }
+
     /// The 8 × 8 transpose of `v` (vector `i` of the result holds lane `i` of each input).
     #[target_feature(enable = "avx2")]
     #[inline]
@@ -214,6 +455,104 @@ pub(crate) mod x86 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The first float whose bit pattern is `start + k·stride` (all of them, in parallel) where
+    /// the vector `expf` and the C library's differ.
+    #[cfg(target_arch = "x86_64")]
+    fn expf_mismatch(stride: u64) -> Option<f32> {
+        use rayon::prelude::*;
+        let per_task = 1u64 << 22;
+        (0..(1u64 << 32).div_ceil(per_task))
+            .into_par_iter()
+            .find_map_any(|t| {
+                let xs: Vec<f32> = (t * per_task..((t + 1) * per_task).min(1 << 32))
+                    .step_by(stride as usize)
+                    .map(|b| f32::from_bits(b as u32))
+                    .collect();
+                // SAFETY: only called where `expf_matches_libm` found AVX2 and FMA.
+                unsafe { x86::first_expf_mismatch(&xs) }
+            })
+    }
+
+    #[test]
+    #[cfg(target_arch = "x86_64")]
+    fn vector_expf_has_the_c_librarys_bits() {
+        if !x86::expf_matches_libm() {
+            // Only glibc and musl on a CPU with AVX2 and FMA are expected to agree.
+            assert!(
+                !(cfg!(target_env = "gnu")
+                    && is_x86_feature_detected!("avx2")
+                    && is_x86_feature_detected!("fma")),
+                "glibc's expf and the vector expf differ"
+            );
+            return;
+        }
+        // Every 7th bit pattern: every exponent, NaNs, infinities, subnormals, the overflow
+        // and underflow edges' neighbourhoods.
+        assert_eq!(expf_mismatch(7), None);
+        for x in [
+            88.0f32, 88.72283, 88.72284, -87.33655, -103.27893, -103.97208, -104.0,
+        ] {
+            for b in x.to_bits() - 64..x.to_bits() + 64 {
+                let x = f32::from_bits(b);
+                // SAFETY: `expf_matches_libm` found AVX2 and FMA.
+                assert_eq!(unsafe { x86::first_expf_mismatch(&[x]) }, None, "at {x}");
+            }
+        }
+    }
+
+    /// All 2^32 inputs (about a minute on two cores): `cargo test --release -p
+    /// tierforge-model vector_expf_has_the_c_librarys_bits_everywhere -- --ignored`.
+    #[test]
+    #[ignore]
+    #[cfg(target_arch = "x86_64")]
+    fn vector_expf_has_the_c_librarys_bits_everywhere() {
+        if x86::expf_matches_libm() {
+            assert_eq!(expf_mismatch(1), None);
+        }
+    }
+
+    #[test]
+    fn silu_of_pairs_and_slices_equals_the_scalar_silu_to_the_bit() {
+        let mut s = 7u32;
+        let mut next = || {
+            s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
+            s
+        };
+        // Gates over every scale SmolLM2's MLP sees and beyond (up to ±3·2^8), a few extremes.
+        let mut g: Vec<f32> = (0..1001)
+            .map(|_| {
+                let m = (next() >> 8) as f32 / (1u32 << 24) as f32 - 0.5;
+                m * (2f32).powi((next() % 20) as i32 - 10) * 6.0
+            })
+            .collect();
+        g.extend([
+            0.0,
+            -0.0,
+            88.5,
+            -88.5,
+            104.0,
+            -104.0,
+            f32::INFINITY,
+            f32::NEG_INFINITY,
+        ]);
+        let u: Vec<f32> = g.iter().map(|&x| x * 0.37 - 1.25).collect();
+        let want: Vec<u32> = g
+            .iter()
+            .zip(&u)
+            .map(|(&g, &u)| silu_mul(g, u).to_bits())
+            .collect();
+        let pairs: Vec<f32> = g.iter().zip(&u).flat_map(|(&g, &u)| [g, u]).collect();
+        for n in [0, 1, 7, 8, 9, 16, 1001, g.len()] {
+            let mut out = vec![0f32; n];
+            silu_mul_pairs(&pairs[..2 * n], &mut out);
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want[..n], "pairs, n = {n}");
+            silu_mul_slices(&g[..n], &u[..n], &mut out);
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want[..n], "slices, n = {n}");
+        }
+    }
 
     /// Distance in units in the last place between two finite positive floats.
     fn ulps(a: f32, b: f32) -> u32 {
