@@ -6,7 +6,7 @@
 //! `expf` is a call per value that no loop around it can vectorise (6% of a training step on
 //! an AVX2 CPU); [`exp_f32`] is straight-line arithmetic that a loop runs several lanes at a
 //! time. Where results must keep the C library's bits (the SiLU of batched generation, whose
-//! logits are checked against llama.cpp's), [`silu_mul_pairs`] and [`silu_mul_slices`] run
+//! logits are checked against llama.cpp's), `silu_mul_pairs` and `silu_mul_slices` run
 //! glibc's own `expf` algorithm four lanes at a time, checked bit for bit against `expf`.
 //! Sums and dot products kept in one accumulator are a chain of dependent additions;
 //! eight accumulators let the additions overlap and vectorise (a different, equally accurate
