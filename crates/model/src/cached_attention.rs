@@ -269,12 +269,17 @@ unsafe fn attend_block_simd(inputs: &Inputs, block: usize, q: &[f32], out: &mut 
         for g in 0..heads {
             let p = &mut probs[g * s.keys..g * s.keys + keys.len()];
             let max = p.iter().fold(f32::NEG_INFINITY, |m, &x| m.max(x));
-            let mut sum = 0f32;
-            for e in p.iter_mut() {
-                *e = (*e - max).exp();
-                sum += *e;
+            crate::vector_math::exp_shifted_libm(p, max);
+            let sum = p.iter().fold(0f32, |s, &e| s + e);
+            let sums = _mm256_set1_ps(sum);
+            let mut chunks = p.chunks_exact_mut(8);
+            for c in &mut chunks {
+                _mm256_storeu_ps(
+                    c.as_mut_ptr(),
+                    _mm256_div_ps(_mm256_loadu_ps(c.as_ptr()), sums),
+                );
             }
-            for e in p.iter_mut() {
+            for e in chunks.into_remainder() {
                 *e /= sum;
             }
         }

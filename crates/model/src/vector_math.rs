@@ -79,6 +79,20 @@ pub(crate) fn silu_mul_pairs(gu: &[f32], out: &mut [f32]) {
     }
 }
 
+/// `xs[i] = e^(xs[i] − shift)` with the C library's `expf` bits (eight lanes at a time where
+/// [`x86::expf_matches_libm`] holds).
+pub(crate) fn exp_shifted_libm(xs: &mut [f32], shift: f32) {
+    let mut done = 0;
+    #[cfg(target_arch = "x86_64")]
+    if x86::expf_matches_libm() {
+        // SAFETY: `expf_matches_libm` holds only where the CPU has AVX2 and FMA.
+        done = unsafe { x86::exp_shifted(xs, shift) };
+    }
+    for x in &mut xs[done..] {
+        *x = (*x - shift).exp();
+    }
+}
+
 /// `out[i] = silu_mul(g[i], u[i])` ([`silu_mul_pairs`] for separate slices).
 pub(crate) fn silu_mul_slices(g: &[f32], u: &[f32], out: &mut [f32]) {
     let n = out.len().min(g.len()).min(u.len());
@@ -370,6 +384,27 @@ pub(crate) mod x86 {
         n
     }
 
+    /// [`super::exp_shifted_libm`] eight lanes at a time; returns how many it did (a multiple
+    /// of eight).
+    ///
+    /// # Safety
+    /// The CPU has AVX2 and FMA.
+    #[target_feature(enable = "avx2,fma")]
+    pub(crate) unsafe fn exp_shifted(xs: &mut [f32], shift: f32) -> usize {
+        let n = xs.len() / 8 * 8;
+        let sh = _mm256_set1_ps(shift);
+        for i in (0..n).step_by(8) {
+            let p = xs.as_mut_ptr().add(i);
+            let x = _mm256_sub_ps(_mm256_loadu_ps(p), sh);
+            let e = _mm256_set_m128(
+                expf4(_mm256_extractf128_ps(x, 1)),
+                expf4(_mm256_castps256_ps128(x)),
+            );
+            _mm256_storeu_ps(p, e);
+        }
+        n
+    }
+
     /// `g / (1 + e^(−g)) · u` lane by lane, each operation rounded as the scalar one.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
@@ -513,7 +548,7 @@ mod tests {
     }
 
     #[test]
-    fn silu_of_pairs_and_slices_equals_the_scalar_silu_to_the_bit() {
+    fn silu_and_shifted_exp_equal_the_scalar_ones_to_the_bit() {
         let mut s = 7u32;
         let mut next = || {
             s = s.wrapping_mul(1_664_525).wrapping_add(1_013_904_223);
@@ -543,6 +578,11 @@ mod tests {
             .map(|(&g, &u)| silu_mul(g, u).to_bits())
             .collect();
         let pairs: Vec<f32> = g.iter().zip(&u).flat_map(|(&g, &u)| [g, u]).collect();
+        let mut e = g.clone();
+        exp_shifted_libm(&mut e, 1.5);
+        for (&x, &y) in g.iter().zip(&e) {
+            assert_eq!(y.to_bits(), (x - 1.5).exp().to_bits(), "exp at {x}");
+        }
         for n in [0, 1, 7, 8, 9, 16, 1001, g.len()] {
             let mut out = vec![0f32; n];
             silu_mul_pairs(&pairs[..2 * n], &mut out);
