@@ -486,6 +486,32 @@ mod avx2 {
             panel.d.as_mut_ptr(),
             panel.m.as_mut_ptr(),
         );
+        if matches!(kind, Kind::Q4_1 | Kind::Q5_1) {
+            // Both rows' f16 scale and minimum (the first four bytes of a block) converted in
+            // one instruction, `[d0 m0 d1 m1]`, and spread into the panel's layout by two
+            // permutes instead of four scalar broadcasts.
+            let (pick_d, pick_m) = (
+                _mm256_setr_epi32(0, 0, 0, 0, 2, 2, 2, 2),
+                _mm256_setr_epi32(1, 1, 1, 1, 3, 3, 3, 3),
+            );
+            for b in 0..blocks {
+                let (p0, p1) = (rows[0].as_ptr().add(b * bb), rows[1].as_ptr().add(b * bb));
+                let (_, _, w0) = weights(kind, p0);
+                let (_, _, w1) = weights(kind, p1);
+                _mm256_storeu_si256(q.add(2 * b * BLOCK) as *mut __m256i, w0);
+                _mm256_storeu_si256(q.add((2 * b + 1) * BLOCK) as *mut __m256i, w1);
+                let halves = _mm_set_epi32(
+                    0,
+                    0,
+                    (p1 as *const i32).read_unaligned(),
+                    (p0 as *const i32).read_unaligned(),
+                );
+                let dm = _mm256_castps128_ps256(_mm_cvtph_ps(halves));
+                _mm256_storeu_ps(d.add(b * 2 * TILE), _mm256_permutevar8x32_ps(dm, pick_d));
+                _mm256_storeu_ps(m.add(b * 2 * TILE), _mm256_permutevar8x32_ps(dm, pick_m));
+            }
+            return;
+        }
         for b in 0..blocks {
             let (d0, m0, w0) = weights(kind, rows[0].as_ptr().add(b * bb));
             let (d1, m1, w1) = weights(kind, rows[1].as_ptr().add(b * bb));
@@ -739,6 +765,40 @@ fn tile2(
     }
 }
 
+/// Writes the tiled kernel's results for weight rows `r` and `r1` (`res[t][j][k]`: row `r` or
+/// `r1` times activation row `t·TILE + k`) into `local`, `m` rows of `n` columns.
+#[cfg(target_arch = "x86_64")]
+fn scatter_pair(
+    res: &[[[f32; TILE]; 2]],
+    m: usize,
+    n: usize,
+    r: usize,
+    r1: usize,
+    local: &mut [std::mem::MaybeUninit<f32>],
+) {
+    assert!(
+        r <= r1 && r1 < n && m * n <= local.len() && res.len() * TILE >= m,
+        "scatter_pair: out of range"
+    );
+    let out = local.as_mut_ptr() as *mut f32;
+    for (t, y) in res.iter().enumerate() {
+        let first = t * TILE;
+        if first >= m {
+            break;
+        }
+        let rows = TILE.min(m - first);
+        // SAFETY: `first + k < m` and `r, r1 < n`, so every index is below `m · n`, inside
+        // `local` (asserted above).
+        unsafe {
+            for k in 0..rows {
+                let row = out.add((first + k) * n);
+                *row.add(r) = y[0][k];
+                *row.add(r1) = y[1][k];
+            }
+        }
+    }
+}
+
 /// Asks the CPU to bring `bytes` into cache (a hint: no effect on results).
 #[cfg(target_arch = "x86_64")]
 fn prefetch(bytes: &[u8]) {
@@ -965,12 +1025,7 @@ fn product(
                     prefetch(row(next));
                 }
                 tile2(simd, kind, &panel, pair, tiles, &mut res, &mut scales);
-                for (t, y) in res.iter().enumerate() {
-                    for (k, i) in (t * TILE..m.min((t + 1) * TILE)).enumerate() {
-                        local[i * n + r].write(y[0][k]);
-                        local[i * n + r1].write(y[1][k]);
-                    }
-                }
+                scatter_pair(&res, m, n, r, r1, &mut local);
             }
             done = n;
         }
