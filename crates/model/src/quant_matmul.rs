@@ -790,10 +790,10 @@ fn scatter_pair(
         // SAFETY: `first + k < m` and `r, r1 < n`, so every index is below `m · n`, inside
         // `local` (asserted above).
         unsafe {
-            for k in 0..rows {
+            for (k, (&a, &b)) in y[0].iter().zip(&y[1]).take(rows).enumerate() {
                 let row = out.add((first + k) * n);
-                *row.add(r) = y[0][k];
-                *row.add(r1) = y[1][k];
+                *row.add(r) = a;
+                *row.add(r1) = b;
             }
         }
     }
