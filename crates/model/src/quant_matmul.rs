@@ -198,14 +198,19 @@ const TILE: usize = 4;
 struct Q8Tiles {
     tiles: usize,
     blocks: usize,
+    /// The quantized values; with `offset`, as unsigned bytes `q + 128` (their bits hold
+    /// `q ^ 0x80`).
     q: Vec<i8>,
     d: Vec<f32>,
     s: Vec<f32>,
+    offset: bool,
 }
 
 impl Q8Tiles {
-    /// `x`: rows of `cols` values, `cols` a multiple of [`BLOCK`].
-    fn quantize(x: &[f32], cols: usize, simd: Simd) -> Self {
+    /// `x`: rows of `cols` values, `cols` a multiple of [`BLOCK`]. `offset` stores each value
+    /// plus 128 as an unsigned byte, for VNNI's unsigned-times-signed products with signed
+    /// weights ([`avx2::tile2_vnni`]).
+    fn quantize(x: &[f32], cols: usize, simd: Simd, offset: bool) -> Self {
         let blocks = cols / BLOCK;
         let m = x.len() / cols;
         let tiles = m.div_ceil(TILE);
@@ -215,15 +220,31 @@ impl Q8Tiles {
             q: vec![0; tiles * blocks * TILE * BLOCK],
             d: vec![0.0; tiles * blocks * TILE],
             s: vec![0.0; tiles * blocks * TILE],
+            offset,
         };
         let tile_rows = |i: usize| &x[i * TILE * cols..((i + 1) * TILE).min(m) * cols];
         let work = |i: usize, q: &mut [i8], d: &mut [f32], s: &mut [f32]| {
             for (k, row) in tile_rows(i).chunks_exact(cols).enumerate() {
                 for (b, xs) in row.chunks_exact(BLOCK).enumerate() {
                     let at = b * TILE + k;
-                    let (db, sb) = quantize_block(xs, &mut q[at * BLOCK..(at + 1) * BLOCK], simd);
+                    let qs = &mut q[at * BLOCK..(at + 1) * BLOCK];
+                    let (db, sb) = quantize_block(xs, qs, simd);
+                    if offset {
+                        for v in qs.iter_mut() {
+                            *v ^= i8::MIN;
+                        }
+                    }
                     d[at] = db;
                     s[at] = sb;
+                }
+            }
+            if offset {
+                // The zero rows that pad a last tile are 128 too.
+                let rows = tile_rows(i).len() / cols;
+                for b in 0..blocks {
+                    for k in rows..TILE {
+                        q[(b * TILE + k) * BLOCK..(b * TILE + k + 1) * BLOCK].fill(i8::MIN);
+                    }
                 }
             }
         };
@@ -546,6 +567,21 @@ mod avx2 {
         _mm256_dpbusd_epi32(_mm256_setzero_si256(), w, x)
     }
 
+    /// `acc +` [`sums_avx2`]: unused (the offset form of the kernel is VNNI's alone), there
+    /// for the kernel macro.
+    #[target_feature(enable = "avx2")]
+    #[inline]
+    fn sums_acc_avx2(acc: __m256i, w: __m256i, x: __m256i, ones: __m256i) -> __m256i {
+        _mm256_add_epi32(acc, sums_avx2_ones(w, x, ones))
+    }
+
+    /// `acc +` [`sums_vnni`] in the one instruction.
+    #[target_feature(enable = "avx2,avx512vnni,avx512vl")]
+    #[inline]
+    fn sums_acc_vnni(acc: __m256i, w: __m256i, x: __m256i, _ones: __m256i) -> __m256i {
+        _mm256_dpbusd_epi32(acc, w, x)
+    }
+
     /// Dot products of two weight rows with the [`TILE`] activation rows of one tile, as
     /// `[weight row][activation row]`, in ggml's order of operations for one row pair
     /// (`ggml_vec_dot_q4_1_q8_1`, `ggml_vec_dot_q8_0_q8_0`): per block, eight integer lanes
@@ -555,16 +591,20 @@ mod avx2 {
     /// once for the four activation rows and each activation block once for the two weight
     /// rows.
     macro_rules! tile_kernel {
-        ($name:ident, $features:literal, $sums:ident) => {
+        ($name:ident, $features:literal, $sums:ident, $sums_acc:ident) => {
             /// Every tile of `x` in turn, tile `t`'s results into `res[t]`; `SIGNED` for the
-            /// `d·q` formats ([`Kind::signed`]), which have no `m_w·s_x` sum.
+            /// `d·q` formats ([`Kind::signed`]), which have no `m_w·s_x` sum. `OFFSET`
+            /// (VNNI, signed formats, `x.offset`): `x` holds `q + 128` as unsigned bytes,
+            /// multiplied by the signed weights directly, each sum starting from
+            /// `−128·Σw` over its four bytes instead of 0, which leaves exactly `Σ q·w`
+            /// without the two sign instructions per product the other form needs.
             ///
             /// # Safety
             /// The CPU has the features named; `w` holds the scales of two rows of
             /// `x.blocks` blocks, whose 32 weight bytes each lie at `wq[r] + b·stride`;
             /// `res` has at most `x.tiles` entries.
             #[target_feature(enable = $features)]
-            pub unsafe fn $name<const SIGNED: bool>(
+            pub unsafe fn $name<const SIGNED: bool, const OFFSET: bool>(
                 w: &Panel,
                 wq: [*const u8; 2],
                 stride: usize,
@@ -574,13 +614,31 @@ mod avx2 {
             ) {
                 let blocks = x.blocks;
                 assert!(
-                    scales.len() >= blocks * 2 * TILE
+                    scales.len() >= blocks * 2 * TILE + if OFFSET { blocks * 16 } else { 0 }
                         && w.d.len() >= blocks * 2 * TILE
-                        && w.m.len() >= blocks * 2 * TILE,
-                    "tile kernel: panel or scale scratch too short"
+                        && w.m.len() >= blocks * 2 * TILE
+                        && OFFSET == (SIGNED && x.offset),
+                    "tile kernel: panel or scale scratch too short, or the wrong offset"
                 );
                 let ones = _mm256_set1_epi16(1);
                 let dws = w.d.as_ptr();
+                // With `OFFSET`, per block the two rows' starting sums `−128·Σw` (eight lanes
+                // each), after the tile scales in the scratch.
+                let starts = scales.as_mut_ptr().add(blocks * 2 * TILE) as *mut __m256i;
+                if OFFSET {
+                    let bias = _mm256_set1_epi8(i8::MIN);
+                    for b in 0..blocks {
+                        for (r, &row) in wq.iter().enumerate() {
+                            let wv = _mm256_loadu_si256(row.add(b * stride) as *const __m256i);
+                            let up = $sums(bias, wv, ones);
+                            _mm256_storeu_si256(
+                                starts.add(2 * b + r),
+                                _mm256_sub_epi32(_mm256_setzero_si256(), up),
+                            );
+                        }
+                    }
+                }
+                let starts = starts as *const __m256i;
                 for (tile, res) in res.iter_mut().enumerate() {
                     // Eight accumulators, [weight row][activation row], as named registers:
                     // with arrays of them the compiler spilled to the stack in the hot loop.
@@ -623,22 +681,35 @@ mod avx2 {
                         let w0 = _mm256_loadu_si256(wq[0].add(b * stride) as *const __m256i);
                         let w1 = _mm256_loadu_si256(wq[1].add(b * stride) as *const __m256i);
                         let sc = scales.add(b * 2 * TILE);
-                        // One unsigned operand for signed weights: |w| times x with w's sign.
-                        let (u0, u1) = if SIGNED {
+                        // One unsigned operand for signed weights: |w| times x with w's sign
+                        // (or, with `OFFSET`, x + 128 times w from a start of −128·Σw).
+                        let (u0, u1) = if SIGNED && !OFFSET {
                             (_mm256_sign_epi8(w0, w0), _mm256_sign_epi8(w1, w1))
                         } else {
                             (w0, w1)
                         };
+                        let (c0, c1) = if OFFSET {
+                            (
+                                _mm256_loadu_si256(starts.add(2 * b)),
+                                _mm256_loadu_si256(starts.add(2 * b + 1)),
+                            )
+                        } else {
+                            (_mm256_setzero_si256(), _mm256_setzero_si256())
+                        };
                         macro_rules! step {
                             ($k:literal, $acc0:ident, $acc1:ident) => {{
                                 let xk = _mm256_loadu_si256(xp.add($k * BLOCK) as *const __m256i);
-                                let (x0, x1) = if SIGNED {
-                                    (_mm256_sign_epi8(xk, w0), _mm256_sign_epi8(xk, w1))
+                                let (s0, s1) = if OFFSET {
+                                    ($sums_acc(c0, xk, u0, ones), $sums_acc(c1, xk, u1, ones))
+                                } else if SIGNED {
+                                    let x0 = _mm256_sign_epi8(xk, w0);
+                                    let x1 = _mm256_sign_epi8(xk, w1);
+                                    ($sums(u0, x0, ones), $sums(u1, x1, ones))
                                 } else {
-                                    (xk, xk)
+                                    ($sums(u0, xk, ones), $sums(u1, xk, ones))
                                 };
-                                let s0 = _mm256_cvtepi32_ps($sums(u0, x0, ones));
-                                let s1 = _mm256_cvtepi32_ps($sums(u1, x1, ones));
+                                let s0 = _mm256_cvtepi32_ps(s0);
+                                let s1 = _mm256_cvtepi32_ps(s1);
                                 let d0 = _mm256_broadcast_ss(&*sc.add($k));
                                 let d1 = _mm256_broadcast_ss(&*sc.add(TILE + $k));
                                 $acc0 = _mm256_fmadd_ps(d0, s0, $acc0);
@@ -664,8 +735,13 @@ mod avx2 {
         };
     }
 
-    tile_kernel!(tile2_avx2, "avx2,fma,f16c", sums_avx2_ones);
-    tile_kernel!(tile2_vnni, "avx2,fma,f16c,avx512vnni,avx512vl", sums_vnni);
+    tile_kernel!(tile2_avx2, "avx2,fma,f16c", sums_avx2_ones, sums_acc_avx2);
+    tile_kernel!(
+        tile2_vnni,
+        "avx2,fma,f16c,avx512vnni,avx512vl",
+        sums_vnni,
+        sums_acc_vnni
+    );
 
     /// Dot product of the weight row `w` with `x` (decoding's rows left over from [`dot4`];
     /// several input rows go through the tiled kernel).
@@ -742,7 +818,11 @@ fn tile2(
     sc: &mut Vec<f32>,
 ) {
     let bb = kind.block_bytes();
-    sc.resize(x.blocks * 2 * TILE, 0.0);
+    // A tile's scale products, and with `x.offset` the weight rows' starting sums.
+    sc.resize(
+        x.blocks * 2 * TILE + if x.offset { x.blocks * 16 } else { 0 },
+        0.0,
+    );
     assert!(
         rows.iter().all(|r| r.len() == x.blocks * bb)
             && w.d.len() == 2 * TILE * x.blocks
@@ -756,11 +836,12 @@ fn tile2(
     // the assertion above bounds every read: block `b < x.blocks` of row `r` starts at
     // `wq[r] + b·stride` inside the panel or (Q8_0) the row itself, 2 bytes into it.
     unsafe {
-        match (simd, kind.signed()) {
-            (Simd::Vnni, false) => avx2::tile2_vnni::<false>(w, wq, stride, x, res, sc),
-            (Simd::Vnni, true) => avx2::tile2_vnni::<true>(w, wq, stride, x, res, sc),
-            (_, false) => avx2::tile2_avx2::<false>(w, wq, stride, x, res, sc),
-            (_, true) => avx2::tile2_avx2::<true>(w, wq, stride, x, res, sc),
+        match (simd, kind.signed(), x.offset) {
+            (Simd::Vnni, false, _) => avx2::tile2_vnni::<false, false>(w, wq, stride, x, res, sc),
+            (Simd::Vnni, true, false) => avx2::tile2_vnni::<true, false>(w, wq, stride, x, res, sc),
+            (Simd::Vnni, true, true) => avx2::tile2_vnni::<true, true>(w, wq, stride, x, res, sc),
+            (_, false, _) => avx2::tile2_avx2::<false, false>(w, wq, stride, x, res, sc),
+            (_, true, _) => avx2::tile2_avx2::<true, false>(w, wq, stride, x, res, sc),
         }
     }
 }
@@ -955,7 +1036,8 @@ fn product(
             .map(|r| quantize_row(r, simd))
             .collect()
     };
-    let tiles = tiled.then(|| Q8Tiles::quantize(x, cols, simd));
+    let tiles =
+        tiled.then(|| Q8Tiles::quantize(x, cols, simd, simd == Simd::Vnni && kind.signed()));
 
     // The columns of each output, and the weight rows the kernels walk for it: one per
     // column, SwiGLU's gate and up rows interleaved two per column. They are shared out in
