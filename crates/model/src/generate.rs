@@ -318,6 +318,25 @@ pub fn generate_batch(
     Ok(out)
 }
 
+/// Row `i` of `(rows, vocab)` logits into `buf`: straight from a CPU f32 tensor's storage,
+/// through a copy to the host otherwise.
+fn logits_row(logits: &Tensor, i: usize, buf: &mut Vec<f32>) -> Result<()> {
+    let (_, vocab) = logits.dims2()?;
+    if logits.dtype() == candle_core::DType::F32 {
+        let (storage, layout) = logits.storage_and_layout();
+        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
+            (&*storage, layout.contiguous_offsets())
+        {
+            let all = &cpu.as_slice::<f32>()?[start..end];
+            buf.clear();
+            buf.extend_from_slice(&all[i * vocab..(i + 1) * vocab]);
+            return Ok(());
+        }
+    }
+    *buf = logits.get(i)?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+    Ok(())
+}
+
 /// Shared prefixes shorter than this are not worth a separate pass.
 const MIN_SHARED_PREFIX: usize = 16;
 
@@ -383,13 +402,17 @@ fn run_batch(
     let t1 = Instant::now();
     // The prompts still generating, in cache-row order: finished rows leave the batch.
     let mut active: Vec<usize> = (0..b).collect();
+    // One row of logits at a time, in a buffer reused across rows and steps (the whole batch
+    // as fresh vectors was 6 MB of copies and page faults per step for a 49k vocabulary).
+    let mut row = Vec::new();
     loop {
-        let rows: Vec<Vec<f32>> = logits.to_vec2()?;
+        let host = logits.contiguous()?;
         let mut next = vec![0u32; b];
-        for (&r, mut row) in active.iter().zip(rows) {
+        for (i, &r) in active.iter().enumerate() {
             if stop[r].is_some() {
                 continue;
             }
+            logits_row(&host, i, &mut row)?;
             let tok = match (&opts.schema, &mut grammar[r]) {
                 (Some(schema), Some(state)) => {
                     let allowed = |t: u32| schema.allows(state, t, opts.stop_tokens.contains(&t));
