@@ -310,7 +310,7 @@ pub fn generate_batch(
     let mut out = Vec::with_capacity(prompts.len());
     for chunk in prompts.chunks(batch_size.max(1)) {
         // The whole batch on rayon's pool: its kernels then never wait for the caller to wake.
-        out.extend(crate::pool::on_pool_for(llama.device(), || {
+        out.extend(crate::pool::on_pool_busy_for(llama.device(), || {
             run_batch(llama, chunk, opts, &mut *reporter)
         })?);
         reporter.on_prompts_done(out.len(), prompts.len());
@@ -333,7 +333,10 @@ fn logits_row(logits: &Tensor, i: usize, buf: &mut Vec<f32>) -> Result<()> {
             return Ok(());
         }
     }
-    *buf = logits.get(i)?.to_dtype(candle_core::DType::F32)?.to_vec1()?;
+    *buf = logits
+        .get(i)?
+        .to_dtype(candle_core::DType::F32)?
+        .to_vec1()?;
     Ok(())
 }
 
