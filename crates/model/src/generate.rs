@@ -4,6 +4,7 @@
 use std::time::Instant;
 
 use candle_core::Tensor;
+use rayon::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -405,33 +406,51 @@ fn run_batch(
     let t1 = Instant::now();
     // The prompts still generating, in cache-row order: finished rows leave the batch.
     let mut active: Vec<usize> = (0..b).collect();
-    // One row of logits at a time, in a buffer reused across rows and steps (the whole batch
-    // as fresh vectors was 6 MB of copies and page faults per step for a 49k vocabulary).
-    let mut row = Vec::new();
     loop {
         let host = logits.contiguous()?;
         let mut next = vec![0u32; b];
+        // Each row's position among the rows computed this step.
+        let mut slot = vec![None; b];
         for (i, &r) in active.iter().enumerate() {
-            if stop[r].is_some() {
-                continue;
-            }
-            logits_row(&host, i, &mut row)?;
-            let tok = match (&opts.schema, &mut grammar[r]) {
-                (Some(schema), Some(state)) => {
-                    let allowed = |t: u32| schema.allows(state, t, opts.stop_tokens.contains(&t));
-                    match samplers[r].sample_allowed(&mut row, &history[r], &allowed) {
-                        Some(t) => {
+            slot[r] = Some(i);
+        }
+        // Every generating row's choice, on all threads (a row's sampler, grammar state and
+        // history are its own); `None` when its grammar allows nothing. Each thread copies
+        // one row of logits at a time into a buffer of its own (the whole batch as fresh
+        // vectors was 6 MB of copies and page faults per step for a 49k vocabulary).
+        let picks: Vec<Result<Option<Option<u32>>>> = samplers
+            .par_iter_mut()
+            .zip(grammar.par_iter_mut())
+            .zip(history.par_iter())
+            .zip(slot.par_iter().zip(stop.par_iter()))
+            .map_init(Vec::new, |row, (((sampler, state), history), (slot, stop))| {
+                let (Some(i), None) = (slot, stop) else {
+                    return Ok(None);
+                };
+                logits_row(&host, *i, row)?;
+                Ok(Some(match (&opts.schema, state) {
+                    (Some(schema), Some(state)) => {
+                        let allowed =
+                            |t: u32| schema.allows(state, t, opts.stop_tokens.contains(&t));
+                        let t = sampler.sample_allowed(row, history, &allowed);
+                        if let Some(t) = t {
                             schema.advance(state, t);
-                            t
                         }
-                        // Nothing fits (a vocabulary without the bytes JSON needs): stop.
-                        None => {
-                            stop[r] = Some(StopReason::Eos);
-                            continue;
-                        }
+                        t
                     }
+                    _ => Some(sampler.sample(row, history)),
+                }))
+            })
+            .collect();
+        for (r, pick) in picks.into_iter().enumerate() {
+            let tok = match pick? {
+                None => continue,
+                Some(Some(t)) => t,
+                // Nothing fits (a vocabulary without the bytes JSON needs): stop.
+                Some(None) => {
+                    stop[r] = Some(StopReason::Eos);
+                    continue;
                 }
-                _ => samplers[r].sample(&mut row, &history[r]),
             };
             reporter.on_token(r, tok);
             if opts.stop_tokens.contains(&tok) {
