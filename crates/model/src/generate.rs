@@ -4,9 +4,9 @@
 use std::time::Instant;
 
 use candle_core::Tensor;
-use rayon::prelude::*;
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 
 use crate::error::{ModelError, Result};
@@ -423,24 +423,27 @@ fn run_batch(
             .zip(grammar.par_iter_mut())
             .zip(history.par_iter())
             .zip(slot.par_iter().zip(stop.par_iter()))
-            .map_init(Vec::new, |row, (((sampler, state), history), (slot, stop))| {
-                let (Some(i), None) = (slot, stop) else {
-                    return Ok(None);
-                };
-                logits_row(&host, *i, row)?;
-                Ok(Some(match (&opts.schema, state) {
-                    (Some(schema), Some(state)) => {
-                        let allowed =
-                            |t: u32| schema.allows(state, t, opts.stop_tokens.contains(&t));
-                        let t = sampler.sample_allowed(row, history, &allowed);
-                        if let Some(t) = t {
-                            schema.advance(state, t);
+            .map_init(
+                Vec::new,
+                |row, (((sampler, state), history), (slot, stop))| {
+                    let (Some(i), None) = (slot, stop) else {
+                        return Ok(None);
+                    };
+                    logits_row(&host, *i, row)?;
+                    Ok(Some(match (&opts.schema, state) {
+                        (Some(schema), Some(state)) => {
+                            let allowed =
+                                |t: u32| schema.allows(state, t, opts.stop_tokens.contains(&t));
+                            let t = sampler.sample_allowed(row, history, &allowed);
+                            if let Some(t) = t {
+                                schema.advance(state, t);
+                            }
+                            t
                         }
-                        t
-                    }
-                    _ => Some(sampler.sample(row, history)),
-                }))
-            })
+                        _ => Some(sampler.sample(row, history)),
+                    }))
+                },
+            )
             .collect();
         for (r, pick) in picks.into_iter().enumerate() {
             let tok = match pick? {

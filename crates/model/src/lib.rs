@@ -18,6 +18,7 @@ pub mod gguf;
 pub mod half_matmul;
 pub mod hf;
 pub mod json_schema;
+pub mod kv_cache;
 pub mod llama;
 pub mod pool;
 pub mod quant_matmul;

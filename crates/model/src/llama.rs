@@ -760,7 +760,7 @@ fn norm_dtype(format: WeightFormat) -> DType {
 #[derive(Debug, Clone)]
 pub struct Cache {
     /// Per layer: `(batch, kv_heads, len, head_dim)` keys and values.
-    kvs: Vec<candle_nn::kv_cache::KvCache>,
+    kvs: Vec<crate::kv_cache::LayerCache>,
     /// Padding of each row, in tokens, from position `pad_at` on.
     pad: Vec<usize>,
     /// Where every row's padding starts: 0 (left padding) or after a shared prefix.
@@ -782,7 +782,7 @@ impl Cache {
         let capacity = capacity.max(1);
         Self {
             kvs: (0..cfg.num_hidden_layers)
-                .map(|_| candle_nn::kv_cache::KvCache::new(2, capacity))
+                .map(|_| crate::kv_cache::LayerCache::new(capacity))
                 .collect(),
             pad,
             pad_at: 0,
@@ -807,7 +807,7 @@ impl Cache {
         let rows = pad.len();
         let mut kvs = Vec::with_capacity(prefix.kvs.len());
         for kv in &prefix.kvs {
-            let mut fresh = candle_nn::kv_cache::KvCache::new(2, capacity);
+            let mut fresh = crate::kv_cache::LayerCache::new(capacity);
             if let (Some(k), Some(v)) = (kv.k()?, kv.v()?) {
                 let expand = |t: &Tensor| -> candle_core::Result<Tensor> {
                     let mut dims = t.dims().to_vec();
@@ -843,7 +843,7 @@ impl Cache {
                 rows.len(),
                 k.device(),
             )?;
-            let mut fresh = candle_nn::kv_cache::KvCache::new(2, capacity);
+            let mut fresh = crate::kv_cache::LayerCache::new(capacity);
             fresh.append(
                 &k.contiguous()?.index_select(&idx, 0)?,
                 &v.contiguous()?.index_select(&idx, 0)?,
@@ -1013,7 +1013,7 @@ impl Attention {
         x: &Tensor,
         residual: &Tensor,
         step: &Step,
-        kv: Option<&mut candle_nn::kv_cache::KvCache>,
+        kv: Option<&mut crate::kv_cache::LayerCache>,
         kernels: Kernels,
     ) -> candle_core::Result<Tensor> {
         let (b, t, _) = x.dims3()?;
@@ -1206,7 +1206,7 @@ impl Block {
         &self,
         x: &Tensor,
         step: &Step,
-        kv: Option<&mut candle_nn::kv_cache::KvCache>,
+        kv: Option<&mut crate::kv_cache::LayerCache>,
         kernels: Kernels,
     ) -> candle_core::Result<Tensor> {
         let h = self.input_layernorm.forward(x, kernels)?;
