@@ -320,7 +320,7 @@ pub fn generate_batch(
 }
 
 /// Row `i` of `(rows, vocab)` logits into `buf`: straight from a CPU f32 tensor's storage,
-/// through a copy to the host otherwise.
+/// through a copy otherwise.
 fn logits_row(logits: &Tensor, i: usize, buf: &mut Vec<f32>) -> Result<()> {
     let (_, vocab) = logits.dims2()?;
     if logits.dtype() == candle_core::DType::F32 {
@@ -407,7 +407,12 @@ fn run_batch(
     // The prompts still generating, in cache-row order: finished rows leave the batch.
     let mut active: Vec<usize> = (0..b).collect();
     loop {
-        let host = logits.contiguous()?;
+        // On the host in f32, in one transfer from a GPU (the rows are read on pool threads,
+        // which must not touch a GPU context bound to this thread).
+        let host = logits
+            .to_device(&candle_core::Device::Cpu)?
+            .to_dtype(candle_core::DType::F32)?
+            .contiguous()?;
         let mut next = vec![0u32; b];
         // Each row's position among the rows computed this step.
         let mut slot = vec![None; b];
