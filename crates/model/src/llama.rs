@@ -898,6 +898,9 @@ impl RmsNorm {
     fn forward(&self, x: &Tensor, kernels: Kernels) -> candle_core::Result<Tensor> {
         match kernels {
             Kernels::Fused => {
+                if let Some(y) = rms_norm_f32(x, &self.weight, self.eps as f32)? {
+                    return Ok(y);
+                }
                 candle_nn::ops::rms_norm(&x.contiguous()?, &self.weight, self.eps as f32)
             }
             Kernels::Composed if crate::fused_grad::supported(x) => {
@@ -912,6 +915,31 @@ impl RmsNorm {
             }
         }
     }
+}
+
+/// candle-nn's `rms_norm` for an f32 CPU tensor outside a graph, with the same bits
+/// ([`crate::vector_math::rms_norm_rows`]: eight rows' sums at a time); `None` otherwise.
+fn rms_norm_f32(x: &Tensor, weight: &Tensor, eps: f32) -> candle_core::Result<Option<Tensor>> {
+    if !x.device().is_cpu()
+        || x.dtype() != DType::F32
+        || weight.dtype() != DType::F32
+        || x.track_op()
+        || weight.track_op()
+        || x.dims().last() != Some(&weight.elem_count())
+    {
+        return Ok(None);
+    }
+    let x = x.contiguous()?;
+    let (xs, xl) = x.storage_and_layout();
+    let (ws, wl) = weight.storage_and_layout();
+    let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(ws)) = (&*xs, &*ws) else {
+        return Ok(None);
+    };
+    let xv = crate::fused_grad::slice::<f32>(xs, xl, "rms_norm")?;
+    let wv = crate::fused_grad::slice::<f32>(ws, wl, "rms_norm")?;
+    let mut out = vec![0f32; xv.len()];
+    crate::vector_math::rms_norm_rows(xv, wv, eps, &mut out);
+    Tensor::from_vec(out, x.dims(), &Device::Cpu).map(Some)
 }
 
 /// Rotary tables and the per-forward positions/mask shared by every layer.

@@ -93,6 +93,53 @@ pub(crate) fn exp_shifted_libm(xs: &mut [f32], shift: f32) {
     }
 }
 
+/// candle-nn's f32 `rms_norm` to the bit, for rows of `alpha.len()` values: per row
+/// `m = sqrt(Σ v² / n + eps)` with the squares summed left to right, then `v / m · alpha`.
+/// The sums of eight rows run side by side, one per vector lane (each in its own row's
+/// order), instead of one dependent chain of additions per row; groups of eight rows are
+/// shared out over the pool when there are more than 32 rows, as candle does.
+pub(crate) fn rms_norm_rows(x: &[f32], alpha: &[f32], eps: f32, out: &mut [f32]) {
+    use rayon::prelude::*;
+    let n = alpha.len();
+    assert!(
+        n > 0 && x.len().is_multiple_of(n) && out.len() == x.len(),
+        "rms_norm_rows: rows of {n} values expected"
+    );
+    let group = |(x, out): (&[f32], &mut [f32])| rms_norm_group(x, alpha, eps, out);
+    if x.len() / n <= 32 {
+        x.chunks(8 * n).zip(out.chunks_mut(8 * n)).for_each(group);
+    } else {
+        x.par_chunks(8 * n)
+            .zip(out.par_chunks_mut(8 * n))
+            .for_each(group);
+    }
+}
+
+/// [`rms_norm_rows`] for up to eight rows.
+fn rms_norm_group(x: &[f32], alpha: &[f32], eps: f32, out: &mut [f32]) {
+    let n = alpha.len();
+    let rows = x.len() / n;
+    let mut sums = [0f32; 8];
+    let mut done = false;
+    #[cfg(target_arch = "x86_64")]
+    if rows == 8 && n.is_multiple_of(8) && is_x86_feature_detected!("avx2") {
+        // SAFETY: the CPU has AVX2; eight rows of `n` values, `n` a multiple of 8.
+        sums = unsafe { x86::square_sums8(x, n) };
+        done = true;
+    }
+    if !done {
+        for (s, row) in sums.iter_mut().zip(x.chunks_exact(n)) {
+            *s = row.iter().map(|&v| v * v).sum::<f32>();
+        }
+    }
+    for ((row, o), &sum2) in x.chunks_exact(n).zip(out.chunks_exact_mut(n)).zip(&sums) {
+        let m = (sum2 / n as f32 + eps).sqrt();
+        for ((o, &v), &a) in o.iter_mut().zip(row).zip(alpha) {
+            *o = v / m * a;
+        }
+    }
+}
+
 /// `out[i] = silu_mul(g[i], u[i])` ([`silu_mul_pairs`] for separate slices).
 pub(crate) fn silu_mul_slices(g: &[f32], u: &[f32], out: &mut [f32]) {
     let n = out.len().min(g.len()).min(u.len());
@@ -405,6 +452,34 @@ pub(crate) mod x86 {
         n
     }
 
+    /// `Σ v²` of each of eight rows of `n` values (`n` a multiple of 8), each summed left to
+    /// right as a scalar loop would: lane `r` of every step holds row `r`, eight columns at a
+    /// time through an 8 × 8 transpose.
+    ///
+    /// # Safety
+    /// The CPU has AVX2; `x` holds eight rows of `n` values.
+    #[target_feature(enable = "avx2")]
+    pub(crate) unsafe fn square_sums8(x: &[f32], n: usize) -> [f32; 8] {
+        assert!(
+            x.len() == 8 * n && n % 8 == 0,
+            "square_sums8: eight rows expected"
+        );
+        // Starting from −0.0 as `Iterator::sum` does (the same as +0.0 here: squares are
+        // never −0.0).
+        let mut acc = _mm256_set1_ps(-0.0);
+        for c in (0..n).step_by(8) {
+            let cols = transpose8(std::array::from_fn(|r| {
+                _mm256_loadu_ps(x.as_ptr().add(r * n + c))
+            }));
+            for col in cols {
+                acc = _mm256_add_ps(acc, _mm256_mul_ps(col, col));
+            }
+        }
+        let mut out = [0f32; 8];
+        _mm256_storeu_ps(out.as_mut_ptr(), acc);
+        out
+    }
+
     /// `g / (1 + e^(−g)) · u` lane by lane, each operation rounded as the scalar one.
     #[target_feature(enable = "avx2,fma")]
     #[inline]
@@ -544,6 +619,31 @@ mod tests {
     fn vector_expf_has_the_c_librarys_bits_everywhere() {
         if x86::expf_matches_libm() {
             assert_eq!(expf_mismatch(1), None);
+        }
+    }
+
+    #[test]
+    fn rms_norm_rows_is_candles_rms_norm_to_the_bit() {
+        use candle_core::{Device, Tensor};
+        let dev = Device::Cpu;
+        for (rows, n) in [(1, 576), (8, 576), (13, 64), (32, 576), (40, 24), (3, 5)] {
+            let x = (Tensor::randn(0f32, 3., (rows, n), &dev).unwrap() * 50.0).unwrap();
+            let alpha = Tensor::randn(1f32, 0.2, n, &dev).unwrap();
+            let want = candle_nn::ops::rms_norm(&x, &alpha, 1e-5).unwrap();
+            let want: Vec<u32> = want
+                .flatten_all()
+                .unwrap()
+                .to_vec1::<f32>()
+                .unwrap()
+                .iter()
+                .map(|v| v.to_bits())
+                .collect();
+            let xs = x.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let al = alpha.to_vec1::<f32>().unwrap();
+            let mut out = vec![0f32; xs.len()];
+            rms_norm_rows(&xs, &al, 1e-5, &mut out);
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, want, "{rows} rows of {n}");
         }
     }
 
