@@ -461,7 +461,7 @@ pub(crate) mod x86 {
     #[target_feature(enable = "avx2")]
     pub(crate) unsafe fn square_sums8(x: &[f32], n: usize) -> [f32; 8] {
         assert!(
-            x.len() == 8 * n && n % 8 == 0,
+            x.len() == 8 * n && n.is_multiple_of(8),
             "square_sums8: eight rows expected"
         );
         // Starting from −0.0 as `Iterator::sum` does (the same as +0.0 here: squares are
