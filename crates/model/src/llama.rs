@@ -942,6 +942,43 @@ fn rms_norm_f32(x: &Tensor, weight: &Tensor, eps: f32) -> candle_core::Result<Op
     Tensor::from_vec(out, x.dims(), &Device::Cpu).map(Some)
 }
 
+/// candle-nn's `rope` for f32 CPU tensors outside a graph, with the same bits
+/// ([`crate::vector_math::rope_rows`]); `None` otherwise.
+fn rope_f32(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Option<Tensor>> {
+    let all_f32_cpu = [x, cos, sin]
+        .iter()
+        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op());
+    let Ok((b, h, t, d)) = x.dims4() else {
+        return Ok(None);
+    };
+    let batched = match cos.dims() {
+        [ct, ch] if (*ct, *ch) == (t, d / 2) => false,
+        [cb, ct, ch] if (*cb, *ct, *ch) == (b, t, d / 2) => true,
+        _ => return Ok(None),
+    };
+    if !all_f32_cpu || cos.dims() != sin.dims() || d % 2 != 0 {
+        return Ok(None);
+    }
+    let (x, cos, sin) = (x.contiguous()?, cos.contiguous()?, sin.contiguous()?);
+    let (xs, xl) = x.storage_and_layout();
+    let (cs, cl) = cos.storage_and_layout();
+    let (ss, sl) = sin.storage_and_layout();
+    let (
+        candle_core::Storage::Cpu(xs),
+        candle_core::Storage::Cpu(cs),
+        candle_core::Storage::Cpu(ss),
+    ) = (&*xs, &*cs, &*ss)
+    else {
+        return Ok(None);
+    };
+    let xv = crate::fused_grad::slice::<f32>(xs, xl, "rope")?;
+    let cv = crate::fused_grad::slice::<f32>(cs, cl, "rope")?;
+    let sv = crate::fused_grad::slice::<f32>(ss, sl, "rope")?;
+    let mut out = vec![0f32; xv.len()];
+    crate::vector_math::rope_rows(xv, cv, sv, (b, h, t, d), batched, &mut out);
+    Tensor::from_vec(out, (b, h, t, d), &Device::Cpu).map(Some)
+}
+
 /// Rotary tables and the per-forward positions/mask shared by every layer.
 struct Step {
     /// `(batch, 1, seq, head_dim)` for the composed path, `(batch, seq, head_dim/2)` for fused.
@@ -967,7 +1004,10 @@ fn rotate_half(x: &Tensor) -> candle_core::Result<Tensor> {
 fn apply_rope(x: &Tensor, step: &Step, kernels: Kernels) -> candle_core::Result<Tensor> {
     match kernels {
         Kernels::Composed if step.grad_kernels => crate::fused_grad::rope(x, &step.cos, &step.sin),
-        Kernels::Fused => candle_nn::rotary_emb::rope(&x.contiguous()?, &step.cos, &step.sin),
+        Kernels::Fused => match rope_f32(x, &step.cos, &step.sin)? {
+            Some(y) => Ok(y),
+            None => candle_nn::rotary_emb::rope(&x.contiguous()?, &step.cos, &step.sin),
+        },
         Kernels::Composed => {
             x.broadcast_mul(&step.cos)? + rotate_half(x)?.broadcast_mul(&step.sin)?
         }

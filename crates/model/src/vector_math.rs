@@ -115,6 +115,58 @@ pub(crate) fn rms_norm_rows(x: &[f32], alpha: &[f32], eps: f32, out: &mut [f32])
     }
 }
 
+/// candle-nn's f32 `rope` (the non-interleaved rotation) to the bit, for a contiguous
+/// `(b, h, t, d)` input: per position, `x1·cos − x2·sin` and `x1·sin + x2·cos` for the two
+/// halves of each head, with `cos`/`sin` rows of `d / 2` per position (`batched`: per batch
+/// row and position). Written as plain loops over the halves, which the compiler vectorises
+/// (candle's loop indexes each value and ran one at a time); large inputs go over the pool.
+pub(crate) fn rope_rows(
+    x: &[f32],
+    cos: &[f32],
+    sin: &[f32],
+    (b, h, t, d): (usize, usize, usize, usize),
+    batched: bool,
+    out: &mut [f32],
+) {
+    use rayon::prelude::*;
+    let half = d / 2;
+    let cs_rows = if batched { b * t } else { t };
+    assert!(
+        d % 2 == 0
+            && x.len() == b * h * t * d
+            && out.len() == x.len()
+            && cos.len() >= cs_rows * half
+            && sin.len() >= cs_rows * half,
+        "rope_rows: shapes do not match"
+    );
+    let head = |(bh, (x, o)): (usize, (&[f32], &mut [f32]))| {
+        for (i_t, (x, o)) in x.chunks_exact(d).zip(o.chunks_exact_mut(d)).enumerate() {
+            let row = if batched { (bh / h) * t + i_t } else { i_t };
+            let (c, s) = (
+                &cos[row * half..(row + 1) * half],
+                &sin[row * half..(row + 1) * half],
+            );
+            let (x1, x2) = x.split_at(half);
+            let (o1, o2) = o.split_at_mut(half);
+            for i in 0..half {
+                o1[i] = x1[i] * c[i] - x2[i] * s[i];
+                o2[i] = x1[i] * s[i] + x2[i] * c[i];
+            }
+        }
+    };
+    if x.len() <= 1 << 16 {
+        x.chunks(t * d)
+            .zip(out.chunks_mut(t * d))
+            .enumerate()
+            .for_each(head);
+    } else {
+        x.par_chunks(t * d)
+            .zip(out.par_chunks_mut(t * d))
+            .enumerate()
+            .for_each(head);
+    }
+}
+
 /// [`rms_norm_rows`] for up to eight rows.
 fn rms_norm_group(x: &[f32], alpha: &[f32], eps: f32, out: &mut [f32]) {
     let n = alpha.len();
@@ -644,6 +696,44 @@ mod tests {
             rms_norm_rows(&xs, &al, 1e-5, &mut out);
             let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
             assert_eq!(got, want, "{rows} rows of {n}");
+        }
+    }
+
+    #[test]
+    fn rope_rows_is_candles_rope_to_the_bit() {
+        use candle_core::{Device, Tensor};
+        let dev = Device::Cpu;
+        for (b, h, t, d, batched) in [
+            (32, 9, 1, 64, false),
+            (3, 2, 5, 8, true),
+            (2, 4, 300, 64, false),
+            (1, 1, 1, 2, true),
+        ] {
+            let x = (Tensor::randn(0f32, 3., (b, h, t, d), &dev).unwrap() * 10.0).unwrap();
+            let cs = if batched {
+                vec![b, t, d / 2]
+            } else {
+                vec![t, d / 2]
+            };
+            let cos = Tensor::randn(0f32, 1., cs.clone(), &dev).unwrap();
+            let sin = Tensor::randn(0f32, 1., cs, &dev).unwrap();
+            let want = candle_nn::rotary_emb::rope(&x, &cos, &sin).unwrap();
+            let bits = |t: &Tensor| -> Vec<u32> {
+                let v = t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+                v.iter().map(|v| v.to_bits()).collect()
+            };
+            let flat = |t: &Tensor| t.flatten_all().unwrap().to_vec1::<f32>().unwrap();
+            let mut out = vec![0f32; b * h * t * d];
+            rope_rows(
+                &flat(&x),
+                &flat(&cos),
+                &flat(&sin),
+                (b, h, t, d),
+                batched,
+                &mut out,
+            );
+            let got: Vec<u32> = out.iter().map(|v| v.to_bits()).collect();
+            assert_eq!(got, bits(&want), "{b}x{h}x{t}x{d} batched={batched}");
         }
     }
 
