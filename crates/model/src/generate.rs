@@ -319,28 +319,6 @@ pub fn generate_batch(
     Ok(out)
 }
 
-/// Row `i` of `(rows, vocab)` logits into `buf`: straight from a CPU f32 tensor's storage,
-/// through a copy otherwise.
-fn logits_row(logits: &Tensor, i: usize, buf: &mut Vec<f32>) -> Result<()> {
-    let (_, vocab) = logits.dims2()?;
-    if logits.dtype() == candle_core::DType::F32 {
-        let (storage, layout) = logits.storage_and_layout();
-        if let (candle_core::Storage::Cpu(cpu), Some((start, end))) =
-            (&*storage, layout.contiguous_offsets())
-        {
-            let all = &cpu.as_slice::<f32>()?[start..end];
-            buf.clear();
-            buf.extend_from_slice(&all[i * vocab..(i + 1) * vocab]);
-            return Ok(());
-        }
-    }
-    *buf = logits
-        .get(i)?
-        .to_dtype(candle_core::DType::F32)?
-        .to_vec1()?;
-    Ok(())
-}
-
 /// Shared prefixes shorter than this are not worth a separate pass.
 const MIN_SHARED_PREFIX: usize = 16;
 
@@ -413,6 +391,14 @@ fn run_batch(
             .to_device(&candle_core::Device::Cpu)?
             .to_dtype(candle_core::DType::F32)?
             .contiguous()?;
+        let vocab = host.dim(1)?;
+        let (storage, layout) = host.storage_and_layout();
+        let candle_core::Storage::Cpu(cpu) = &*storage else {
+            return Err(ModelError::InvalidArgument(
+                "logits are not on the host".into(),
+            ));
+        };
+        let all = crate::fused_grad::slice::<f32>(cpu, layout, "sampling")?;
         let mut next = vec![0u32; b];
         // Each row's position among the rows computed this step.
         let mut slot = vec![None; b];
@@ -422,7 +408,8 @@ fn run_batch(
         // Every generating row's choice, on all threads (a row's sampler, grammar state and
         // history are its own); `None` when its grammar allows nothing. Each thread copies
         // one row of logits at a time into a buffer of its own (the whole batch as fresh
-        // vectors was 6 MB of copies and page faults per step for a 49k vocabulary).
+        // vectors was 6 MB of copies and page faults per step for a 49k vocabulary): the
+        // samplers change the values they are given.
         let picks: Vec<Result<Option<Option<u32>>>> = samplers
             .par_iter_mut()
             .zip(grammar.par_iter_mut())
@@ -434,7 +421,8 @@ fn run_batch(
                     let (Some(i), None) = (slot, stop) else {
                         return Ok(None);
                     };
-                    logits_row(&host, *i, row)?;
+                    row.clear();
+                    row.extend_from_slice(&all[*i * vocab..(*i + 1) * vocab]);
                     Ok(Some(match (&opts.schema, state) {
                         (Some(schema), Some(state)) => {
                             let allowed =

@@ -917,37 +917,52 @@ impl RmsNorm {
     }
 }
 
-/// candle-nn's `rms_norm` for an f32 CPU tensor outside a graph, with the same bits
-/// ([`crate::vector_math::rms_norm_rows`]: eight rows' sums at a time); `None` otherwise.
-fn rms_norm_f32(x: &Tensor, weight: &Tensor, eps: f32) -> candle_core::Result<Option<Tensor>> {
-    if !x.device().is_cpu()
-        || x.dtype() != DType::F32
-        || weight.dtype() != DType::F32
-        || x.track_op()
-        || weight.track_op()
-        || x.dims().last() != Some(&weight.elem_count())
+/// `f` over the values of `inputs`, read contiguously, into a new f32 CPU tensor of `dims`:
+/// the fast paths below that keep candle's bits on f32 CPU tensors outside a graph. `None`,
+/// with nothing computed, when an input is on another device, of another dtype or in a graph.
+fn map_f32_cpu(
+    inputs: &[&Tensor],
+    dims: &[usize],
+    op: &str,
+    f: impl FnOnce(&[&[f32]], &mut [f32]),
+) -> candle_core::Result<Option<Tensor>> {
+    if inputs
+        .iter()
+        .any(|t| !t.device().is_cpu() || t.dtype() != DType::F32 || t.track_op())
     {
         return Ok(None);
     }
-    let x = x.contiguous()?;
-    let (xs, xl) = x.storage_and_layout();
-    let (ws, wl) = weight.storage_and_layout();
-    let (candle_core::Storage::Cpu(xs), candle_core::Storage::Cpu(ws)) = (&*xs, &*ws) else {
+    let inputs = inputs
+        .iter()
+        .map(|t| t.contiguous())
+        .collect::<candle_core::Result<Vec<_>>>()?;
+    let guards: Vec<_> = inputs.iter().map(|t| t.storage_and_layout()).collect();
+    let mut values = Vec::with_capacity(guards.len());
+    for (storage, layout) in &guards {
+        let candle_core::Storage::Cpu(cpu) = &**storage else {
+            return Ok(None);
+        };
+        values.push(crate::fused_grad::slice::<f32>(cpu, layout, op)?);
+    }
+    let mut out = vec![0f32; dims.iter().product()];
+    f(&values, &mut out);
+    Tensor::from_vec(out, dims, &Device::Cpu).map(Some)
+}
+
+/// candle-nn's `rms_norm` for an f32 CPU tensor outside a graph, with the same bits
+/// ([`crate::vector_math::rms_norm_rows`]: eight rows' sums at a time); `None` otherwise.
+fn rms_norm_f32(x: &Tensor, weight: &Tensor, eps: f32) -> candle_core::Result<Option<Tensor>> {
+    if x.dims().last() != Some(&weight.elem_count()) {
         return Ok(None);
-    };
-    let xv = crate::fused_grad::slice::<f32>(xs, xl, "rms_norm")?;
-    let wv = crate::fused_grad::slice::<f32>(ws, wl, "rms_norm")?;
-    let mut out = vec![0f32; xv.len()];
-    crate::vector_math::rms_norm_rows(xv, wv, eps, &mut out);
-    Tensor::from_vec(out, x.dims(), &Device::Cpu).map(Some)
+    }
+    map_f32_cpu(&[x, weight], x.dims(), "rms_norm", |v, out| {
+        crate::vector_math::rms_norm_rows(v[0], v[1], eps, out)
+    })
 }
 
 /// candle-nn's `rope` for f32 CPU tensors outside a graph, with the same bits
 /// ([`crate::vector_math::rope_rows`]); `None` otherwise.
 fn rope_f32(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Option<Tensor>> {
-    let all_f32_cpu = [x, cos, sin]
-        .iter()
-        .all(|t| t.device().is_cpu() && t.dtype() == DType::F32 && !t.track_op());
     let Ok((b, h, t, d)) = x.dims4() else {
         return Ok(None);
     };
@@ -956,27 +971,12 @@ fn rope_f32(x: &Tensor, cos: &Tensor, sin: &Tensor) -> candle_core::Result<Optio
         [cb, ct, ch] if (*cb, *ct, *ch) == (b, t, d / 2) => true,
         _ => return Ok(None),
     };
-    if !all_f32_cpu || cos.dims() != sin.dims() || d % 2 != 0 {
+    if cos.dims() != sin.dims() || d % 2 != 0 {
         return Ok(None);
     }
-    let (x, cos, sin) = (x.contiguous()?, cos.contiguous()?, sin.contiguous()?);
-    let (xs, xl) = x.storage_and_layout();
-    let (cs, cl) = cos.storage_and_layout();
-    let (ss, sl) = sin.storage_and_layout();
-    let (
-        candle_core::Storage::Cpu(xs),
-        candle_core::Storage::Cpu(cs),
-        candle_core::Storage::Cpu(ss),
-    ) = (&*xs, &*cs, &*ss)
-    else {
-        return Ok(None);
-    };
-    let xv = crate::fused_grad::slice::<f32>(xs, xl, "rope")?;
-    let cv = crate::fused_grad::slice::<f32>(cs, cl, "rope")?;
-    let sv = crate::fused_grad::slice::<f32>(ss, sl, "rope")?;
-    let mut out = vec![0f32; xv.len()];
-    crate::vector_math::rope_rows(xv, cv, sv, (b, h, t, d), batched, &mut out);
-    Tensor::from_vec(out, (b, h, t, d), &Device::Cpu).map(Some)
+    map_f32_cpu(&[x, cos, sin], &[b, h, t, d], "rope", |v, out| {
+        crate::vector_math::rope_rows(v[0], v[1], v[2], (b, h, t, d), batched, out)
+    })
 }
 
 /// Rotary tables and the per-forward positions/mask shared by every layer.
@@ -1208,28 +1208,14 @@ impl Mlp {
 /// pass. `None` for anything else.
 fn silu_times(gate: &Tensor, up: &Tensor) -> candle_core::Result<Option<Tensor>> {
     use rayon::prelude::*;
-    if !gate.device().is_cpu()
-        || gate.dtype() != DType::F32
-        || up.dtype() != DType::F32
-        || gate.dims() != up.dims()
-        || gate.track_op()
-        || up.track_op()
-    {
+    if gate.dims() != up.dims() {
         return Ok(None);
     }
-    let (gate, up) = (gate.contiguous()?, up.contiguous()?);
-    let (gs, gl) = gate.storage_and_layout();
-    let (us, ul) = up.storage_and_layout();
-    let (candle_core::Storage::Cpu(gs), candle_core::Storage::Cpu(us)) = (&*gs, &*us) else {
-        return Ok(None);
-    };
-    let g = crate::fused_grad::slice::<f32>(gs, gl, "silu")?;
-    let u = crate::fused_grad::slice::<f32>(us, ul, "silu")?;
-    let mut out = vec![0f32; g.len()];
-    out.par_chunks_mut(4096)
-        .zip(g.par_chunks(4096).zip(u.par_chunks(4096)))
-        .for_each(|(o, (g, u))| crate::vector_math::silu_mul_slices(g, u, o));
-    Tensor::from_vec(out, gate.dims(), &Device::Cpu).map(Some)
+    map_f32_cpu(&[gate, up], gate.dims(), "silu", |v, out| {
+        out.par_chunks_mut(4096)
+            .zip(v[0].par_chunks(4096).zip(v[1].par_chunks(4096)))
+            .for_each(|(o, (g, u))| crate::vector_math::silu_mul_slices(g, u, o))
+    })
 }
 
 #[derive(Debug, Clone)]

@@ -430,6 +430,16 @@ pub(crate) mod x86 {
         unsafe { _mm_loadu_ps(ys.as_ptr()) }
     }
 
+    /// [`expf4`] of eight lanes, as two halves.
+    #[target_feature(enable = "avx2,fma")]
+    #[inline]
+    fn expf8(x: __m256) -> __m256 {
+        _mm256_set_m128(
+            expf4(_mm256_extractf128_ps(x, 1)),
+            expf4(_mm256_castps256_ps128(x)),
+        )
+    }
+
     /// A bit per lane of `x` whose magnitude is at least 88 or that is NaN.
     #[target_feature(enable = "avx2")]
     #[inline]
@@ -494,12 +504,7 @@ pub(crate) mod x86 {
         let sh = _mm256_set1_ps(shift);
         for i in (0..n).step_by(8) {
             let p = xs.as_mut_ptr().add(i);
-            let x = _mm256_sub_ps(_mm256_loadu_ps(p), sh);
-            let e = _mm256_set_m128(
-                expf4(_mm256_extractf128_ps(x, 1)),
-                expf4(_mm256_castps256_ps128(x)),
-            );
-            _mm256_storeu_ps(p, e);
+            _mm256_storeu_ps(p, expf8(_mm256_sub_ps(_mm256_loadu_ps(p), sh)));
         }
         n
     }
@@ -536,11 +541,7 @@ pub(crate) mod x86 {
     #[target_feature(enable = "avx2,fma")]
     #[inline]
     fn silu_mul8(g: __m256, u: __m256) -> __m256 {
-        let neg = _mm256_xor_ps(g, _mm256_set1_ps(-0.0));
-        let e = _mm256_set_m128(
-            expf4(_mm256_extractf128_ps(neg, 1)),
-            expf4(_mm256_castps256_ps128(neg)),
-        );
+        let e = expf8(_mm256_xor_ps(g, _mm256_set1_ps(-0.0)));
         let one = _mm256_set1_ps(1.0);
         _mm256_mul_ps(_mm256_div_ps(g, _mm256_add_ps(one, e)), u)
     }
