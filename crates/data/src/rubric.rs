@@ -124,7 +124,83 @@ pub struct Gate {
     pub id: Cow<'static, str>,
     pub passed: bool,
     /// What was measured, e.g. "title has 43 characters".
-    pub detail: String,
+    pub detail: GateDetail,
+}
+
+/// What a gate measured: the numbers when scoring made it, written out as a sentence only when
+/// it is shown or serialised (every sample has five gates, and most reports are only counted),
+/// or the sentence itself when a report is read back. Serialises as that sentence.
+#[derive(Debug, Clone)]
+pub enum GateDetail {
+    TitleLength {
+        chars: usize,
+        min: usize,
+        max: usize,
+    },
+    FeatureCount {
+        count: usize,
+        min: usize,
+        max: usize,
+    },
+    /// `bad`: the length of the first feature out of bounds.
+    FeatureLength {
+        bad: Option<usize>,
+        max: usize,
+    },
+    DescriptionWords {
+        words: usize,
+        min: usize,
+    },
+    Compliance {
+        score: u8,
+        min: u8,
+    },
+    Text(String),
+}
+
+impl std::fmt::Display for GateDetail {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::TitleLength { chars, min, max } => {
+                write!(f, "title has {chars} characters (expected {min}–{max})")
+            }
+            Self::FeatureCount { count, min, max } => {
+                write!(f, "{count} features (expected {min}–{max})")
+            }
+            Self::FeatureLength { bad: Some(n), max } => {
+                write!(f, "a feature has {n} characters (expected 1–{max})")
+            }
+            Self::FeatureLength { bad: None, max } => {
+                write!(f, "every feature has 1–{max} characters")
+            }
+            Self::DescriptionWords { words, min } => {
+                write!(f, "description has {words} words (expected at least {min})")
+            }
+            Self::Compliance { score, min } => {
+                write!(f, "compliance score {score} (expected at least {min})")
+            }
+            Self::Text(t) => f.write_str(t),
+        }
+    }
+}
+
+/// Two details are equal when they read the same.
+impl PartialEq for GateDetail {
+    fn eq(&self, other: &Self) -> bool {
+        self.to_string() == other.to_string()
+    }
+}
+
+impl Serialize for GateDetail {
+    fn serialize<S: serde::Serializer>(&self, s: S) -> Result<S::Ok, S::Error> {
+        s.collect_str(self)
+    }
+}
+
+impl<'de> Deserialize<'de> for GateDetail {
+    fn deserialize<D: serde::Deserializer<'de>>(d: D) -> Result<Self, D::Error> {
+        String::deserialize(d).map(Self::Text)
+    }
 }
 
 /// The names of the hard gates, in report order.
@@ -903,45 +979,44 @@ impl Rubric {
             Gate {
                 id: Cow::Borrowed("title_length"),
                 passed: (cfg.title_min_chars..=cfg.title_max_chars).contains(&title_chars),
-                detail: format!(
-                    "title has {title_chars} characters (expected {}–{})",
-                    cfg.title_min_chars, cfg.title_max_chars
-                ),
+                detail: GateDetail::TitleLength {
+                    chars: title_chars,
+                    min: cfg.title_min_chars,
+                    max: cfg.title_max_chars,
+                },
             },
             Gate {
                 id: Cow::Borrowed("feature_count"),
                 passed: (cfg.features_min..=cfg.features_max).contains(&feature_count),
-                detail: format!(
-                    "{feature_count} features (expected {}–{})",
-                    cfg.features_min, cfg.features_max
-                ),
+                detail: GateDetail::FeatureCount {
+                    count: feature_count,
+                    min: cfg.features_min,
+                    max: cfg.features_max,
+                },
             },
             Gate {
                 id: Cow::Borrowed("feature_length"),
                 passed: bad_feature.is_none(),
-                detail: match bad_feature {
-                    Some(n) => format!(
-                        "a feature has {n} characters (expected 1–{})",
-                        cfg.feature_max_chars
-                    ),
-                    None => format!("every feature has 1–{} characters", cfg.feature_max_chars),
+                detail: GateDetail::FeatureLength {
+                    bad: bad_feature,
+                    max: cfg.feature_max_chars,
                 },
             },
             Gate {
                 id: Cow::Borrowed("description_words"),
                 passed: description_words >= cfg.description_min_words,
-                detail: format!(
-                    "description has {description_words} words (expected at least {})",
-                    cfg.description_min_words
-                ),
+                detail: GateDetail::DescriptionWords {
+                    words: description_words,
+                    min: cfg.description_min_words,
+                },
             },
             Gate {
                 id: Cow::Borrowed("compliance"),
                 passed: score >= cfg.pass_score,
-                detail: format!(
-                    "compliance score {score} (expected at least {})",
-                    cfg.pass_score
-                ),
+                detail: GateDetail::Compliance {
+                    score,
+                    min: cfg.pass_score,
+                },
             },
         ];
         let passed = gates.iter().all(|g| g.passed);
@@ -1370,6 +1445,34 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
     use regex::RegexSet;
+
+    /// Gate details read as sentences, serialise as those sentences and read back equal.
+    #[test]
+    fn gate_details_serialise_as_their_sentences() {
+        let rubric = Rubric::default();
+        let listing = Listing {
+            title: "Short title".into(),
+            features: vec!["Fine".into(), "x".repeat(90)],
+            description: "Too short.".into(),
+        };
+        let report = rubric.score(&listing, None);
+        let details: Vec<String> = report.gates.iter().map(|g| g.detail.to_string()).collect();
+        assert_eq!(
+            details,
+            [
+                "title has 11 characters (expected 50–100)",
+                "2 features (expected 3–10)",
+                "a feature has 90 characters (expected 1–80)",
+                "description has 2 words (expected at least 150)",
+                &format!("compliance score {} (expected at least 80)", report.score),
+            ]
+        );
+        let json = serde_json::to_value(&report).expect("serialises");
+        assert_eq!(json["gates"][0]["detail"], details[0].as_str());
+        let back: Report = serde_json::from_value(json).expect("reads back");
+        assert!(matches!(back.gates[0].detail, GateDetail::Text(_)));
+        assert_eq!(back, report);
+    }
 
     /// Every non-ASCII character but digits has a stand-in that every class and literal of the
     /// contact and commerce patterns treats exactly like it, case-insensitively (contact) and

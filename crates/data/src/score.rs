@@ -5,6 +5,7 @@ use rayon::prelude::*;
 use serde::Serialize;
 use std::collections::BTreeMap;
 use std::path::Path;
+use std::sync::Arc;
 
 use crate::error::DataError;
 use crate::read::{read_files_in_pieces, Reject};
@@ -15,7 +16,8 @@ use crate::sample::Sample;
 #[derive(Debug, Clone, Serialize)]
 pub struct Scored {
     pub id: String,
-    pub file: String,
+    /// Shared with the sample's origin: one file name for all of a file's samples.
+    pub file: Arc<str>,
     pub line: usize,
     /// `None` when the sample holds no readable listing (see `listing_error`).
     pub report: Option<Report>,
@@ -60,7 +62,7 @@ pub fn score_sample(rubric: &Rubric, s: &Sample) -> Scored {
     };
     Scored {
         id: s.id.clone(),
-        file: s.origin.file.to_string(),
+        file: s.origin.file.clone(),
         line: s.origin.line,
         report,
         listing_error: s.listing_error.clone(),

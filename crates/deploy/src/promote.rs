@@ -305,7 +305,7 @@ pub fn health_check(
             score: report.as_ref().map(|r| r.score),
             failed_gates: report
                 .as_ref()
-                .map(|r| r.failed_gates().map(|g| g.detail.clone()).collect())
+                .map(|r| r.failed_gates().map(|g| g.detail.to_string()).collect())
                 .unwrap_or_default(),
             passed: stopped && parsed.is_ok() && rubric_passed,
             reply,
