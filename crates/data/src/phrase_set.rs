@@ -73,6 +73,8 @@ pub struct PhraseSet {
     /// The ASCII bytes other than letters and digits that start a phrase ("%" of "% off"), or
     /// `None` when there are more than [`MAX_PUNCT_FIRST`] (then every such byte is looked at).
     punct_first: Option<Vec<u8>>,
+    /// No phrase holds a `\n` (see [`PhraseSet::joinable`]).
+    joinable: bool,
 }
 
 /// Most distinct punctuation bytes that start phrases and are found by comparing 64 bytes at a
@@ -120,9 +122,11 @@ impl PhraseSet {
             first4: Bitmap::new(),
             short_first: [false; 256],
             punct_first: Some(Vec::new()),
+            joinable: true,
         };
         for p in &phrases {
             let p = p.as_ref();
+            set.joinable &= !p.contains(&b'\n');
             if let Some(&c) = p
                 .first()
                 .filter(|c| c.is_ascii() && !c.is_ascii_alphanumeric())
@@ -149,6 +153,14 @@ impl PhraseSet {
             }
         }
         Ok(set)
+    }
+
+    /// Whether texts joined by `\n` can be searched at once: when no phrase holds a `\n`, the
+    /// phrases of `a\nb` are those of `a` and those of `b` (moved by `a.len() + 1`), since `\n`
+    /// is no letter or digit (each text starts and ends on a word boundary as it does alone) and
+    /// no match can span it.
+    pub fn joinable(&self) -> bool {
+        self.joinable
     }
 
     /// Whether a phrase may start at the first byte of `at` (`w`: its first four bytes).

@@ -11,7 +11,7 @@ use std::borrow::Cow;
 use std::collections::HashSet;
 
 use crate::lexicon::{Entry, Lexicons};
-use crate::phrase_set::PhraseSet;
+use crate::phrase_set::{PhraseMatch, PhraseSet};
 use crate::sample::{Listing, ProductInput};
 use crate::text::{self, char_len, is_stopword, words};
 
@@ -661,6 +661,20 @@ impl Rubric {
             }
         }
 
+        // The title and the features joined by `\n`, for the scans that would otherwise start
+        // over on each of these short fields: a field starts and ends on a word boundary there as
+        // it does alone (`\n` is no letter or digit), no phrase holds a `\n` (else `joinable` is
+        // false), so no phrase match spans two fields, and a cue of one field is a cue of the
+        // whole (see `Cues`), so a whole without one spares the fields their cue passes.
+        let mut short = String::with_capacity(
+            title.len() + listing.features.iter().map(|f| f.len() + 1).sum::<usize>(),
+        );
+        short.push_str(title);
+        for f in &listing.features {
+            short.push('\n');
+            short.push_str(f);
+        }
+
         // T-CHR (title and features)
         let mut check_chars = |field: &str, s: &str| {
             // ASCII text: one table lookup per byte finds whether there is anything to report.
@@ -683,9 +697,12 @@ impl Rubric {
                 }
             }
         };
-        check_chars("title", title);
-        for (i, f) in listing.features.iter().enumerate() {
-            check_chars(&feature_field(i), f);
+        // Joined ASCII text without a forbidden byte: nothing to report in any field.
+        if !short.is_ascii() || short.bytes().any(is_forbidden_ascii) {
+            check_chars("title", title);
+            for (i, f) in listing.features.iter().enumerate() {
+                check_chars(&feature_field(i), f);
+            }
         }
 
         // F-CNT
@@ -842,11 +859,19 @@ impl Rubric {
         }
 
         // Phrase lexicons over every field.
-        let mut scan = |field: &str, s: &str, is_feature: bool| {
-            for m in self.phrases.find(s) {
+        // `found`: the phrases of `s`, at `base` more than their offsets in `s`; `cue_free`: no
+        // pattern can match `s`.
+        let mut scan = |field: &str,
+                        s: &str,
+                        is_feature: bool,
+                        found: &[PhraseMatch],
+                        base: usize,
+                        cue_free: bool| {
+            for m in found {
+                let (start, end) = (m.start - base, m.end - base);
                 let (kind, entry) = &self.phrase_meta[m.phrase];
                 let reason = format!("{} [{}]", entry.note, entry.source);
-                let e = || ev(field, s, m.start, m.end, reason.clone());
+                let e = || ev(field, s, start, end, reason.clone());
                 match kind {
                     Kind::Promo => fail("X-PROMO", e(), true),
                     Kind::Contact => fail("X-CONTACT", e(), true),
@@ -866,6 +891,9 @@ impl Rubric {
                         }
                     }
                 }
+            }
+            if cue_free {
+                return;
             }
             // On non-ASCII text, search an ASCII stand-in and map its offsets back to `s`.
             let standin = if s.is_ascii() {
@@ -940,11 +968,45 @@ impl Rubric {
                 }
             }
         };
-        scan("title", title, false);
-        for (i, f) in listing.features.iter().enumerate() {
-            scan(&feature_field(i), f, true);
+        // The short fields' phrases in one search (or one each when a phrase holds a `\n`).
+        let short_found = self.phrases.joinable().then(|| self.phrases.find(&short));
+        let short_cue_free = {
+            let cues = Cues::of(&short);
+            !cues.contact && !cues.commerce
+        };
+        let mut base = 0;
+        for (i, s) in std::iter::once(title)
+            .chain(listing.features.iter().map(String::as_str))
+            .enumerate()
+        {
+            let own;
+            let (found, at) = match &short_found {
+                Some(all) => {
+                    let from = all.partition_point(|m| m.start < base);
+                    let to = all.partition_point(|m| m.start < base + s.len());
+                    (&all[from..to], base)
+                }
+                None => {
+                    own = self.phrases.find(s);
+                    (&own[..], 0)
+                }
+            };
+            let field = if i == 0 {
+                Cow::Borrowed("title")
+            } else {
+                feature_field(i - 1)
+            };
+            scan(&field, s, i > 0, found, at, short_cue_free);
+            base += s.len() + 1;
         }
-        scan("description", &visible, false);
+        scan(
+            "description",
+            &visible,
+            false,
+            &self.phrases.find(&visible),
+            0,
+            false,
+        );
 
         // X-LANG: mostly Latin letters, and English function words in longer descriptions.
         {
@@ -1445,6 +1507,108 @@ mod tests {
     use super::*;
     use crate::rng::Rng;
     use regex::RegexSet;
+
+    /// The title and the features are searched for phrases joined: the reports are those of a
+    /// rubric that has to search them one by one (an extra phrase with a `\n` that never matches
+    /// makes its phrase set not joinable), on fields with phrases at their edges, non-ASCII
+    /// text, line breaks and pattern cues.
+    #[test]
+    fn joined_short_fields_score_as_fields_alone() {
+        let joined = Rubric::default();
+        let mut lex = Lexicons::builtin();
+        lex.promo.entries.push(Entry {
+            phrase: "never\nseen".into(),
+            source: "test".into(),
+            note: "test".into(),
+        });
+        let alone = Rubric::new(RubricConfig::default(), lex);
+        assert!(joined.phrases.joinable() && !alone.phrases.joinable());
+        let parts = [
+            "best",
+            "Best seller",
+            "#1",
+            "rated #1",
+            "% off",
+            "50",
+            "amazon",
+            "placeholder",
+            "lorem ipsum",
+            "free shipping",
+            "Sale",
+            "wholesale",
+            " ",
+            "\n",
+            "-",
+            ".",
+            ",",
+            "é",
+            "\u{2019}",
+            "ß",
+            "Ünïcode",
+            "$5",
+            "2019",
+            "www.x.com",
+            "a@b.io",
+            "12 Main Street",
+            "USB",
+            "Drive",
+            "Soft",
+            "cotton",
+            "Maple",
+            "9",
+            "x",
+        ];
+        let mut rng = Rng::new(5);
+        let mut field = |rng: &mut Rng| -> String {
+            let n = rng.below(7);
+            (0..n).map(|_| parts[rng.below(parts.len())]).collect()
+        };
+        let mut flagged = 0;
+        for _ in 0..20_000 {
+            let listing = Listing {
+                title: field(&mut rng),
+                features: (0..rng.below(6)).map(|_| field(&mut rng)).collect(),
+                description: field(&mut rng),
+            };
+            let input = ProductInput {
+                product_name: field(&mut rng),
+                ..Default::default()
+            };
+            let a = joined.score(&listing, Some(&input));
+            let b = alone.score(&listing, Some(&input));
+            assert_eq!(a, b, "{listing:?}");
+            flagged += a.rules.iter().any(|r| r.id.starts_with('X') && !r.passed) as usize;
+        }
+        assert!(flagged > 5_000, "{flagged}");
+    }
+
+    /// A cue of a field is a cue of the fields joined by `\n`: a joined text without one spares
+    /// every field its cue pass.
+    #[test]
+    fn a_cue_of_a_field_is_a_cue_of_the_joined_fields() {
+        let parts = [
+            " ", "\n", ".", "@", "$", ":", "/", "1", "19", "2019", "555", "4567", "12", "w", "x",
+            "com", "www", "://", "Main", "Street", "St", "Drive", "USD", "US", "D", "EUR", "GBP",
+            "\u{e9}",
+        ];
+        let mut rng = Rng::new(12);
+        for _ in 0..100_000 {
+            let fields: Vec<String> = (0..1 + rng.below(4))
+                .map(|_| {
+                    let n = rng.below(6);
+                    (0..n).map(|_| parts[rng.below(parts.len())]).collect()
+                })
+                .collect();
+            let whole = Cues::of(&fields.join("\n"));
+            for f in &fields {
+                let c = Cues::of(f);
+                assert!(
+                    (!c.contact || whole.contact) && (!c.commerce || whole.commerce),
+                    "{f:?} in {fields:?}"
+                );
+            }
+        }
+    }
 
     /// Gate details read as sentences, serialise as those sentences and read back equal.
     #[test]
