@@ -1559,7 +1559,7 @@ mod tests {
             "x",
         ];
         let mut rng = Rng::new(5);
-        let mut field = |rng: &mut Rng| -> String {
+        let field = |rng: &mut Rng| -> String {
             let n = rng.below(7);
             (0..n).map(|_| parts[rng.below(parts.len())]).collect()
         };
