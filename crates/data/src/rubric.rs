@@ -7,6 +7,7 @@
 
 use regex::Regex;
 use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
 use std::borrow::Cow;
 use std::collections::HashSet;
 
@@ -547,7 +548,7 @@ impl Rubric {
 
         // T-FORM
         // A title has a dozen words or so: room for them at once.
-        let mut title_words: Vec<(usize, &str)> = Vec::with_capacity(24);
+        let mut title_words: SmallVec<[(usize, &str); 24]> = SmallVec::new();
         title_words.extend(words(title));
         {
             let mut missing = Vec::new();
@@ -560,7 +561,7 @@ impl Rubric {
             }
             if let Some(inp) = input {
                 // Lower-cased (ASCII words are compared ASCII-case-insensitively as they are).
-                let nouns: Vec<Cow<str>> = words(&inp.product_name)
+                let nouns: SmallVec<[Cow<str>; 8]> = words(&inp.product_name)
                     .map(|(_, w)| {
                         if w.is_ascii() {
                             Cow::Borrowed(w)
@@ -630,7 +631,7 @@ impl Rubric {
             // Lower-cased word -> (count, first offset, first spelling); a title has a dozen
             // words, so a list beats a hash map.
             let title_ascii = title.is_ascii();
-            let mut counts: Vec<(usize, usize, &str)> = Vec::with_capacity(title_words.len());
+            let mut counts: SmallVec<[(usize, usize, &str); 16]> = SmallVec::new();
             for (at, w) in &title_words {
                 if w.chars().count() < 2 || is_stopword(w) || !w.chars().any(char::is_alphabetic) {
                     continue;
@@ -724,7 +725,7 @@ impl Rubric {
 
         // F-LEN and F-FMT
         // Lower-cased features seen so far (a handful: a list beats hashing).
-        let mut seen_features: Vec<&str> = Vec::with_capacity(feature_count);
+        let mut seen_features: SmallVec<[&str; 10]> = SmallVec::new();
         let features_ascii = listing.features.iter().all(|f| f.is_ascii());
         // The length of the first feature out of bounds, for the feature_length gate.
         let mut bad_feature = None;

@@ -358,7 +358,7 @@ pub const REPEAT_MIN_WORDS: usize = 5;
 /// (the shape of an ASCII sentence), are counted off the masks in one pass.
 pub fn repeated_sentence(visible: &str, min_words: usize) -> Option<(usize, usize)> {
     // (shape, start, end) of every sentence long enough.
-    let mut seen: Vec<(u64, usize, usize)> = Vec::with_capacity(16);
+    let mut seen: smallvec::SmallVec<[(u64, usize, usize); 16]> = smallvec::SmallVec::new();
     // The sentence `start..end`, whose ASCII words and their bytes the masks counted (or that
     // holds a non-ASCII byte): its range if it repeats an earlier one.
     let mut sentence = |start: usize, end: usize, counted: (usize, usize), high: bool| {
