@@ -262,36 +262,56 @@ fn stopwords_ascii_masks(b: &[u8], limit: usize) -> usize {
         let mut starts = alnum & !((alnum << 1) | u64::from(carry));
         carry = alnum >> 63 == 1;
         while starts != 0 && count < limit {
-            let i = 64 * k + starts.trailing_zeros() as usize;
+            let j = starts.trailing_zeros();
             starts &= starts - 1;
-            count += usize::from(stopword_at(b, i));
+            // The run's length off the mask (ones from bit j), unless it reaches the block's end.
+            let ones = (!alnum >> j).trailing_zeros() as usize;
+            let i = 64 * k + j as usize;
+            let len = if ones < 64 - j as usize {
+                ones
+            } else {
+                b[i..]
+                    .iter()
+                    .take_while(|c| c.is_ascii_alphanumeric())
+                    .count()
+            };
+            count += usize::from(stopword_run(b, i, len));
         }
     }
     count
 }
 
-/// Whether the run of letters and digits of ASCII text `b` that starts at `i` is a whole
+/// Whether the run of `len` letters and digits of ASCII text `b` that starts at `i` is a whole
 /// stopword: not the part of a word after an inner `'` or `-` ("it's", "all-weather"), nor
-/// followed by one, and letters only (a word with a digit is no stopword).
+/// followed by one, and letters only (a word with a digit is no stopword: no key of one is a
+/// stopword's). The run's bytes are read as one word and lower-cased together (`| 0x20` lowers
+/// letters and leaves digits as they are), the key [`stopword_key`] makes byte by byte.
 #[cfg(target_arch = "x86_64")]
-fn stopword_at(b: &[u8], i: usize) -> bool {
+fn stopword_run(b: &[u8], i: usize, len: usize) -> bool {
+    // Stopwords have at most 6 letters.
+    if len > 6 {
+        return false;
+    }
     if i >= 2 && matches!(b[i - 1], b'\'' | b'-') && b[i - 2].is_ascii_alphanumeric() {
         return false;
     }
-    // Stopwords have at most 6 letters: a 7th letter is enough to say no.
-    let end = i + b[i..]
-        .iter()
-        .take(7)
-        .take_while(|c| c.is_ascii_alphabetic())
-        .count();
-    let joined = |j: usize| {
-        matches!(b.get(j), Some(b'\'' | b'-'))
-            && b.get(j + 1).is_some_and(u8::is_ascii_alphanumeric)
+    let end = i + len;
+    if matches!(b.get(end), Some(b'\'' | b'-'))
+        && b.get(end + 1).is_some_and(u8::is_ascii_alphanumeric)
+    {
+        return false;
+    }
+    let word = match b.get(i..i + 8) {
+        Some(w) => u64::from_le_bytes(w.try_into().expect("8 bytes")),
+        None => {
+            let mut w = [0u8; 8];
+            w[..b.len() - i].copy_from_slice(&b[i..]);
+            u64::from_le_bytes(w)
+        }
     };
-    end - i <= 6
-        && !b.get(end).is_some_and(u8::is_ascii_digit)
-        && !joined(end)
-        && stopword_bytes(&b[i..end])
+    let keep = (1u64 << (8 * len)) - 1;
+    let key = ((word | 0x2020_2020_2020_2020) & keep) | (len as u64) << 56;
+    len > 0 && STOPWORD_SLOTS.1[stopword_slot(key, STOPWORD_SLOTS.0)] == key
 }
 
 /// [`count_stopwords`] of ASCII text, a byte at a time.
