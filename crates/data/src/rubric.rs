@@ -481,7 +481,9 @@ impl Rubric {
         let cfg = &self.config;
         let title = listing.title.trim();
         let title_chars = char_len(title);
-        let visible = text::strip_html(&listing.description);
+        // The description's tags, found while stripping them (D-HTML reads them).
+        let mut tags: SmallVec<[(usize, usize); 32]> = SmallVec::new();
+        let visible = text::strip_html_tags(&listing.description, |s, e| tags.push((s, e)));
         let description_words = text::word_count(&visible);
         let feature_count = listing.features.len();
         let automotive = input.is_some_and(|i| i.top_category().eq_ignore_ascii_case("automotive"));
@@ -824,7 +826,8 @@ impl Rubric {
         }
 
         // D-HTML
-        for (start, end, tag) in html_tags(&listing.description) {
+        for &(start, end) in &tags {
+            let tag = &listing.description[start..end];
             if plain_allowed_tag(tag) {
                 continue;
             }
@@ -1246,10 +1249,12 @@ impl Standin {
 /// each, found in one byte pass, so that most fields skip both regex searches (which cost more
 /// than the rest of the rubric's scans together). Every alternative of the patterns needs one of
 /// these cues (checked against the patterns by a test):
-/// - url: `://`, a `.` after a `w` (`www.`) or before a letter (`.com`);
+/// - url: `://`, a `.` after `www` or before a letter (`.com`);
 /// - e-mail: `@`;
 /// - phone and year: four digits in a row;
-/// - address: digits, whitespace and then, as the second to fourth word, a street type;
+/// - address: digits, whitespace and then, as the second to fourth word, a street type that
+///   ends there or before a byte that is no word character (`\b`: "St." or "Street," but not
+///   "Stainless");
 /// - price: `$` (the ASCII stand-in of `€` and `£` too) or `USD`, `EUR`, `GBP`.
 ///
 /// Text that is not ASCII (a stand-in could not be made) gets every cue.
@@ -1333,8 +1338,8 @@ impl Cues {
             b'$' => *commerce = true,
             b':' => *contact |= next == b'/',
             b'.' => {
-                *contact |=
-                    next.is_ascii_alphabetic() || (i > 0 && b[i - 1].eq_ignore_ascii_case(&b'w'))
+                *contact |= next.is_ascii_alphabetic()
+                    || (i >= 3 && b[i - 3..i].eq_ignore_ascii_case(b"www"))
             }
             _ => *commerce |= matches!(&b[i..b.len().min(i + 3)], b"USD" | b"EUR" | b"GBP"),
         }
@@ -1448,7 +1453,7 @@ const STREET_TYPES: &[&str] = &[
 ];
 
 /// Whether the second, third or fourth word of `rest` (which starts with whitespace) begins with
-/// one of [`STREET_TYPES`], in any case.
+/// one of [`STREET_TYPES`] as a whole word, in any case.
 fn street_type_follows(rest: &[u8]) -> bool {
     rest.split(|&c| is_regex_space(c))
         .filter(|w| !w.is_empty())
@@ -1457,7 +1462,9 @@ fn street_type_follows(rest: &[u8]) -> bool {
         .any(starts_with_street_type)
 }
 
-/// Whether `w` begins with one of [`STREET_TYPES`], in any case. Numbers in listings are mostly
+/// Whether `w` begins with one of [`STREET_TYPES`], in any case, followed by its end or a byte
+/// that is no word character (the pattern's `\b`; a stand-in has `_` for a non-ASCII word
+/// character). Numbers in listings are mostly
 /// followed by units and nouns, so the lower-cased first two bytes (every street type has two)
 /// are looked up first, in a table of 256 x 256 bits.
 fn starts_with_street_type(w: &[u8]) -> bool {
@@ -1477,12 +1484,18 @@ fn starts_with_street_type(w: &[u8]) -> bool {
     };
     let k = (a.to_ascii_lowercase() as usize) << 8 | b.to_ascii_lowercase() as usize;
     FIRST_TWO[k / 64] >> (k % 64) & 1 == 1
-        && STREET_TYPES
-            .iter()
-            .any(|t| w.len() >= t.len() && w[..t.len()].eq_ignore_ascii_case(t.as_bytes()))
+        && STREET_TYPES.iter().any(|t| {
+            w.len() >= t.len()
+                && w[..t.len()].eq_ignore_ascii_case(t.as_bytes())
+                && !w
+                    .get(t.len())
+                    .is_some_and(|&c| c.is_ascii_alphanumeric() || c == b'_')
+        })
 }
 
-/// The tags of an HTML fragment as `(start, end, text)` byte ranges.
+/// The tags of an HTML fragment as `(start, end, text)` byte ranges: the definition of the tags
+/// `text::strip_html_tags` reports (a test compares them).
+#[cfg(test)]
 fn html_tags(s: &str) -> impl Iterator<Item = (usize, usize, &str)> {
     // `<` and `>` are ASCII: the positions memchr finds are character boundaries.
     let b = s.as_bytes();
@@ -1609,6 +1622,52 @@ mod tests {
                 );
             }
         }
+    }
+
+    /// The tags stripping reports are the tags of the HTML, on fragments of tags, entities,
+    /// stray `<`, `>` and `&`, and non-ASCII text.
+    #[test]
+    fn stripping_reports_the_html_tags() {
+        let parts = [
+            "<p>",
+            "</p>",
+            "<b>",
+            "<br/>",
+            "<!-- c -->",
+            "<a href=x>",
+            "< p>",
+            "<3",
+            "a < b",
+            ">",
+            "&amp;",
+            "&lt;p&gt;",
+            "&#60;",
+            "&#x3c;b>",
+            "&bogus;",
+            "&",
+            "&<p>",
+            "<&>",
+            "text",
+            " ",
+            "\u{e9}",
+            "\u{2019}",
+            "<",
+            "<p",
+            "<ul><li>",
+        ];
+        let mut rng = Rng::new(21);
+        let mut tags_seen = 0;
+        for _ in 0..50_000 {
+            let s: String = (0..rng.below(12))
+                .map(|_| parts[rng.below(parts.len())])
+                .collect();
+            let mut got = Vec::new();
+            text::strip_html_tags(&s, |a, b| got.push((a, b)));
+            let want: Vec<(usize, usize)> = html_tags(&s).map(|(a, b, _)| (a, b)).collect();
+            assert_eq!(got, want, "{s:?}");
+            tags_seen += got.len();
+        }
+        assert!(tags_seen > 50_000, "{tags_seen}");
     }
 
     /// Gate details read as sentences, serialise as those sentences and read back equal.
@@ -1743,6 +1802,10 @@ mod tests {
                 false,
             ),
             ("at 12 Maple Grove Street", true, false),
+            ("at 12 Maple Grove St.", true, false),
+            // A word that starts like a street type is none; a `w` before a `.` is no `www.`.
+            ("12 stainless steel blades", false, false),
+            ("a sturdy draw. Then", false, false),
             ("now $29.99", false, true),
             ("the 2024 edition", true, true),
             ("help@northpeak.io", true, false),

@@ -6,6 +6,13 @@
 /// Block-level tags (`p`, `li`, `br`, ...) become a space so that words on either side stay apart.
 /// Unknown entities are kept verbatim. Never fails: malformed markup degrades to text.
 pub fn strip_html(s: &str) -> String {
+    strip_html_tags(s, |_, _| {})
+}
+
+/// [`strip_html`], calling `tag(start, end)` with the byte range of every tag it removes, in
+/// order: a `<` followed by a letter, `/` or `!`, up to the next `>` (what the rubric's HTML
+/// check reads, found in the same walk).
+pub fn strip_html_tags(s: &str, mut tag: impl FnMut(usize, usize)) -> String {
     // `<` and `&` are ASCII: byte positions found by memchr are character boundaries.
     if memchr::memchr2(b'<', b'&', s.as_bytes()).is_none() {
         return s.to_owned();
@@ -14,6 +21,10 @@ pub fn strip_html(s: &str) -> String {
     walk_visible(s, |piece| match piece {
         Visible::Text(t) => out.push_str(t),
         Visible::Char(c) => out.push(c),
+        Visible::Tag(start, end) => {
+            out.push(' ');
+            tag(start, end);
+        }
     });
     out
 }
@@ -22,8 +33,10 @@ pub fn strip_html(s: &str) -> String {
 enum Visible<'a> {
     /// Text between tags and entities, as it stands.
     Text(&'a str),
-    /// A space for a tag, an entity's character, or a `<` or `&` that starts neither.
+    /// An entity's character, or a `<` or `&` that starts neither.
     Char(char),
+    /// A tag, as its byte range in the HTML: a space in the visible text.
+    Tag(usize, usize),
 }
 
 /// Walks the visible text of `html` in order, as [`strip_html`] writes it.
@@ -34,8 +47,15 @@ fn walk_visible<'a>(html: &'a str, mut f: impl FnMut(Visible<'a>)) {
         let pos = done + i;
         f(Visible::Text(&html[done..pos]));
         let tail = &html[pos..];
+        if bytes[pos] == b'<' {
+            if let Some(end) = tag_end(tail) {
+                f(Visible::Tag(pos, pos + end));
+                done = pos + end;
+                continue;
+            }
+        }
         let (c, len) = if bytes[pos] == b'<' {
-            tag_end(tail).map_or(('<', 1), |end| (' ', end))
+            ('<', 1)
         } else {
             decode_entity(tail).unwrap_or(('&', 1))
         };
@@ -356,6 +376,7 @@ pub fn description_words(html: &str) -> usize {
     walk_visible(html, |piece| match piece {
         Visible::Text(t) => w.feed(t),
         Visible::Char(c) => w.feed_char(c),
+        Visible::Tag(..) => w.feed_char(' '),
     });
     w.count
 }
