@@ -480,7 +480,23 @@ impl Rubric {
     pub fn score(&self, listing: &Listing, input: Option<&ProductInput>) -> Report {
         let cfg = &self.config;
         let title = listing.title.trim();
-        let title_chars = char_len(title);
+        // The title and the features joined by `\n`, for the scans that would otherwise start
+        // over on each of these short fields: a field starts and ends on a word boundary there as
+        // it does alone (`\n` is no letter or digit), no phrase holds a `\n` (else `joinable` is
+        // false), so no phrase match spans two fields, and a cue of one field is a cue of the
+        // whole (see `Cues`), so a whole without one spares the fields their cue passes. When the
+        // whole is ASCII, so is every field: characters are bytes.
+        let mut short = String::with_capacity(
+            title.len() + listing.features.iter().map(|f| f.len() + 1).sum::<usize>(),
+        );
+        short.push_str(title);
+        for f in &listing.features {
+            short.push('\n');
+            short.push_str(f);
+        }
+        let short_ascii = short.is_ascii();
+        let chars = |s: &str| if short_ascii { s.len() } else { char_len(s) };
+        let title_chars = chars(title);
         // The description's tags, found while stripping them (D-HTML reads them).
         let mut tags: SmallVec<[(usize, usize); 32]> = SmallVec::new();
         let visible = text::strip_html_tags(&listing.description, |s, e| tags.push((s, e)));
@@ -632,7 +648,7 @@ impl Rubric {
         {
             // Lower-cased word -> (count, first offset, first spelling); a title has a dozen
             // words, so a list beats a hash map.
-            let title_ascii = title.is_ascii();
+            let title_ascii = short_ascii || title.is_ascii();
             let mut counts: SmallVec<[(usize, usize, &str); 16]> = SmallVec::new();
             for (at, w) in &title_words {
                 if w.chars().count() < 2 || is_stopword(w) || !w.chars().any(char::is_alphabetic) {
@@ -662,20 +678,6 @@ impl Rubric {
                     false,
                 );
             }
-        }
-
-        // The title and the features joined by `\n`, for the scans that would otherwise start
-        // over on each of these short fields: a field starts and ends on a word boundary there as
-        // it does alone (`\n` is no letter or digit), no phrase holds a `\n` (else `joinable` is
-        // false), so no phrase match spans two fields, and a cue of one field is a cue of the
-        // whole (see `Cues`), so a whole without one spares the fields their cue passes.
-        let mut short = String::with_capacity(
-            title.len() + listing.features.iter().map(|f| f.len() + 1).sum::<usize>(),
-        );
-        short.push_str(title);
-        for f in &listing.features {
-            short.push('\n');
-            short.push_str(f);
         }
 
         // T-CHR (title and features)
@@ -728,13 +730,13 @@ impl Rubric {
         // F-LEN and F-FMT
         // Lower-cased features seen so far (a handful: a list beats hashing).
         let mut seen_features: SmallVec<[&str; 10]> = SmallVec::new();
-        let features_ascii = listing.features.iter().all(|f| f.is_ascii());
+        let features_ascii = short_ascii || listing.features.iter().all(|f| f.is_ascii());
         // The length of the first feature out of bounds, for the feature_length gate.
         let mut bad_feature = None;
         for (i, f) in listing.features.iter().enumerate() {
             let field = &*feature_field(i);
             let t = f.trim();
-            let n = char_len(t);
+            let n = chars(t);
             if n == 0 || n > cfg.feature_max_chars {
                 bad_feature = bad_feature.or(Some(n));
                 fail(
@@ -1164,6 +1166,10 @@ fn feature_field(i: usize) -> Cow<'static, str> {
 /// The alphabetic characters of `s` past U+024F (not Latin): `count_letters(s).1`, with only
 /// the non-ASCII characters decoded.
 fn foreign_letters(s: &str) -> usize {
+    // Most text is ASCII, which `is_ascii` tells many bytes at a time.
+    if s.is_ascii() {
+        return 0;
+    }
     let mut foreign = 0;
     let mut rest = s;
     while let Some(i) = crate::byte_class::first_non_ascii(rest.as_bytes()) {
