@@ -495,6 +495,7 @@ impl Rubric {
             short.push_str(f);
         }
         let short_ascii = short.is_ascii();
+        let short_has_lt = memchr::memchr(b'<', short.as_bytes()).is_some();
         let chars = |s: &str| if short_ascii { s.len() } else { char_len(s) };
         let title_chars = chars(title);
         // The description's tags, found while stripping them (D-HTML reads them).
@@ -599,7 +600,8 @@ impl Rubric {
             } else if title_words.len() < 3 {
                 missing.push("has fewer than 3 words");
             }
-            let has_attr = title.chars().any(|c| c.is_ascii_digit())
+            // An ASCII digit byte is an ASCII digit character (UTF-8 never reuses ASCII bytes).
+            let has_attr = title.bytes().any(|b| b.is_ascii_digit())
                 || title_words
                     .iter()
                     .any(|(_, w)| with_lowercase(w, |l| self.attributes.contains(l)));
@@ -619,8 +621,7 @@ impl Rubric {
         {
             let (mut upper, mut letters) = (0usize, 0usize);
             for (_, w) in &title_words {
-                let n = w.chars().filter(|c| c.is_alphabetic()).count();
-                let u = w.chars().filter(|c| c.is_uppercase()).count();
+                let (_, n, u) = letter_counts(w, short_ascii);
                 if n > 0 && u == n && n <= 4 {
                     continue; // acronym (USB, LED, HDMI)
                 }
@@ -651,7 +652,8 @@ impl Rubric {
             let title_ascii = short_ascii || title.is_ascii();
             let mut counts: SmallVec<[(usize, usize, &str); 16]> = SmallVec::new();
             for (at, w) in &title_words {
-                if w.chars().count() < 2 || is_stopword(w) || !w.chars().any(char::is_alphabetic) {
+                let (chars, letters, _) = letter_counts(w, short_ascii);
+                if chars < 2 || letters == 0 || is_stopword(w) {
                     continue;
                 }
                 match counts
@@ -759,7 +761,7 @@ impl Rubric {
                     seen_features.push(t);
                 }
             }
-            if t.contains('<') && t.contains('>') {
+            if short_has_lt && t.contains('<') && t.contains('>') {
                 fail(
                     "F-FMT",
                     whole(
@@ -1112,6 +1114,21 @@ impl Rubric {
                 .iter()
                 .all(|f| (1..=cfg.feature_max_chars).contains(&char_len(f.trim())))
             && text::description_words(&listing.description) >= cfg.description_min_words
+    }
+}
+
+/// The characters, letters and uppercase letters of a word, byte by byte when the caller knows
+/// it is ASCII (`ascii`).
+fn letter_counts(w: &str, ascii: bool) -> (usize, usize, usize) {
+    if ascii {
+        let b = w.as_bytes();
+        let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
+        let upper = b.iter().filter(|c| c.is_ascii_uppercase()).count();
+        (b.len(), letters, upper)
+    } else {
+        let letters = w.chars().filter(|c| c.is_alphabetic()).count();
+        let upper = w.chars().filter(|c| c.is_uppercase()).count();
+        (w.chars().count(), letters, upper)
     }
 }
 
@@ -1973,6 +1990,15 @@ mod tests {
                     "{a:?} {b:?}"
                 );
                 assert_eq!(with_lowercase(a, str::to_owned), a.to_lowercase(), "{a:?}");
+                let counts = (
+                    a.chars().count(),
+                    a.chars().filter(|c| c.is_alphabetic()).count(),
+                    a.chars().filter(|c| c.is_uppercase()).count(),
+                );
+                assert_eq!(letter_counts(a, false), counts, "{a:?}");
+                if a.is_ascii() {
+                    assert_eq!(letter_counts(a, true), counts, "{a:?}");
+                }
             }
         }
     }
