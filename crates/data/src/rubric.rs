@@ -568,7 +568,11 @@ impl Rubric {
         // T-FORM
         // A title has a dozen words or so: room for them at once.
         let mut title_words: SmallVec<[(usize, &str); 24]> = SmallVec::new();
-        title_words.extend(words(title));
+        if short_ascii {
+            text::for_ascii_words(title, |at, w| title_words.push((at, w)));
+        } else {
+            title_words.extend(words(title));
+        }
         {
             let mut missing = Vec::new();
             let starts_upper = title
@@ -580,8 +584,16 @@ impl Rubric {
             }
             if let Some(inp) = input {
                 // Lower-cased (ASCII words are compared ASCII-case-insensitively as they are).
-                let nouns: SmallVec<[Cow<str>; 8]> = words(&inp.product_name)
-                    .map(|(_, w)| {
+                let name = inp.product_name.as_str();
+                let mut name_words: SmallVec<[&str; 8]> = SmallVec::new();
+                if name.is_ascii() {
+                    text::for_ascii_words(name, |_, w| name_words.push(w));
+                } else {
+                    name_words.extend(words(name).map(|(_, w)| w));
+                }
+                let nouns: SmallVec<[Cow<str>; 8]> = name_words
+                    .into_iter()
+                    .map(|w| {
                         if w.is_ascii() {
                             Cow::Borrowed(w)
                         } else {
@@ -617,11 +629,16 @@ impl Rubric {
             }
         }
 
+        // The characters, letters and uppercase letters of each title word (T-CASE, T-REP).
+        let title_letters: SmallVec<[(usize, usize, usize); 24]> = title_words
+            .iter()
+            .map(|(_, w)| letter_counts(w, short_ascii))
+            .collect();
+
         // T-CASE
         {
             let (mut upper, mut letters) = (0usize, 0usize);
-            for (_, w) in &title_words {
-                let (_, n, u) = letter_counts(w, short_ascii);
+            for &(_, n, u) in &title_letters {
                 if n > 0 && u == n && n <= 4 {
                     continue; // acronym (USB, LED, HDMI)
                 }
@@ -651,8 +668,7 @@ impl Rubric {
             // words, so a list beats a hash map.
             let title_ascii = short_ascii || title.is_ascii();
             let mut counts: SmallVec<[(usize, usize, &str); 16]> = SmallVec::new();
-            for (at, w) in &title_words {
-                let (chars, letters, _) = letter_counts(w, short_ascii);
+            for ((at, w), &(chars, letters, _)) in title_words.iter().zip(&title_letters) {
                 if chars < 2 || letters == 0 || is_stopword(w) {
                     continue;
                 }
@@ -1121,10 +1137,12 @@ impl Rubric {
 /// it is ASCII (`ascii`).
 fn letter_counts(w: &str, ascii: bool) -> (usize, usize, usize) {
     if ascii {
-        let b = w.as_bytes();
-        let letters = b.iter().filter(|c| c.is_ascii_alphabetic()).count();
-        let upper = b.iter().filter(|c| c.is_ascii_uppercase()).count();
-        (b.len(), letters, upper)
+        let (mut letters, mut upper) = (0, 0);
+        for &c in w.as_bytes() {
+            letters += usize::from(c.is_ascii_alphabetic());
+            upper += usize::from(c.is_ascii_uppercase());
+        }
+        (w.len(), letters, upper)
     } else {
         let letters = w.chars().filter(|c| c.is_alphabetic()).count();
         let upper = w.chars().filter(|c| c.is_uppercase()).count();

@@ -587,6 +587,70 @@ pub fn char_len(s: &str) -> usize {
     s.chars().count()
 }
 
+/// [`words`] of ASCII text (the caller knows it is), `f(byte_start, word)` for each, from bit
+/// masks of 64 bytes at a time: a word is a run of letters and digits and of the `'` and `-`
+/// that stand between two of them (a word never starts or ends with one, and two never follow
+/// each other inside one), so the runs of those bytes are the words.
+pub fn for_ascii_words<'a>(s: &'a str, mut f: impl FnMut(usize, &'a str)) {
+    debug_assert!(s.is_ascii());
+    let b = s.as_bytes();
+    let masks = |k: usize| -> (u64, u64) {
+        if 64 * k >= b.len() {
+            return (0, 0);
+        }
+        ascii_word_masks(crate::byte_class::block64(b, k, &mut [0u8; 64]))
+    };
+    let (mut alnum, mut joiner) = masks(0);
+    // Whether the byte before the block is a letter or digit; where the open word started.
+    let mut alnum_before = false;
+    let mut open: Option<usize> = None;
+    for k in 0..b.len().div_ceil(64) {
+        let (next_alnum, next_joiner) = masks(k + 1);
+        let before = alnum << 1 | u64::from(alnum_before);
+        let after = alnum >> 1 | (next_alnum & 1) << 63;
+        let word = alnum | (joiner & before & after);
+        let carry = u64::from(open.is_some());
+        // Bytes that start a run, and the first byte after one (its end).
+        let starts = word & !(word << 1 | carry);
+        let ends = !word & (word << 1 | carry);
+        let mut m = starts | ends;
+        while m != 0 {
+            let i = 64 * k + m.trailing_zeros() as usize;
+            m &= m - 1;
+            match open.take() {
+                Some(start) => f(start, &s[start..i]),
+                None => open = Some(i),
+            }
+        }
+        alnum_before = alnum >> 63 == 1;
+        (alnum, joiner) = (next_alnum, next_joiner);
+    }
+    if let Some(start) = open {
+        f(start, &s[start..]);
+    }
+}
+
+/// The letters and digits, and the `'` and `-`, of 64 ASCII bytes (bit `j` for byte `j`).
+#[cfg(target_arch = "x86_64")]
+fn ascii_word_masks(block: &[u8]) -> (u64, u64) {
+    use crate::byte_class::{ascii_alnum, eq, masks64, or};
+    let [alnum, joiner] = masks64(block, |v| [ascii_alnum(v), or(eq(v, b'\''), eq(v, b'-'))]);
+    (alnum, joiner)
+}
+
+#[cfg(not(target_arch = "x86_64"))]
+fn ascii_word_masks(block: &[u8]) -> (u64, u64) {
+    block[..64]
+        .iter()
+        .enumerate()
+        .fold((0, 0), |(a, j), (i, &c)| {
+            (
+                a | u64::from(c.is_ascii_alphanumeric()) << i,
+                j | u64::from(c == b'\'' || c == b'-') << i,
+            )
+        })
+}
+
 /// Iterates over words as `(byte_start, word)`: runs of alphanumerics, apostrophes and inner
 /// hyphens. Used for repeated-word, capitalisation and year checks.
 pub fn words(s: &str) -> Words<'_> {
@@ -1231,6 +1295,7 @@ pub(crate) mod tests {
     #[test]
     fn fast_text_helpers_agree_with_the_straightforward_ones() {
         let mut r = crate::rng::Rng::new(11);
+        let mut ascii_texts = 0;
         for _ in 0..200_000 {
             let s = random_text(&mut r);
             assert_eq!(strip_html(&s), reference::strip_html(&s), "{s:?}");
@@ -1241,6 +1306,12 @@ pub(crate) mod tests {
                 "{s:?}"
             );
             assert_eq!(words(&s).collect::<Vec<_>>(), reference::words(&s), "{s:?}");
+            if s.is_ascii() {
+                let mut ascii = Vec::new();
+                for_ascii_words(&s, |i, w| ascii.push((i, w)));
+                assert_eq!(ascii, reference::words(&s), "{s:?}");
+                ascii_texts += 1;
+            }
             assert_eq!(normalise(&s), reference::normalise(&s), "{s:?}");
             for (_, w) in words(&s) {
                 assert_eq!(is_stopword(w), reference::is_stopword(w), "{w:?}");
@@ -1252,6 +1323,29 @@ pub(crate) mod tests {
             assert_eq!(count_stopwords(&s), stops, "{s:?}");
             let limit = r.below(4);
             assert_eq!(count_stopwords_up_to(&s, limit), stops.min(limit), "{s:?}");
+        }
+        assert!(ascii_texts > 10_000, "{ascii_texts}");
+        // Long ASCII texts: words across the 64-byte blocks, joiners at their edges.
+        let pieces = [
+            "a",
+            "word",
+            "it's",
+            "all-weather",
+            "-",
+            "'",
+            " ",
+            "9",
+            "x-",
+            "'y",
+            "--",
+        ];
+        for _ in 0..20_000 {
+            let s: String = (0..r.below(120))
+                .map(|_| pieces[r.below(pieces.len())])
+                .collect();
+            let mut ascii = Vec::new();
+            for_ascii_words(&s, |i, w| ascii.push((i, w)));
+            assert_eq!(ascii, reference::words(&s), "{s:?}");
         }
         for w in STOPWORDS {
             assert!(is_stopword(w) && is_stopword(&w.to_uppercase()), "{w}");
