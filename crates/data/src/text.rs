@@ -143,9 +143,17 @@ impl Default for WordCounter {
 
 impl WordCounter {
     fn feed(&mut self, text: &str) {
+        let bytes = text.as_bytes();
+        if text.is_ascii() {
+            // All of it as blocks of 64 bytes, the last one padded with a byte that is neither
+            // whitespace nor alphanumeric: no event.
+            for k in 0..bytes.len().div_ceil(64) {
+                self.feed_block(crate::byte_class::block64(bytes, k, &mut [1u8; 64]));
+            }
+            return;
+        }
         // 64 bytes at a time as bit masks, up to the next non-ASCII character (a curly quote or
         // a no-break space in otherwise ASCII text), which is decoded.
-        let bytes = text.as_bytes();
         let mut i = 0;
         while i < bytes.len() {
             let chunk = &bytes[i..bytes.len().min(i + 64)];
