@@ -721,7 +721,7 @@ impl Rubric {
             }
         };
         // Joined ASCII text without a forbidden byte: nothing to report in any field.
-        if !short.is_ascii() || short.bytes().any(is_forbidden_ascii) {
+        if !short_ascii || short.bytes().any(is_forbidden_ascii) {
             check_chars("title", title);
             for (i, f) in listing.features.iter().enumerate() {
                 check_chars(&feature_field(i), f);
