@@ -1551,9 +1551,9 @@ fn street_type_follows_from(rest: &[u8], seen: usize) -> bool {
 
 /// Whether `w` begins with one of [`STREET_TYPES`], in any case, followed by its end or a byte
 /// that is no word character (the pattern's `\b`; a stand-in has `_` for a non-ASCII word
-/// character). Numbers in listings are mostly
-/// followed by units and nouns, so the lower-cased first two bytes (every street type has two)
-/// are looked up first, in a table of 256 x 256 bits.
+/// character). Numbers in listings are mostly followed by units and nouns, so the lower-cased
+/// first two bytes (every street type has two) are looked up first, in a table of 256 x 256
+/// bits.
 fn starts_with_street_type(w: &[u8]) -> bool {
     static FIRST_TWO: [u64; 1024] = {
         let mut t = [0u64; 1024];

@@ -339,7 +339,8 @@ fn stopword_run(b: &[u8], i: usize, len: usize) -> bool {
     };
     let keep = (1u64 << (8 * len)) - 1;
     let key = ((word | 0x2020_2020_2020_2020) & keep) | (len as u64) << 56;
-    len > 0 && STOPWORD_SLOTS.1[stopword_slot(key, STOPWORD_SLOTS.0)] == key
+    // A run has at least one byte; an empty key (0) would match the table's empty slots.
+    len > 0 && is_stopword_key(key)
 }
 
 /// [`count_stopwords`] of ASCII text, a byte at a time.
@@ -832,7 +833,12 @@ fn stopword_bytes(b: &[u8]) -> bool {
     if b.is_empty() || b.len() > 6 {
         return false;
     }
-    let key = stopword_key(b);
+    is_stopword_key(stopword_key(b))
+}
+
+/// Whether a key of [`stopword_key`]'s form (a word of 1 to 6 bytes) is a stopword's.
+#[inline]
+fn is_stopword_key(key: u64) -> bool {
     STOPWORD_SLOTS.1[stopword_slot(key, STOPWORD_SLOTS.0)] == key
 }
 
